@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job: set up .venv if needed, then run the reproduction (default: the lite preset on a CPU).
+#   scripts/reproduce.sh [smoke|lite|full] [--resume] [--out DIR]
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+preset="${1:-lite}"
+shift || true
+export MPLBACKEND=Agg TOKENIZERS_PARALLELISM=false
+exec simpleseg-lite reproduce --preset "$preset" "$@"

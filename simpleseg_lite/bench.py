@@ -1,0 +1,72 @@
+"""Speed benchmarks that print numbers (``simpleseg-lite bench geometry``). Targets live here, not in tests.
+
+The geometry benchmark measures, on **one thread**, the three calls that sit in every hot loop:
+
+* ``mask2poly``: binary mask → answer text (``serialize.mask_to_answer``, ε = 0.005 of the perimeter);
+* ``parse``: answer text → polygons (``parse.parse_polygons``);
+* ``reward``: answer text + precomputed ground-truth RLE → IoU (``metrics.answer_iou``, the function
+  the IoU reward calls: parse + rasterize in RLE space + intersection/union).
+
+Masks: 640×480 "wobbly blobs" — a radius r(θ) = R·(1 + Σ_k a_k sin(kθ + φ_k)) with harmonics k = 2..15,
+R drawn in [60, 140] px — chosen so the default ε gives ~60 vertices per polygon (the printed
+``vertices_mean`` says what was measured). Deterministic by seed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+from .metrics import answer_iou, mask_to_rle
+from .parse import parse_polygons
+from .serialize import mask_to_answer
+
+
+def wobbly_blob(rng: np.random.Generator, height: int = 480, width: int = 640) -> np.ndarray:
+    """A random smooth star-like object mask (uint8 0/1), fully inside the image."""
+    radius = rng.uniform(60, 140)
+    theta = np.linspace(0, 2 * np.pi, 720, endpoint=False)
+    r = np.ones_like(theta)
+    for k in range(2, 16):
+        r += rng.uniform(0.01, 0.06) * np.sin(k * theta + rng.uniform(0, 2 * np.pi))
+    cx = rng.uniform(radius * 1.5, width - radius * 1.5)
+    cy = rng.uniform(radius * 1.5, height - radius * 1.5)
+    pts = np.stack([cx + radius * r * np.cos(theta), cy + radius * r * np.sin(theta)], axis=1)
+    mask = np.zeros((height, width), dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+    return mask
+
+
+def _rate(fn, items, min_seconds: float) -> float:
+    """Calls per second of ``fn`` over ``items``, repeated until ``min_seconds`` have passed."""
+    n, start = 0, time.perf_counter()
+    while True:
+        for it in items:
+            fn(it)
+        n += len(items)
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return n / elapsed
+
+
+def bench_geometry(n_masks: int = 64, seed: int = 0, min_seconds: float = 1.0, epsilon: float = 0.005) -> dict:
+    """Run the geometry benchmark on one thread and return its numbers."""
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(seed)
+    masks = [wobbly_blob(rng) for _ in range(n_masks)]
+    answers = [mask_to_answer(m, epsilon=epsilon) for m in masks]
+    gts = [mask_to_rle(m) for m in masks]
+    parsed = [parse_polygons(a) for a in answers]
+    pairs = list(zip(answers, gts))
+    return {
+        "mask2poly_per_s": _rate(lambda m: mask_to_answer(m, epsilon=epsilon), masks, min_seconds),
+        "parse_per_s": _rate(parse_polygons, answers, min_seconds),
+        "reward_per_s": _rate(lambda p: answer_iou(*p), pairs, min_seconds),
+        "vertices_mean": float(np.mean([sum(len(p) for p in r.polygons) for r in parsed])),
+        "chars_mean": float(np.mean([len(a) for a in answers])),
+        "iou_mean": float(np.mean([answer_iou(a, g) for a, g in pairs])),
+        "masks": f"{n_masks} wobbly blobs, 640x480, seed {seed}, epsilon {epsilon} (perimeter)",
+        "threads": 1,
+    }

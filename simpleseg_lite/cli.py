@@ -1,0 +1,176 @@
+"""``simpleseg-lite``: the command line. Other tools depend on these names and JSON keys; keep them.
+
+    simpleseg-lite mask2poly MASK.png [--epsilon E] [--epsilon-mode perimeter|side] [--decimals D]
+    simpleseg-lite parse [FILE|-]
+    simpleseg-lite score --pred FILE --gt MASK.png
+    simpleseg-lite fidelity MASK.png ... [--epsilon E] [--epsilon-mode M] [--json]
+    simpleseg-lite bench geometry [--json]
+    simpleseg-lite reproduce --preset smoke|lite|full [--out DIR] [--resume]
+
+A mask PNG is any image whose nonzero pixels are the object. Errors go to stderr with what to do, and
+exit with status 2; nothing is written to stdout then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .contours import EPSILON_MODES, fill_holes
+from .metrics import answer_iou, mask_to_rle
+from .parse import parse_polygons
+from .serialize import estimate_tokens, mask_to_answer
+
+
+class CLIError(Exception):
+    """A problem with the user's input, reported as one clear line."""
+
+
+def load_mask(path: str | Path, allow_empty: bool = False) -> np.ndarray:
+    """Read a mask image (nonzero = object) as uint8 0/1, with errors that say what to do."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"{path}: no such file (give the path of a mask image, e.g. a PNG)")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise CLIError(f"{path}: not a readable image (corrupt or not PNG/JPEG/BMP/TIFF)")
+    if image.ndim == 3:
+        image = image[..., :3].max(axis=2)
+    mask = (image != 0).astype(np.uint8)
+    if not allow_empty and not mask.any():
+        raise CLIError(f"{path}: the mask is empty (no nonzero pixels); nonzero pixels mark the object")
+    return mask
+
+
+def _read_text(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    path = Path(source)
+    if not path.is_file():
+        raise CLIError(f"{source}: no such file (give a text file with the answer, or - for stdin)")
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def _fidelity(paths, epsilon, epsilon_mode, decimals) -> dict:
+    rows = []
+    for p in paths:
+        mask = load_mask(p)
+        text = mask_to_answer(mask, epsilon=epsilon, epsilon_mode=epsilon_mode, decimals=decimals)
+        result = parse_polygons(text)
+        rows.append(
+            {
+                "mask": str(p),
+                "vertices": int(sum(len(poly) for poly in result.polygons)),
+                "polygons": len(result.polygons),
+                "chars": len(text),
+                "tokens_est": estimate_tokens(text),
+                "iou": answer_iou(text, mask_to_rle(fill_holes(mask))),  # vs the hole-filled mask
+                "iou_with_holes": answer_iou(text, mask_to_rle(mask)),  # vs the mask as given
+            }
+        )
+    mean = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+    return {
+        "epsilon": epsilon,
+        "epsilon_mode": epsilon_mode,
+        "decimals": decimals,
+        "masks": rows,
+        "mean_iou": mean("iou"),
+        "mean_iou_with_holes": mean("iou_with_holes"),
+        "mean_vertices": mean("vertices"),
+        "mean_chars": mean("chars"),
+        "mean_tokens_est": mean("tokens_est"),
+    }
+
+
+def _add_epsilon(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epsilon", type=float, default=0.005, help="Douglas–Peucker tolerance (default 0.005)")
+    p.add_argument("--epsilon-mode", choices=EPSILON_MODES, default="perimeter",
+                   help="ε relative to each contour's perimeter (paper) or to the longer image side")
+    p.add_argument("--decimals", type=int, default=3, help="decimal places of normalized coordinates")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="simpleseg-lite", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("mask2poly", help="mask PNG → SimpleSeg answer text")
+    p.add_argument("mask")
+    _add_epsilon(p)
+
+    p = sub.add_parser("parse", help="answer text → polygons JSON")
+    p.add_argument("file", nargs="?", default="-")
+
+    p = sub.add_parser("score", help="IoU of an answer against a mask")
+    p.add_argument("--pred", required=True, help="text file with the answer (or - for stdin)")
+    p.add_argument("--gt", required=True, help="ground-truth mask PNG")
+
+    p = sub.add_parser("fidelity", help="round-trip IoU of masks through the text format (the ceiling)")
+    p.add_argument("masks", nargs="+")
+    _add_epsilon(p)
+    p.add_argument("--json", action="store_true", help="print JSON (default: a table)")
+
+    p = sub.add_parser("reproduce", help="execute the numbered notebooks with papermill")
+    p.add_argument("--preset", default="lite", help="smoke | lite | full (papermill_runs/presets/*.yaml)")
+    p.add_argument("--out", default=None, help="run folder (default papermill_runs/runs/<date>-<preset>)")
+    p.add_argument("--resume", action="store_true", help="continue a run, skipping finished notebooks")
+
+    p = sub.add_parser("bench", help="speed benchmarks")
+    p.add_argument("what", choices=["geometry"])
+    p.add_argument("--epsilon", type=float, default=0.0015, help="ε of the benchmark masks (~60 vertices)")
+    p.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    p.add_argument("--json", action="store_true")
+    return ap
+
+
+def run(args) -> int:
+    if args.command == "mask2poly":
+        print(mask_to_answer(load_mask(args.mask), args.epsilon, args.epsilon_mode, args.decimals))
+    elif args.command == "parse":
+        print(json.dumps(parse_polygons(_read_text(args.file)).to_json()))
+    elif args.command == "score":
+        text = _read_text(args.pred)
+        result = parse_polygons(text)
+        print(json.dumps({"iou": answer_iou(text, mask_to_rle(load_mask(args.gt, allow_empty=True))),
+                          "valid": result.valid}))
+    elif args.command == "fidelity":
+        report = _fidelity(args.masks, args.epsilon, args.epsilon_mode, args.decimals)
+        if args.json:
+            print(json.dumps(report, indent=1))
+        else:
+            for r in report["masks"]:
+                print(f"{r['mask']}: {r['vertices']} vertices, {r['chars']} chars, IoU {r['iou']:.4f}")
+            print(f"mean IoU {report['mean_iou']:.4f} (with holes {report['mean_iou_with_holes']:.4f})")
+    elif args.command == "reproduce":
+        from .reproduce import reproduce
+
+        try:
+            out = reproduce(args.preset, args.out, args.resume)
+        except (FileNotFoundError, RuntimeError) as e:
+            raise CLIError(str(e)) from e
+        print(f"run folder: {out}")
+    elif args.command == "bench":
+        from .bench import bench_geometry
+
+        result = bench_geometry(epsilon=args.epsilon, min_seconds=args.seconds)
+        print(json.dumps(result, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except CLIError as e:
+        print(f"simpleseg-lite {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

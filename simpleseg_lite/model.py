@@ -1,0 +1,366 @@
+"""The policy model: a tiny Qwen2.5-VL built offline, or a real one loaded from disk or the Hub.
+
+SimpleSeg fine-tunes Qwen2.5-VL (3B/7B) to answer segmentation prompts with polygon text. This module
+builds the same architecture (`Qwen2_5_VLForConditionalGeneration`) at ~5M parameters, so the whole
+pipeline (SFT, then GSPO) runs on a laptop CPU, and loads a real checkpoint when there is one.
+
+Where the tiny model departs from stock Qwen2.5-VL, and why:
+
+- **Character-level tokenizer** (printable ASCII + Qwen's special tokens), built offline: every digit of
+  a coordinate is one token, and a tiny model need not learn a 150k-entry BPE vocabulary.
+- **Fixed image size.** The processor resizes every image to `image_size`² pixels (normalized [0, 1]
+  coordinates survive the anisotropic resize), so every image gives (image_size / 28)² tokens.
+- **No video processor**, hence no torchvision: the registry's torchvision is a CUDA build that breaks
+  every Qwen2.5-VL import beside the CPU torch (FINDINGS §4).
+- **Position fix on the vision merger output** (FINDINGS §4). Qwen2.5-VL gives the language model only
+  rotary positions, which rotate queries and keys but never write *where* into the values, and its
+  merger output is dominated by an image-independent constant that starves the vision tower of
+  gradient. Trained from scratch, the stock tiny model learns an object's colour but not its place.
+  So each image's tokens are centred, layer-normed (no affine) and given a learned absolute position
+  embedding: `v'_i = LN(v_i - mean_j v_j) + p_i`.
+- Generation suppresses the vision special tokens: an untrained policy samples `<|image_pad|>`, and
+  re-scoring such a completion fails ("Image features and image tokens do not match").
+
+Taught in notebooks/05_sft.py
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    PreTrainedTokenizerFast,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2_5_VLModel,
+    Qwen2_5_VLProcessor,
+    Qwen2VLImageProcessorPil,
+)
+from transformers import initialization as init
+from transformers.image_utils import make_flat_list_of_images
+
+IMAGE_TOKEN, VIDEO_TOKEN = "<|image_pad|>", "<|video_pad|>"
+VISION_START, VISION_END = "<|vision_start|>", "<|vision_end|>"
+PAD_TOKEN, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+SPECIAL_TOKENS = [PAD_TOKEN, IM_START, IM_END, VISION_START, VISION_END, IMAGE_TOKEN, VIDEO_TOKEN]
+VISION_TOKENS = [VISION_START, VISION_END, IMAGE_TOKEN, VIDEO_TOKEN]
+CHARACTERS = "\n" + "".join(c for c in string.printable if c.isprintable())  # newline + 95 printable
+PATCH = 28  # pixels per image-token side: 14-px ViT patches, merged 2×2
+
+# Qwen's ChatML. An image item renders as three vision tokens; the processor then repeats <|image_pad|>
+# once per merged 28×28 patch. No default system prompt: on a character-level model it would cost ~30
+# tokens per sample and teach nothing.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """A character-level tokenizer: Qwen2.5-VL's special tokens (ids 0–6), `<|unk|>`, then characters."""
+    from tokenizers import Tokenizer, decoders, models
+
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + ["<|unk|>"] + list(CHARACTERS))}
+    # BPE without merges splits text into single characters; Fuse joins them back without spaces.
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|unk|>"))
+    backend.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<|unk|>", pad_token=PAD_TOKEN, eos_token=IM_END,
+        additional_special_tokens=SPECIAL_TOKENS[1:], chat_template=CHAT_TEMPLATE, model_max_length=4096,
+    )
+
+
+class SimpleSegLiteProcessor(Qwen2_5_VLProcessor):
+    """`Qwen2_5_VLProcessor` without the video processor (so without torchvision), at a fixed image size.
+
+    With `image_size` set, every image (PIL, or H×W×3 uint8 array) is first resized to a square of that
+    many pixels, so every image gives `num_image_tokens` tokens: the position embedding has one vector
+    per token. Load it by class (`SimpleSegLiteProcessor.from_pretrained`), not with `AutoProcessor`.
+    """
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, image_size=None, **kwargs):
+        if image_size is not None:
+            if image_size % PATCH:
+                raise ValueError(f"image_size must be a multiple of {PATCH} px, got {image_size}")
+            # min pixels = max pixels, so Qwen's smart_resize leaves our square as it is.
+            image_processor.size = {"shortest_edge": image_size**2, "longest_edge": image_size**2}
+        self.image_size = image_size
+        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+    @property
+    def num_image_tokens(self) -> int | None:
+        """Tokens per image after the 2×2 merge; None when the image size is not fixed."""
+        return None if self.image_size is None else (self.image_size // PATCH) ** 2
+
+    def _process_images(self, images, **kwargs):
+        if self.image_size is not None:
+            side = (self.image_size, self.image_size)
+            images = [
+                (im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im))).convert("RGB")
+                for im in make_flat_list_of_images(images)
+            ]
+            images = [im.resize(side) for im in images]
+        return super()._process_images(images, **kwargs)
+
+
+def build_processor(image_size: int = 112) -> SimpleSegLiteProcessor:
+    """The character tokenizer + Qwen2-VL's PIL image processor, pinned to image_size² pixels."""
+    return SimpleSegLiteProcessor(Qwen2VLImageProcessorPil(), build_tokenizer(), CHAT_TEMPLATE, image_size)
+
+
+class PositionalImageTokens(nn.Module):
+    """`v'_i = LN(v_i - mean_j v_j) + p_i` on the merged tokens v (n_images, T, D) of each image.
+
+    Centring removes the image-independent constant that dominates the merger output; the non-affine
+    LayerNorm fixes the scale of image tokens; p (T, D), N(0, 1) at init, tells the language model
+    *where* token i sits (row i // side, column i % side of the merged grid).
+    """
+
+    def __init__(self, num_tokens: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(num_tokens, dim))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        tokens = tokens - tokens.mean(dim=1, keepdim=True)
+        return F.layer_norm(tokens, tokens.shape[-1:]) + self.weight.to(tokens.dtype)
+
+
+class SimpleSegLiteModel(Qwen2_5_VLModel):
+    """`Qwen2_5_VLModel` with `PositionalImageTokens` applied to each image's merged tokens."""
+
+    def __init__(self, config: Qwen2_5_VLConfig):
+        super().__init__(config)
+        self.image_positions = PositionalImageTokens(config.image_position_tokens, config.text_config.hidden_size)
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, PositionalImageTokens):
+            init.normal_(module.weight, mean=0.0, std=1.0)
+
+    # Keep the stock signature: `generate` calls this with only the arguments it names.
+    def get_image_features(self, pixel_values: torch.Tensor, image_grid_thw: torch.LongTensor | None = None,
+                           **kwargs):
+        outputs = super().get_image_features(pixel_values, image_grid_thw, **{**kwargs, "return_dict": True})
+        per_image = outputs.pooler_output  # (T, D) per image, raster order over the merged grid
+        counts = [t.shape[0] for t in per_image]
+        if any(n != len(self.image_positions.weight) for n in counts):
+            raise ValueError(f"The model expects {len(self.image_positions.weight)} tokens per image, got "
+                             f"{counts}; use the processor saved with the model (it fixes the image size).")
+        outputs.pooler_output = tuple(self.image_positions(torch.stack(per_image)).unbind(0))
+        return outputs
+
+
+class SimpleSegLiteForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
+    """The stock `Qwen2_5_VLForConditionalGeneration` with `SimpleSegLiteModel` inside.
+
+    A subclass rather than a forward hook, so `save_pretrained`/`from_pretrained` keep
+    `model.image_positions.weight`. The stock class's checkpoint key mapping (looked up by class name)
+    renames it to `model.language_model.image_positions.weight` and drops it; ours has no mapping.
+    """
+
+    def __init__(self, config: Qwen2_5_VLConfig):
+        super(Qwen2_5_VLForConditionalGeneration, self).__init__(config)  # skip building the stock inner model
+        self.model = SimpleSegLiteModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+
+@dataclass
+class TinyConfig:
+    """Sizes of the tiny model, Qwen2.5-VL-3B's in brackets. The defaults give 4.8M parameters."""
+
+    image_size: int = 112  # px, square, multiple of 28; 112 → 16 image tokens, 224 → 64
+    hidden_size: int = 256  # language model width [2048]
+    num_layers: int = 4  # decoder layers [36]
+    num_heads: int = 4  # attention heads; head_dim = hidden_size / num_heads, a multiple of 8 [16]
+    num_kv_heads: int = 2  # grouped-query key/value heads [2]
+    intermediate_size: int = 768  # SwiGLU MLP width [11008]
+    vision_hidden_size: int = 128  # ViT width [1280]
+    vision_depth: int = 4  # ViT blocks [32]
+    vision_heads: int = 4  # ViT heads [16]
+    vision_intermediate_size: int = 512  # ViT MLP width [3420]
+    vision_fullatt_blocks: tuple[int, ...] = (1, 3)  # full attention; the rest use 112-px windows [7, 15, 23, 31]
+    max_position_embeddings: int = 2048  # longest prompt + answer, in tokens [128000]
+    rope_theta: float = 10000.0  # rotary base; short sequences need no 1e6 [1e6]
+    position_fix: bool = True  # centre + LayerNorm + learned positions on the merger output (FINDINGS §4)
+
+
+def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
+    """A randomly initialized tiny Qwen2.5-VL (fp32) and its processor: `(model, processor)`."""
+    cfg = cfg or TinyConfig()
+    torch.manual_seed(seed)
+    processor = build_processor(cfg.image_size)
+    tok = processor.tokenizer
+    # mRoPE splits each head's rotary frequencies among (time, height, width), like Qwen's [16, 24, 24].
+    half = cfg.hidden_size // cfg.num_heads // 2
+    time_part = half // 4
+    mrope_section = [time_part, (half - time_part) // 2, half - time_part - (half - time_part) // 2]
+    text_config = dict(
+        vocab_size=len(tok), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
+        max_position_embeddings=cfg.max_position_embeddings,
+        rope_parameters={"rope_type": "default", "mrope_section": mrope_section, "rope_theta": cfg.rope_theta},
+        bos_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )
+    vision_config = dict(
+        depth=cfg.vision_depth, hidden_size=cfg.vision_hidden_size, num_heads=cfg.vision_heads,
+        intermediate_size=cfg.vision_intermediate_size, out_hidden_size=cfg.hidden_size,
+        fullatt_block_indexes=list(cfg.vision_fullatt_blocks),
+    )
+    # An extra config field marks our class; `load_model` looks for it.
+    extra = {"image_position_tokens": processor.num_image_tokens} if cfg.position_fix else {}
+    config = Qwen2_5_VLConfig(
+        text_config=text_config, vision_config=vision_config,
+        image_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN),
+        video_token_id=tok.convert_tokens_to_ids(VIDEO_TOKEN),
+        vision_start_token_id=tok.convert_tokens_to_ids(VISION_START),
+        vision_end_token_id=tok.convert_tokens_to_ids(VISION_END),
+        **extra,
+    )
+    cls = SimpleSegLiteForConditionalGeneration if cfg.position_fix else Qwen2_5_VLForConditionalGeneration
+    model = cls(config)
+    model.generation_config.update(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                                   bos_token_id=tok.pad_token_id)
+    return model, processor
+
+
+@dataclass
+class LoraSettings:
+    """LoRA on the language model's attention and MLP projections; everything else stays frozen."""
+
+    r: int = 16  # adapter rank
+    alpha: int = 32  # update scale = alpha / r
+    dropout: float = 0.05
+    # A full-match regex over module names: the LM's layers only, not the ViT's own gate/up/down_proj.
+    target_modules: str = r".*language_model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)"
+
+
+def load_model(path_or_hub_id: str | Path, lora: LoraSettings | None = None, dtype="auto",
+               trust_remote_code: bool = False, image_size: int | None = None):
+    """Load `(model, processor)` from a folder or a Hub id: our tiny model or a real Qwen2.5-VL (3B/7B).
+
+    Ours is recognised by `image_position_tokens` in its config. `dtype="auto"` keeps the checkpoint's
+    dtype (fp32 for ours, bf16 for Qwen). `image_size` pins a real model's images to a square of that
+    many pixels (fewer image tokens, a fixed cost); ours keeps the size it was trained at. With `lora`,
+    the model comes back wrapped by peft with only the adapters trainable. `trust_remote_code` is
+    passed on as given, never turned on here.
+    """
+    name = str(path_or_hub_id)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} has no config.json: not a folder written by save_pretrained")
+        source = str(path)
+    elif name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        source = name  # a Hub id such as "Qwen/Qwen2.5-VL-3B-Instruct"
+    else:
+        raise FileNotFoundError(f"No model folder at {name!r}, and it is not a Hub id 'owner/name'")
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except OSError as error:
+        raise FileNotFoundError(f"Could not read a model config from {source!r}: {error}") from error
+    if getattr(config, "image_position_tokens", None):
+        cls = SimpleSegLiteForConditionalGeneration
+    elif config.model_type == "qwen2_5_vl":
+        cls = Qwen2_5_VLForConditionalGeneration
+    else:
+        cls = AutoModelForImageTextToText
+    model = cls.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
+    extra = {} if image_size is None else {"image_size": image_size}
+    processor = SimpleSegLiteProcessor.from_pretrained(source, trust_remote_code=trust_remote_code, **extra)
+    if lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                 target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+    return model, processor
+
+
+def build_messages(prompt: str, system: str | None = None) -> list[dict]:
+    """One user turn, the image then the prompt (Qwen's order), after an optional system turn."""
+    user = {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}
+    return ([{"role": "system", "content": system}] if system else []) + [user]
+
+
+def chat_text(processor, prompt: str, system: str | None = None) -> str:
+    """The prompt as the model reads it, one `<|image_pad|>`, ending in `<|im_start|>assistant\\n`."""
+    messages = build_messages(prompt, system)
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def vision_token_ids(tokenizer) -> list[int]:
+    """Ids of the vision special tokens, which a policy must never generate."""
+    ids = tokenizer.convert_tokens_to_ids(VISION_TOKENS)
+    return [i for i in ids if i is not None and i != tokenizer.unk_token_id]
+
+
+@torch.no_grad()
+def generate(model, processor, images: list, prompts: list[str], max_new_tokens: int = 128,
+             do_sample: bool = False, temperature: float = 1.0, system: str | None = None) -> list[str]:
+    """Answer each (image, prompt) pair; returns the completions, decoded without special tokens.
+
+    Batched with left padding, so all completions start in the same column. Vision tokens are
+    suppressed (logits set to -inf): a sampled `<|image_pad|>` makes a completion impossible to re-score.
+    """
+    tok = processor.tokenizer
+    texts = [chat_text(processor, p, system) for p in prompts]
+    inputs = processor(text=texts, images=list(images), padding=True, padding_side="left", return_tensors="pt")
+    inputs = inputs.to(model.device)  # includes mm_token_type_ids, without which positions fall back to 1D
+    # Override Qwen's own generation_config: top_k=1, top_p=0.001 make sampling nearly greedy, and
+    # repetition_penalty=1.05 would penalize the repeated digits of coordinates.
+    sampling = dict(do_sample=do_sample, repetition_penalty=1.0)
+    if do_sample:
+        sampling.update(temperature=temperature, top_k=0, top_p=1.0)
+    was_training = model.training
+    model.eval()
+    try:
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, suppress_tokens=vision_token_ids(tok),
+                             pad_token_id=tok.pad_token_id, **sampling)
+    finally:
+        model.train(was_training)
+    return tok.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def collate_sft(examples: list[dict], processor) -> dict[str, torch.Tensor]:
+    """Batch `{"image", "prompt", "answer"}` examples (or `"completion"`, trl's name) for SFT.
+
+    A row is `chat_text(prompt)` (image tokens expanded) + answer + `<|im_end|>`, right-padded. Labels
+    are -100 except on the answer and its `<|im_end|>`: the model learns to answer and to stop, not to
+    predict the prompt. The answer is tokenized on its own, as the policy will generate it.
+    """
+    tok = processor.tokenizer
+    texts = [chat_text(processor, ex["prompt"]) for ex in examples]
+    enc = processor(text=texts, images=[ex["image"] for ex in examples])  # unpadded lists, numpy pixels
+    end = tok.convert_tokens_to_ids(IM_END)
+    rows = []
+    for ids, types, ex in zip(enc["input_ids"], enc["mm_token_type_ids"], examples):
+        answer = tok(ex["answer"] if "answer" in ex else ex["completion"], add_special_tokens=False)["input_ids"]
+        answer += [end]
+        rows.append((list(ids) + answer, list(types) + [0] * len(answer), [-100] * len(ids) + answer))
+    length = max(len(row[0]) for row in rows)
+
+    def pad(column: int, value: int) -> torch.Tensor:
+        return torch.tensor([row[column] + [value] * (length - len(row[column])) for row in rows])
+
+    return {
+        "input_ids": pad(0, tok.pad_token_id),
+        "attention_mask": torch.tensor([[1] * len(row[0]) + [0] * (length - len(row[0])) for row in rows]),
+        "mm_token_type_ids": pad(1, 0),  # 1 on image tokens: needed for Qwen's 3D (mRoPE) positions
+        "labels": pad(2, -100),
+        "pixel_values": torch.as_tensor(np.asarray(enc["pixel_values"])),
+        "image_grid_thw": torch.as_tensor(np.asarray(enc["image_grid_thw"])),
+    }

@@ -1,0 +1,119 @@
+"""``simpleseg-lite reproduce``: execute the numbered notebooks in order with papermill.
+
+Each run gets its own folder (default ``papermill_runs/runs/<UTC date-time>-<preset>/``) holding the
+executed notebooks, ``environment.json`` (versions, hardware), ``timings.json`` and ``state.json``
+(which notebooks finished). A failing notebook stops the run with the path of its partly executed copy;
+``--resume`` continues the same folder, skipping finished notebooks. Parameters come from
+``papermill_runs/presets/<preset>.yaml``: notebook stem → the values papermill injects into the
+notebook's ``parameters`` cell.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PRESETS = ROOT / "papermill_runs" / "presets"
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def load_preset(name: str) -> dict:
+    import yaml
+
+    path = PRESETS / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PRESETS.glob("*.yaml"))
+        raise FileNotFoundError(f"no preset {name!r} (looked for {path}); known presets: {known}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def environment() -> dict:
+    """Versions and hardware, written next to every run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(pkg):
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return None
+
+    env = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "packages": {p: v(p) for p in ("simpleseg-lite", "torch", "transformers", "trl", "peft", "pycocotools",
+                                       "opencv-python-headless", "numpy", "papermill", "jupytext")},
+    }
+    try:
+        import torch
+
+        env["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        env["cuda"] = None
+    return env
+
+
+def _notebook_source(stem: str, folder: Path) -> Path:
+    """The notebook to execute, built from the paired percent ``.py`` (the file humans edit) into
+    ``folder``, so a run never depends on a stale ``.ipynb`` and never rewrites ``notebooks/``."""
+    import jupytext
+
+    py = NOTEBOOKS / f"{stem}.py"
+    if not py.is_file():
+        raise FileNotFoundError(f"notebook {stem} not found: expected {py}")
+    target = folder / f"{stem}.ipynb"
+    jupytext.write(jupytext.read(py), target)
+    return target
+
+
+def reproduce(preset: str, out: str | Path | None = None, resume: bool = False, kernel: str = "python3") -> Path:
+    """Run every notebook of a preset; return the run folder. Raises ``RuntimeError`` on failure."""
+    import papermill as pm
+    from tqdm.auto import tqdm
+
+    plan = load_preset(preset)
+    if out is None:
+        if resume:
+            runs = sorted((ROOT / "papermill_runs" / "runs").glob(f"*-{preset}"))
+            if not runs:
+                raise FileNotFoundError(f"--resume: no earlier {preset} run under papermill_runs/runs/")
+            out = runs[-1]
+        else:
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+            out = ROOT / "papermill_runs" / "runs" / f"{stamp}-{preset}"
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path, timings_path = out / "state.json", out / "timings.json"
+    state = json.loads(state_path.read_text()) if resume and state_path.is_file() else {"finished": []}
+    timings = json.loads(timings_path.read_text()) if resume and timings_path.is_file() else {}
+    (out / "environment.json").write_text(json.dumps(environment(), indent=1))
+
+    bar = tqdm(list(plan.items()), desc=f"reproduce {preset}", unit="notebook")
+    for stem, params in bar:
+        if stem in state["finished"]:
+            continue
+        bar.set_postfix_str(stem)
+        executed = out / f"{stem}.ipynb"
+        start = time.perf_counter()
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                source = _notebook_source(stem, Path(tmp))
+                pm.execute_notebook(str(source), str(executed), parameters=dict(params or {}),
+                                    kernel_name=kernel, cwd=str(NOTEBOOKS), progress_bar=False)
+        except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
+            raise RuntimeError(f"notebook {stem} failed after {time.perf_counter() - start:.0f} s: "
+                               f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}\n"
+                               f"the partly executed copy is {executed}; fix it and rerun with --resume") from e
+        timings[stem] = round(time.perf_counter() - start, 1)
+        state["finished"].append(stem)
+        state_path.write_text(json.dumps(state, indent=1))
+        timings_path.write_text(json.dumps(timings, indent=1))
+    return out

@@ -1,0 +1,171 @@
+"""Tiny-model tests: build, forward, generate, save/load, processor, label masking, load_model."""
+
+import inspect
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from transformers import Qwen2_5_VLForConditionalGeneration
+
+from simpleseg_lite.model import (
+    IM_END,
+    VISION_TOKENS,
+    LoraSettings,
+    SimpleSegLiteForConditionalGeneration,
+    SimpleSegLiteProcessor,
+    TinyConfig,
+    build_tiny_model,
+    chat_text,
+    collate_sft,
+    generate,
+    load_model,
+)
+
+SMALL = TinyConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128,
+                   vision_hidden_size=32, vision_depth=2, vision_heads=2, vision_intermediate_size=64,
+                   vision_fullatt_blocks=(1,))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return build_tiny_model(SMALL, seed=0)
+
+
+def square(x0=20, y0=30, side=20, size=112, colour=(255, 0, 0)):
+    image = Image.new("RGB", (size, size))
+    ImageDraw.Draw(image).rectangle([x0, y0, x0 + side - 1, y0 + side - 1], fill=colour)
+    return image
+
+
+EXAMPLES = [
+    {"image": square(), "prompt": "Where is the square?", "answer": "[0.268, 0.357]"},
+    {"image": square(60, 5, 40, size=300), "prompt": "Where?", "completion": "[0.5, 0.1]"},  # trl's column name
+]
+
+
+def test_forward_with_labels_gives_finite_loss(tiny):
+    model, processor = tiny
+    batch = collate_sft(EXAMPLES, processor)
+    loss = model(**batch).loss
+    assert torch.isfinite(loss) and loss.item() > 0
+    loss.backward()  # the position embedding is on the gradient path
+    assert model.model.image_positions.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("image_size, tokens", [
+    (112, 16),  # default: 8×8 patches of 14 px, merged 2×2
+    (224, 64),
+])
+def test_processor_gives_fixed_number_of_image_tokens(image_size, tokens):
+    _, processor = build_tiny_model(TinyConfig(**{**SMALL.__dict__, "image_size": image_size}))
+    assert processor.num_image_tokens == tokens
+    images = [square(size=112), square(size=500), Image.new("L", (90, 300))]  # any size/mode, even non-square
+    batch = processor(text=[chat_text(processor, "hi")] * 3, images=images, padding=True, return_tensors="pt")
+    image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert (batch["input_ids"] == image_id).sum(dim=1).tolist() == [tokens] * 3
+    assert (batch["mm_token_type_ids"] == 1).sum(dim=1).tolist() == [tokens] * 3  # needed for 3D mRoPE
+
+
+def test_labels_cover_only_answer_and_im_end(tiny):
+    _, processor = tiny
+    batch = collate_sft(EXAMPLES, processor)
+    tok = processor.tokenizer
+    for row, ex in enumerate(EXAMPLES):
+        labels = batch["labels"][row]
+        answer = ex.get("answer", ex.get("completion"))
+        assert tok.decode(labels[labels != -100]) == answer + IM_END
+        kept = labels != -100
+        assert torch.equal(labels[kept], batch["input_ids"][row][kept])
+        # Right padding: padded positions have no attention and no loss.
+        pad = batch["attention_mask"][row] == 0
+        assert (labels[pad] == -100).all()
+
+
+def test_generate_returns_strings_without_vision_tokens(tiny):
+    model, processor = tiny
+    # Make the untrained model *prefer* vision tokens: generate must still never emit them.
+    ids = processor.tokenizer.convert_tokens_to_ids(VISION_TOKENS)
+    with torch.no_grad():
+        model.lm_head.weight[ids] += 5.0
+    try:
+        for do_sample in (False, True):
+            texts = generate(model, processor, [square(), square(size=200)], ["Where?", "Where is it?"],
+                             max_new_tokens=12, do_sample=do_sample)
+            assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+            raw = processor.tokenizer(texts, add_special_tokens=False)["input_ids"]
+            assert not any(i in ids for row in raw for i in row)
+    finally:
+        with torch.no_grad():
+            model.lm_head.weight[ids] -= 5.0
+
+
+def test_save_load_round_trip_keeps_every_parameter(tiny, tmp_path):
+    model, processor = tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    loaded, loaded_processor = load_model(tmp_path)
+    assert isinstance(loaded, SimpleSegLiteForConditionalGeneration)
+    before, after = model.state_dict(), loaded.state_dict()
+    assert set(before) == set(after) and "model.image_positions.weight" in after
+    for key in before:
+        assert torch.equal(before[key], after[key]), key  # bit-exact
+    assert isinstance(loaded_processor, SimpleSegLiteProcessor)
+    assert loaded_processor.num_image_tokens == processor.num_image_tokens
+    assert loaded_processor.chat_template == processor.chat_template
+
+
+def test_load_model_with_lora_trains_only_the_language_model(tiny, tmp_path):
+    model, processor = tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    peft_model, _ = load_model(tmp_path, lora=LoraSettings(r=4))
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n and "language_model" in n for n in trainable)
+    assert any("q_proj" in n for n in trainable) and any("down_proj" in n for n in trainable)
+    assert len(generate(peft_model, processor, [square()], ["Where?"], max_new_tokens=3)) == 1
+
+
+def test_load_model_detects_a_stock_qwen_checkpoint(tmp_path):
+    model, processor = build_tiny_model(TinyConfig(**{**SMALL.__dict__, "position_fix": False}))
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    loaded, _ = load_model(tmp_path)
+    assert type(loaded) is Qwen2_5_VLForConditionalGeneration  # no position embedding to expect
+    before, after = model.state_dict(), loaded.state_dict()
+    assert set(before) == set(after) and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_sft_trainer_runs_with_collate_sft(tiny, tmp_path):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    model, processor = tiny
+    dataset = Dataset.from_list([{"image": square(10 * i, 5 * i), "prompt": "Where?", "answer": f"[0.{i}, 0.5]"}
+                                 for i in range(4)])
+    args = SFTConfig(
+        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, logging_steps=1, report_to="none",
+        save_strategy="no",
+        remove_unused_columns=False,  # else trl drops the "answer" column before the collator sees it
+        dataset_kwargs={"skip_prepare_dataset": True},  # collate_sft tokenizes; trl must not
+        use_cpu=True, bf16=False,  # trl defaults to bf16, which errors without a GPU (and is slow on AVX2 CPUs)
+        gradient_checkpointing=False,  # trl's default; needless for a tiny model
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
+                         data_collator=lambda examples: collate_sft(examples, processor))
+    trainer.train()
+    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    assert trainer.state.global_step == 2 and len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+
+@pytest.mark.parametrize("make_path, message", [
+    (lambda tmp: tmp / "does-not-exist", "No model folder"),  # missing folder
+    (lambda tmp: tmp, "has no config.json"),  # folder without a model
+])
+def test_load_model_errors_clearly_on_bad_path(tmp_path, make_path, message):
+    with pytest.raises(FileNotFoundError, match=message):
+        load_model(make_path(tmp_path))
+
+
+def test_trust_remote_code_defaults_false():
+    assert inspect.signature(load_model).parameters["trust_remote_code"].default is False
