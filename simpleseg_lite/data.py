@@ -1,10 +1,8 @@
 """Training data: synthetic referring-segmentation scenes, the SFT task mix, and a tiny real test set.
 
 * ``make_scene`` draws 1–3 coloured shapes on a dark background: no two touch, all fully visible.
-* ``refer`` writes a referring expression for one object — by attribute ("the red triangle"),
-  position ("the leftmost shape"), size ("the largest circle") or relation ("the circle left of the
-  blue square") — and checks it: a rule is used only if it holds for the target and, by a clear
-  margin, for no other object in the scene. Never ambiguous.
+* ``referring.refer`` (re-exported here) writes an unambiguous referring expression for one object —
+  by attribute, position, size or relation, with margins (see that module).
 * ``make_samples`` turns scenes into instruction–response pairs for the paper's five SFT tasks:
   text→point, text→box, text→polygon, point→polygon, box→polygon. ``make_grounding_samples`` is a
   pre-training curriculum of questions answerable only by looking (colour, quadrant, point, count).
@@ -24,8 +22,7 @@ Departures from the paper, and why:
   mix in the paper or the release to copy.
 * Answers are always bare; the release sometimes wraps them in prose ("Sure, it is at ...").
 * ``ordering`` other than clockwise exists only for the vertex-ordering ablation.
-* Position words compare mask centroids, with a margin (10 % of the image side by default) so that
-  "leftmost" is never a near tie; real annotators use looser, viewpoint-dependent language.
+* Expressions are templates with margins, never near ties (``referring``); people write looser ones.
 
 Taught in notebooks/04_data.py
 """
@@ -42,12 +39,13 @@ from PIL import Image
 from .contours import mask_to_polygons
 from .metrics import interior_point, mask_box, mask_to_rle
 from .ordering import ORDERINGS, reorder_all
+from .referring import (  # noqa: F401 (re-exported: ``data.refer``, ``data.denotes``, … keep working)
+    EXPRESSION_KINDS, EXPRESSION_MIX, PHRASES, denotes, expression_text, mix_weights, refer, valid_rules)
 from .serialize import box_to_text, mask_to_answer, normalize, point_to_text, polygons_to_text
 
 COLOURS = {"red": (220, 45, 45), "green": (45, 185, 65), "blue": (55, 95, 235), "yellow": (240, 210, 45),
            "white": (235, 235, 235)}
 TASKS = ("polygon", "point", "box", "point_polygon", "box_polygon")
-EXPRESSION_KINDS = ("attribute", "position", "size", "relation")
 SFT_TASK_MIX = {"polygon": 0.4, "point": 0.15, "box": 0.15, "point_polygon": 0.15, "box_polygon": 0.15}
 
 # Index 0 of each tuple is the released template; the others are paraphrases (``paraphrase=True``).
@@ -64,22 +62,6 @@ PROMPTS = {
     "box_polygon": ("Output the polygon coordinates of the object in the box {box} in the image.",
                     "Segment the object inside {box} and output its polygon coordinates."),
 }
-PHRASES = {  # rule word → phrasings; "{}" is the noun phrase ("red circle", "shape"), then the reference's
-    None: ("the {}",),
-    "left": ("the leftmost {}", "the {} on the left", "the {} furthest to the left"),
-    "right": ("the rightmost {}", "the {} on the right", "the {} furthest to the right"),
-    "top": ("the topmost {}", "the {} at the top", "the highest {}"),
-    "bottom": ("the bottommost {}", "the {} at the bottom", "the lowest {}"),
-    "largest": ("the largest {}", "the biggest {}"),
-    "smallest": ("the smallest {}",),
-    "left of": ("the {} left of the {}", "the {} to the left of the {}"),
-    "right of": ("the {} right of the {}", "the {} to the right of the {}"),
-    "above": ("the {} above the {}",),
-    "below": ("the {} below the {}",),
-}
-# (axis, sign): an object's key is sign × centre[axis] / side; the rule's word picks the smallest key
-_AXES = {"left": (0, 1), "right": (0, -1), "top": (1, 1), "bottom": (1, -1),
-         "left of": (0, 1), "right of": (0, -1), "above": (1, 1), "below": (1, -1)}
 
 
 def _polygon(k: int, radii=(1.0,), phase=-np.pi / 2) -> np.ndarray:
@@ -112,8 +94,7 @@ class SyntheticConfig:
     gap: float = 3.0  # px of free space between any two objects' enclosing circles
     margin: float = 0.1  # position/relation words need a centroid lead of this fraction of the image side
     size_ratio: float = 1.5  # "largest"/"smallest" need this area ratio to the runner-up
-    expression_mix: dict = field(default_factory=lambda: {"attribute": 1.0, "position": 1.0, "relation": 1.0,
-                                                          "size": 0.5})
+    expression_mix: dict = field(default_factory=lambda: dict(EXPRESSION_MIX))  # weights over EXPRESSION_KINDS
 
 
 @dataclass
@@ -209,101 +190,6 @@ def make_scene(rng=0, cfg: SyntheticConfig | None = None) -> Scene:
     return Scene(np.clip(image, 0, 255).astype(np.uint8), objects)
 
 
-# --- referring expressions -------------------------------------------------------------------------
-# A rule is (kind, description, word, reference description); a description is (colour, name), None = any.
-
-
-def _fits(o: SceneObject, d) -> bool:
-    return (d[0] is None or o.colour == d[0]) and (d[1] is None or o.name == d[1])
-
-
-def denotes(rule, objects, size, margin: float = 0.1, size_ratio: float = 1.5) -> tuple[list, list]:
-    """(objects the rule clearly picks, objects it might pick) as index lists, ``size`` = (W, H).
-    A rule is unambiguous for object i exactly when both lists are ``[i]``."""
-    kind, d, word, d_ref = rule
-    cand = [k for k, o in enumerate(objects) if _fits(o, d)]
-    if kind == "attribute":
-        return cand, cand
-    if kind == "size":
-        area = {k: objects[k].area for k in cand}
-        if word == "largest":
-            top = max(area.values(), default=0)
-            return [k for k in cand if area[k] == top], [k for k in cand if area[k] * size_ratio > top]
-        low = min(area.values(), default=0)
-        return [k for k in cand if area[k] == low], [k for k in cand if area[k] < low * size_ratio]
-    axis, sign = _AXES[word]
-    key = {k: sign * objects[k].centre[axis] / size[axis] for k in cand}
-    if kind == "position":
-        low = min(key.values(), default=0)
-        return [k for k in cand if key[k] == low], [k for k in cand if key[k] < low + margin]
-    refs = [k for k, o in enumerate(objects) if _fits(o, d_ref)]
-    if len(refs) != 1:  # the reference itself must be unique
-        return [], cand
-    ref = sign * objects[refs[0]].centre[axis] / size[axis]
-    cand = [k for k in cand if k != refs[0]]
-    return [k for k in cand if key[k] <= ref - margin], [k for k in cand if key[k] < ref + margin]
-
-
-def _descriptions(o: SceneObject, use_colour: bool = True) -> list:
-    ds = [(o.colour, o.name), (o.colour, None)] if (use_colour and o.colour) else []
-    return ds + [(None, o.name), (None, None)]
-
-
-def valid_rules(scene: Scene, target: int, kind: str, margin=0.1, size_ratio=1.5, use_colour=True) -> list:
-    """Every rule of ``kind`` that picks exactly ``scene.objects[target]``."""
-    objs, t = scene.objects, scene.objects[target]
-    size = scene.image.shape[1::-1]
-    ds = _descriptions(t, use_colour)
-    count = {d: sum(_fits(o, d) for o in objs) for d in ds}
-    if kind == "attribute":
-        rules = [(kind, d, None, None) for d in ds if d != (None, None) or len(objs) == 1]
-    elif kind in ("position", "size"):
-        words = ("left", "right", "top", "bottom") if kind == "position" else ("largest", "smallest")
-        rules = [(kind, d, w, None) for d in ds if count[d] >= 2 for w in words]
-    else:
-        rules = [(kind, d, w, dr) for d in ds for k, o in enumerate(objs) if k != target
-                 for dr in _descriptions(o, use_colour) for w in ("left of", "right of", "above", "below")]
-    good = [r for r in rules if denotes(r, objs, size, margin, size_ratio) == ([target], [target])]
-    if kind == "relation":  # prefer relations that are needed: the noun alone matches ≥ 2 non-reference objects
-        needed = [r for r in good if sum(_fits(o, r[1]) and not _fits(o, r[3]) for o in objs) >= 2]
-        good = needed or good
-    return good
-
-
-def expression_text(rule, noun: str, rng) -> str:
-    """Render a rule, e.g. ("relation", (None, "circle"), "left of", ("blue", "square"), "shape") →
-    "the circle left of the blue square"."""
-    def phrase(d):
-        return " ".join(w for w in (d[0], d[1] or noun) if w)
-    _, d, word, d_ref = rule
-    template = PHRASES[word][rng.integers(len(PHRASES[word]))]
-    return template.format(phrase(d), *([phrase(d_ref)] if d_ref else []))
-
-
-def refer(scene: Scene, target: int, rng, mix=None, margin=0.1, size_ratio=1.5, use_colour=True):
-    """(expression, rule) for ``scene.objects[target]``, the kind drawn from ``mix`` (weights over
-    EXPRESSION_KINDS) among kinds with a valid rule; ``None`` if no rule picks the target alone."""
-    names, p = _mix(mix or SyntheticConfig().expression_mix, EXPRESSION_KINDS)
-    while names:
-        k = rng.choice(len(names), p=p / p.sum())
-        rules = valid_rules(scene, target, names[k], margin, size_ratio, use_colour)
-        if rules:
-            rule = rules[rng.integers(len(rules))]
-            return expression_text(rule, scene.noun, rng), rule
-        names, p = names[:k] + names[k + 1:], np.delete(p, k)
-    return None
-
-
-def _mix(weights: dict, allowed, what: str = "kind"):
-    unknown = set(weights) - set(allowed)
-    if unknown:
-        raise ValueError(f"unknown {what} {sorted(unknown)}; expected some of {list(allowed)}")
-    names = [k for k in weights if weights[k] > 0]
-    if not names:
-        raise ValueError(f"no {what} has a positive weight: {weights}")
-    return names, np.array([float(weights[k]) for k in names])
-
-
 # --- answers and samples ---------------------------------------------------------------------------
 
 
@@ -318,7 +204,8 @@ def polygon_answer(mask, epsilon=0.005, epsilon_mode="perimeter", ordering="cloc
 
 
 def build_sample(image, mask, task="polygon", expression=None, rng=None, epsilon=0.005, epsilon_mode="perimeter",
-                 ordering="clockwise", paraphrase=True, gt_rle=None, answer=None, metadata=None) -> Sample:
+                 ordering="clockwise", paraphrase=True, gt_rle=None, answer=None, metadata=None,
+                 decimals: int = 3) -> Sample:
     """The prompt and answer of ``task`` for one target ``mask`` (uint8 (H, W) at the image's size).
     Text tasks need ``expression``; point/box→polygon state the interior point / tight box instead.
     ``gt_rle`` and ``answer``, when given, are used as they are (callers that reuse them)."""
@@ -334,11 +221,11 @@ def build_sample(image, mask, task="polygon", expression=None, rng=None, epsilon
     box = tuple(float(v) for v in box / (w, h, w, h))
     templates = PROMPTS[task][: len(PROMPTS[task]) if paraphrase else 1]
     template = templates[rng.integers(len(templates))]
-    point = point_to_text(*(interior_point(mask) / (w, h))) if task in ("point", "point_polygon") else None
+    point = point_to_text(*(interior_point(mask) / (w, h)), decimals) if task in ("point", "point_polygon") else None
     if answer is None:
-        answer = point if task == "point" else box_to_text(box) if task == "box" else \
-            polygon_answer(mask, epsilon, epsilon_mode, ordering, rng)
-    prompt = template.format(expr=expression, point=point, box=box_to_text(box))
+        answer = point if task == "point" else box_to_text(box, decimals) if task == "box" else \
+            polygon_answer(mask, epsilon, epsilon_mode, ordering, rng, decimals)
+    prompt = template.format(expr=expression, point=point, box=box_to_text(box, decimals))
     meta = {"ordering": ordering, "epsilon": epsilon, **(metadata or {})}
     return Sample(image, prompt, answer, task, expression if task in ("polygon", "point", "box") else None,
                   gt_rle if gt_rle is not None else mask_to_rle(mask), box, w, h, meta)
@@ -351,13 +238,13 @@ def _objects_meta(scene: Scene) -> list:
 
 def make_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None, task_mix: dict | None = None,
                  epsilon: float = 0.005, epsilon_mode: str = "perimeter", ordering: str = "clockwise",
-                 paraphrase: bool = True):
+                 paraphrase: bool = True, decimals: int = 3):
     """Yield ``n`` synthetic samples; sample ``i`` depends only on (seed, i). ``task_mix``: weights over
     TASKS (default ``{"polygon": 1.0}``; the full SFT mix is ``SFT_TASK_MIX``)."""
     cfg = cfg or SyntheticConfig()
     if ordering not in ORDERINGS:
         raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
-    tasks, p = _mix(task_mix or {"polygon": 1.0}, TASKS, "task")
+    tasks, p = mix_weights(task_mix or {"polygon": 1.0}, TASKS, "task")
     p = p / p.sum()
     for i in range(n):
         rng = np.random.default_rng((seed, i))
@@ -366,7 +253,7 @@ def make_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None, task
         meta = {"source": "synthetic", "seed": seed, "index": i, "target": t, "objects": _objects_meta(scene),
                 "rule": ref[1] if ref else None}
         yield build_sample(scene.image, scene.objects[t].mask, task, ref and ref[0], rng, epsilon, epsilon_mode,
-                           ordering, paraphrase, metadata=meta)
+                           ordering, paraphrase, metadata=meta, decimals=decimals)
 
 
 def _pick(rng, cfg: SyntheticConfig, needs_expression=True, use_colour=True):
@@ -387,7 +274,7 @@ GROUNDING = {"colour": "What colour is {expr}?", "quadrant": "Which quadrant is 
 
 
 def make_grounding_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None,
-                           questions=("colour", "quadrant", "point", "count")):
+                           questions=("colour", "quadrant", "point", "count"), decimals: int = 3):
     """Yield ``n`` grounding questions (task ``"grounding_<question>"``), drawn uniformly from
     ``questions``. Answers: a colour name, "top left"/…/"bottom right" (asked only when the centroid
     is ``cfg.margin`` away from both centre lines), a point ``[x, y]``, or a count. Expressions never
@@ -404,7 +291,7 @@ def make_grounding_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = 
                 break
         mask = np.bitwise_or.reduce([o.mask for o in scene.objects]) if q == "count" else obj.mask
         answer = {"colour": obj.colour, "quadrant": f"{'top' if dy < 0 else 'bottom'} {'left' if dx < 0 else 'right'}",
-                  "point": point_to_text(*(interior_point(obj.mask) / s)), "count": str(len(scene.objects))}[q]
+                  "point": point_to_text(*(interior_point(obj.mask) / s), decimals), "count": str(len(scene.objects))}[q]
         box = tuple(float(v) for v in mask_box(mask) / s)
         meta = {"source": "synthetic", "seed": seed, "index": i, "target": t, "objects": _objects_meta(scene)}
         yield Sample(scene.image, GROUNDING[q].format(expr=expr, noun=scene.noun), answer, f"grounding_{q}",

