@@ -97,7 +97,7 @@ def polygons_iou(polygons_norm, gt_rle: dict) -> float:
     return rle_iou(polygons_to_rle(polygons_norm, h, w), gt_rle)
 
 
-def _parsed_iou(polygons, gt_rle: dict) -> float:
+def parsed_iou(polygons, gt_rle: dict) -> float:
     """The reward's hot path: polygons straight from ``parse_polygons`` (finite, clipped to [0, 1],
     ≥ 3 vertices, so no sanitizing), rasterized with pycocotools' C calls, never decoded."""
     h, w = gt_rle["size"]
@@ -116,7 +116,7 @@ def _parsed_iou(polygons, gt_rle: dict) -> float:
 def answer_iou(text: str, gt_rle: dict) -> float:
     """IoU of a model's answer text against the ground truth; an invalid answer is an empty mask."""
     result = parse_polygons(text)
-    return _parsed_iou(result.polygons if result.valid else [], gt_rle)
+    return parsed_iou(result.polygons if result.valid else [], gt_rle)
 
 
 # --- split-level metrics -------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .metrics import _parsed_iou, polygons_centroid
+from .metrics import parsed_iou, polygons_centroid
 from .parse import parse_polygons
 
 # Centroid distance (normalized units) at which the centroid reward reaches 0: half the image side.
@@ -73,9 +73,9 @@ def _parse(completion):
 def mask_iou_reward(completions, gt_rle, **kwargs) -> list[float]:
     """IoU of each answer's polygons with ``gt_rle``, in [0, 1]; unparseable → 0.
 
-    For every parseable answer this is exactly ``metrics.answer_iou`` (same parse, same ``_parsed_iou``)."""
+    For every parseable answer this is exactly ``metrics.answer_iou`` (same parse, same ``parsed_iou``)."""
     parsed = [_parse(c) for c in completions]
-    return [_parsed_iou(r.polygons, gt) if r.valid else 0.0 for r, gt in zip(parsed, gt_rle, strict=True)]
+    return [parsed_iou(r.polygons, gt) if r.valid else 0.0 for r, gt in zip(parsed, gt_rle, strict=True)]
 
 
 def _rle_counts(counts) -> list[int]:
