@@ -186,7 +186,10 @@ def run(args) -> int:
                           ordering=args.ordering, eval_steps=args.eval_steps, save_steps=args.save_steps,
                           lora=args.lora, max_objects=args.max_objects,
                           task_mix=json.loads(args.task_mix) if args.task_mix else None)
-        print(f"model saved in {train(cfg, resume=args.resume)}")
+        try:
+            print(f"model saved in {train(cfg, resume=args.resume)}")
+        except FileNotFoundError as e:  # a bad --init path or REFER root: say so, no traceback
+            raise CLIError(str(e)) from e
     elif args.command == "eval":
         from .evaluate import run_eval
 

@@ -66,3 +66,9 @@ def test_bench_geometry_keys(capsys):
     out = json.loads(capsys.readouterr().out)
     assert {"mask2poly_per_s", "reward_per_s", "parse_per_s", "masks"} <= set(out)
     assert out["iou_mean"] > 0.9
+
+
+def test_train_with_missing_init_is_clear(tmp_path, capsys):
+    assert main(["train", "--stage", "sft", "--init", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
+                 "--steps", "1"]) == 2
+    assert "nope" in capsys.readouterr().err
