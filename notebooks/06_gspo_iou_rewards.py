@@ -1,0 +1,294 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · GSPO with IoU rewards: sharpening the outlines by reinforcement
+#
+# After SFT the model writes polygons in the right format and roughly in the right place. SimpleSeg's
+# largest gain (+9.7 to +10.5 gIoU in the paper) comes next: reinforcement learning where the model
+# samples several outlines per prompt, each is *scored against the mask* by rule rewards, and the policy
+# moves towards the better ones. The algorithm is GSPO: GRPO's group-relative advantages with one
+# importance ratio per *sequence* instead of per token.
+#
+# **What you will learn**
+# - the three rule rewards (mask IoU, centroid distance, format) and the optional length penalty, on
+#   hand-made answers;
+# - every term of the GSPO objective: group advantages, the sequence ratio, the clipped surrogate, and
+#   how it differs from token-level GRPO;
+# - what a *group* of sampled outlines looks like, and which of them the update pushes up or down;
+# - a lite GSPO run through trl's `GRPOTrainer` with reward and gIoU curves, before/after pictures;
+# - ablations at lite scale: token-level GRPO, no centroid reward, a length penalty.
+
+# %% tags=["parameters"]
+SMOKE = False  # True: the quick CI run (two steps, a handful of samples)
+INIT = "../data/checkpoints/lite-sft"  # the SFT policy (relative to notebooks/)
+STEPS = 40  # optimizer steps of the main run (each batch of answers serves two of them)
+PROMPTS = 8  # prompts per step
+GENERATIONS = 8  # G, sampled answers per prompt
+LR = 1e-4
+TEMPERATURE = 0.7  # sampling temperature of the group
+ABLATION_STEPS = 16  # per ablation run
+EVAL_N = 100  # held-out polygon samples (an unseen seed)
+THREADS = 2
+RUN_DIR = None  # where runs go (None: a temporary folder)
+FULL = False  # True: GSPO for Qwen2.5-VL + LoRA on a GPU from FULL_MODEL (an SFT'd checkpoint) and RefCOCO
+FULL_MODEL = "runs/full-sft"  # local path or hub id (full path only)
+REFER_ROOT = None  # REFER layout root (full path only)
+
+# %%
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from simpleseg_lite import gspo, rewards
+from simpleseg_lite.evaluate import eval_samples, evaluate
+from simpleseg_lite.model import generate, load_model
+from simpleseg_lite.parse import parse_polygons
+from simpleseg_lite.rl import GSPOConfig, read_history, rl_row, train_gspo
+from simpleseg_lite.serialize import polygons_to_text
+from simpleseg_lite.viz import overlay
+
+if SMOKE:
+    STEPS, PROMPTS, GENERATIONS, ABLATION_STEPS, EVAL_N = 2, 2, 4, 2, 4
+torch.set_num_threads(THREADS)
+run_dir = Path(RUN_DIR or tempfile.mkdtemp(prefix="gspo-"))
+heldout = eval_samples("synthetic", EVAL_N, 1000)  # ε 0.02, 2 decimals, 112 px: the lite model's settings
+print(f"run folder {run_dir}; {len(heldout)} held-out samples (seed 1000, never used in training)")
+
+# %% [markdown]
+# ## 1. The rewards on hand-made answers
+# Every reward takes trl's arguments — the completions and the dataset's columns (`gt_rle`, the target
+# mask as pycocotools RLE) — and returns one float per completion. Below, one target and answers of
+# decreasing quality: the ground-truth outline, the same outline shifted by 5 % and 20 % of the image, a
+# truncated answer (the closing brackets and last vertices missing), a bare triangle, and junk.
+
+# %%
+sample = heldout[0]
+row = rl_row(sample)
+truth = parse_polygons(sample.answer).polygons
+answers = {
+    "ground truth": sample.answer,
+    "shifted 5 %": polygons_to_text([p + [0.05, 0.0] for p in truth], 2),
+    "shifted 20 %": polygons_to_text([p + [0.2, 0.1] for p in truth], 2),
+    "truncated": sample.answer[: int(len(sample.answer) * 0.7)],
+    "a triangle": "[[[0.1, 0.9], [0.5, 0.1], [0.9, 0.9]]]",
+    "junk": "Sure! The object is at <|image_pad|> nan, nan",
+}
+terms = {name: fn(list(answers.values()), gt_rle=[row["gt_rle"]] * len(answers))
+         for name, fn in rewards.REWARD_FUNCS.items()}
+total = rewards.combined_reward(list(answers.values()), gt_rle=[row["gt_rle"]] * len(answers))
+print(f"{'answer':14}" + "".join(f"{n[:-7] if n.endswith('_reward') else n:>16}" for n in terms) + f"{'weighted sum':>14}")
+for i, name in enumerate(answers):
+    print(f"{name:14}" + "".join(f"{terms[n][i]:16.3f}" for n in terms) + f"{total[i]:14.3f}")
+print("weights:", rewards.REWARD_WEIGHTS)
+
+# %%
+fig, axes = plt.subplots(1, 5, figsize=(14, 3))
+for ax, name in zip(axes, list(answers)[:5]):
+    r = parse_polygons(answers[name])
+    overlay(sample.load_image(), None, r.polygons if r.valid else [], ax=ax,
+            title=f"{name}\nIoU {terms['mask_iou_reward'][list(answers).index(name)]:.2f}", lw=1.5)
+plt.suptitle(f"target: {sample.expression}", y=1.05)
+plt.show()
+
+# %% [markdown]
+# The centroid term still pays when the outline misses the object entirely (IoU 0 but close beats far),
+# which gives a gradient before any overlap exists. The format term separates "parseable but sloppy"
+# (0.5) from "well-formed" (1). Junk scores 0 on everything and training goes on.
+
+# %% [markdown]
+# ## 2. The GSPO objective, term by term
+# For one prompt the policy samples G answers with rewards r_i. The **group advantage** is
+# Â_i = (r_i − mean r) / (std r + 1e-4): only how an answer compares with its siblings matters. The
+# **sequence ratio** s_i = exp(mean_t log π_θ/π_old) is one number per answer, and the clipped
+# surrogate min(s_i Â_i, clip(s_i, 1 − ε_low, 1 + ε_high) Â_i) is averaged over answers
+# (`simpleseg_lite/gspo.py`; `tests/test_gspo.py` checks it against trl's own loss to < 1e-8).
+
+# %%
+group_rewards = torch.tensor(total)
+adv = gspo.group_advantages(group_rewards, group_size=len(total))
+print("advantages:", dict(zip(answers, adv.numpy().round(2))))
+
+# A toy pair of policies: 3 answers, 5 tokens each, the new policy slightly prefers the first answer.
+torch.manual_seed(0)
+logp_old = -torch.rand(3, 5)
+logp_new = logp_old + torch.tensor([[0.002], [-0.001], [0.0005]])
+mask = torch.ones(3, 5)
+toy_adv = torch.tensor([1.0, -1.0, 0.0])
+print("sequence ratios s_i:", gspo.sequence_ratio(logp_new, logp_old, mask).numpy().round(5))
+print("GSPO loss", float(gspo.gspo_loss(logp_new, logp_old, toy_adv, mask)),
+      "| token-level GRPO loss", float(gspo.grpo_loss(logp_new, logp_old, toy_adv, mask)))
+
+s = torch.linspace(0.999, 1.001, 201)
+fig, ax = plt.subplots(figsize=(6, 3))
+for a, style in ((1.0, "-"), (-1.0, "--")):
+    ax.plot(s, gspo.clipped_surrogate(s, torch.tensor(a), 3e-4, 4e-4), style, label=f"Â = {a:+.0f}")
+ax.axvspan(1 - 3e-4, 1 + 4e-4, alpha=0.15, label="clip range (1 − 3e-4, 1 + 4e-4)")
+ax.set(xlabel="sequence ratio s_i", ylabel="surrogate", title="GSPO's clipped surrogate")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# A sequence ratio is a *geometric mean* over tokens, so it stays within a hair of 1; that is why GSPO's
+# ε is ~1000× smaller than GRPO's 0.2. Past the range, the gradient of that answer is zero.
+
+# %% [markdown]
+# ## 3. One group of sampled outlines
+# What the trainer sees for one prompt: G answers sampled at the training temperature, their rewards,
+# and the advantages that decide which way each one is pushed.
+
+# %%
+policy, processor = load_model(INIT, dtype=torch.float32)
+torch.manual_seed(1)
+group = generate(policy, processor, [sample.load_image()] * GENERATIONS, [sample.prompt] * GENERATIONS,
+                 max_new_tokens=160, do_sample=True, temperature=TEMPERATURE)
+g_total = rewards.combined_reward(group, gt_rle=[row["gt_rle"]] * len(group))
+g_iou = rewards.mask_iou_reward(group, gt_rle=[row["gt_rle"]] * len(group))
+g_adv = gspo.group_advantages(g_total, len(group)).numpy()
+fig, axes = plt.subplots(1, len(group), figsize=(2.2 * len(group), 2.8), squeeze=False)
+for ax, text, iou, a in zip(axes[0], group, g_iou, g_adv):
+    r = parse_polygons(text)
+    overlay(sample.load_image(), None, r.polygons if r.valid else [], ax=ax,
+            title=f"IoU {iou:.2f}\nÂ {a:+.2f}", lw=1.5, color="tab:green" if a > 0 else "tab:red")
+plt.suptitle(f"{GENERATIONS} samples at T = {TEMPERATURE} for: {sample.prompt}", y=1.06)
+plt.show()
+
+# %% [markdown]
+# ## 4. The lite GSPO run
+# trl's `GRPOTrainer` with `importance_sampling_level="sequence"`, `loss_type="grpo"`, `beta=0`,
+# ε = 3e-4 / 4e-4 and `num_iterations=2` (each batch of answers is used for two optimizer steps; the
+# second is where ratios leave 1 and clipping acts). Held-out greedy gIoU is logged every few steps.
+
+# %%
+main_cfg = GSPOConfig(out=str(run_dir / "gspo"), init=INIT, max_steps=STEPS, prompts_per_step=PROMPTS,
+                      num_generations=GENERATIONS, lr=LR, temperature=TEMPERATURE, threads=THREADS,
+                      eval_steps=max(STEPS // 4, 1), eval_n=min(EVAL_N, 48), save_steps=max(STEPS // 2, 1))
+out = train_gspo(main_cfg)
+h = read_history(out / "history.jsonl")
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
+for key, label in (("reward", "weighted sum"), ("rewards/mask_iou_reward/mean", "mask IoU"),
+                   ("rewards/centroid_reward/mean", "centroid"), ("rewards/format_reward/mean", "format")):
+    if key in h:
+        axes[0].plot(*h[key], label=label)
+axes[0].set(xlabel="step", title="rewards of the sampled answers")
+axes[0].legend(fontsize=8)
+if "eval_gIoU" in h:
+    axes[1].plot(*h["eval_gIoU"], "o-", label="held-out gIoU (greedy)")
+    axes[1].plot(*h["eval_valid_rate"], "s--", label="valid rate")
+axes[1].set(xlabel="step", ylim=(0, 1), title="held-out polygons")
+axes[1].legend(fontsize=8)
+if "clip_ratio/region_mean" in h:
+    axes[2].plot(*h["clip_ratio/region_mean"], ".")
+axes[2].set(xlabel="step", ylim=(-0.05, 1.05), title="share of answers clipped")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Clipping only happens on the second pass over a batch (odd steps read 0): there, with ε this small,
+# most answers that moved in the rewarded direction have already left the range.
+
+# %% [markdown]
+# ## 5. Before and after, on the same images
+
+# %%
+before = evaluate(policy, processor, heldout, max_new_tokens=200)
+trained, _ = load_model(out, dtype=torch.float32)
+after = evaluate(trained, processor, heldout, max_new_tokens=200)
+keys = ["gIoU", "cIoU", "prec_at_0.5", "valid_rate", "image_dependence"]
+print(f"{'':18}{'SFT':>8}{'+GSPO':>8}")
+for k in keys:
+    print(f"{k:18}{before[k]:8.3f}{after[k]:8.3f}")
+
+# %%
+show = min(6, len(heldout))
+fig, axes = plt.subplots(2, show, figsize=(2.4 * show, 5.6), squeeze=False)
+for j in range(show):
+    for i, (name, res) in enumerate((("SFT", before), ("+GSPO", after))):
+        r = parse_polygons(res["rows"][j]["answer"])
+        overlay(heldout[j].load_image(), None, r.polygons if r.valid else [], ax=axes[i, j], lw=1.2,
+                title=f"{name}: IoU {res['rows'][j]['iou']:.2f}")
+plt.suptitle("the same held-out scenes before (top) and after (bottom) GSPO", y=1.01)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 6. Ablations at lite scale
+# Same start, data and steps; one change each: token-level GRPO (ε = 0.2, a ratio per token), no
+# centroid reward, and a length penalty that starts at 100 characters (the paper found it hurts).
+
+# %%
+variants = {
+    "GSPO (sequence)": {},
+    "GRPO (token)": {"level": "token"},
+    "no centroid reward": {"reward_weights": {**rewards.REWARD_WEIGHTS, "centroid_reward": 0.0}},
+    "+ length penalty": {"reward_weights": {**rewards.REWARD_WEIGHTS, "length_penalty": 0.5}, "length_budget": 100},
+}
+ablation = {}
+for name, change in variants.items():
+    cfg = GSPOConfig(**{**vars(main_cfg), "out": str(run_dir / f"ablation-{len(ablation)}"),
+                        "max_steps": ABLATION_STEPS, "eval_steps": 0, "save_steps": ABLATION_STEPS, **change})
+    m, _ = load_model(train_gspo(cfg), dtype=torch.float32)
+    r = evaluate(m, processor, heldout, max_new_tokens=200, dependence=False)
+    chars = [len(x["answer"]) for x in r["rows"]]
+    ablation[name] = {"gIoU": r["gIoU"], "valid_rate": r["valid_rate"], "mean characters": float(np.mean(chars))}
+print(f"SFT start: gIoU {before['gIoU']:.3f}; {ABLATION_STEPS} steps each")
+for k, v in ablation.items():
+    print(f"{k:20}", {a: round(b, 3) for a, b in v.items()})
+
+# %% [markdown]
+# ## 7. The full path: Qwen2.5-VL + LoRA on a GPU
+# The same `train_gspo` with `init=<SFT'd checkpoint>` and `lora=True`; `use_vllm=True` generates with
+# vLLM when it is installed. Batches are split into chunks of 16 completions with gradient accumulation.
+#
+# | setting | value |
+# |---|---|
+# | model | the SFT'd Qwen2.5-VL-3B (7B: same settings) + LoRA r = 16 |
+# | group | 8 prompts × G = 8 answers per step, T = 1.0, ≤ 512 new tokens |
+# | objective | GSPO: sequence-level ratio, ε = 3e-4 / 4e-4, β = 0, 2 iterations per batch |
+# | rewards | mask IoU 1.0, centroid 0.5, format 0.25 (ours; the paper gives none) |
+# | optimizer | AdamW, lr 1e-5 constant, bf16 |
+#
+# GPU memory, **estimated, not measured** (no GPU was lent to this work): the policy in bf16 (3B ≈ 7.5 GB,
+# 7B ≈ 16.6 GB), no reference model (β = 0), LoRA states < 0.5 GB, 16 sequences × ~900 tokens of
+# activations with gradient checkpointing ≈ 6–10 GB, plus the generation KV cache (≈ 2–4 GB with HF
+# generate; vLLM reserves its own fraction). ≈ 16–22 GB for 3B and ≈ 26–34 GB for 7B.
+
+# %%
+if FULL:
+    full = GSPOConfig(out=str(run_dir / "full-gspo"), init=FULL_MODEL, lora=True, data="refcoco",
+                      refer_root=REFER_ROOT, temperature=1.0, max_completion_length=512, lr=1e-5, max_steps=STEPS)
+    print("training", full)
+    train_gspo(full)
+else:
+    print("FULL=False: the full path runs on a GPU machine (papermill_runs/presets/full.yaml)")
+
+# %% [markdown]
+# ## Summary
+# - Three rule rewards turn "how good is this outline" into numbers; malformed answers score 0 and never
+#   stop training.
+# - GSPO compares each answer with its siblings (group advantage) and moves the whole sequence's
+#   likelihood with one clipped ratio.
+# - At lite scale the run above changes held-out gIoU by the amount in the table of section 5; the
+#   committed `data/checkpoints/lite-gspo` was trained with `simpleseg-lite gspo` (see its model card).
+#
+# ## Exercises
+# 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that
+#    do to the learning signal?
+# 2. *(medium)* Set the centroid weight to 2.0. Does the policy learn to put outlines in the right place
+#    faster, at the cost of their shape?
+# 3. *(hard)* Write the token-level and sequence-level objectives for an answer of 200 tokens whose every
+#    token ratio is 1.001. Which one clips, and what does that say about long answers?

@@ -1,0 +1,224 @@
+"""The RL stage: GSPO with rule rewards through trl's ``GRPOTrainer``.
+
+``gspo.py`` writes the objective out to read; here the same objective runs at scale. trl's
+``GRPOTrainer`` becomes GSPO with ``importance_sampling_level="sequence"`` (one length-normalized
+importance ratio per answer), ``loss_type="grpo"``, ``beta=0`` (no reference model, no KL) and the
+paper's tiny clip range ε = 3e-4 / 4e-4. ``num_iterations=2`` reuses each batch of answers for a second
+optimizer step, the only place where the ratio leaves 1 and clipping can act. ``level="token"`` with
+ε = 0.2 is the token-level GRPO twin (the notebook's comparison).
+
+Each step: ``prompts_per_step`` referring prompts (text→polygon on synthetic scenes, fresh seeds), ``G`` =
+``num_generations`` sampled answers each; every answer is scored by ``rewards`` (mask IoU, centroid,
+format, optional length penalty — malformed answers score 0 and never stop the step), trl standardizes
+the weighted sum within each group and takes the clipped step. Answers are sampled with vision tokens
+suppressed (trl does it for processors), so an ``<|image_pad|>`` can never be re-scored.
+
+Progress bar, ``history.jsonl`` (trl's logs: ``reward``, ``rewards/<name>/mean``, ``clip_ratio/*`` …,
+plus held-out greedy gIoU every ``eval_steps``), ``checkpoints/`` and ``resume`` as in ``sft.py``.
+
+Taught in ``notebooks/06_gspo_iou_rewards.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import data
+from .rewards import REWARD_FUNCS, REWARD_WEIGHTS, gt_centroid_of, length_penalty
+
+# Clip ranges per importance-sampling level: the GSPO paper's for sequences, the usual PPO/GRPO 0.2 for tokens.
+CLIP = {"sequence": (3e-4, 4e-4), "token": (0.2, 0.2)}
+
+
+@dataclass
+class GSPOConfig:
+    """One RL run. Defaults: the lite GSPO stage on this CPU, from the committed SFT checkpoint."""
+
+    out: str = "runs/lite-gspo"  # run folder: final model, checkpoints/, history.jsonl, summary.json
+    init: str = "data/checkpoints/lite-sft"  # the policy to start from (and π_old at step 0)
+    max_steps: int = 60  # optimizer steps; each batch of answers serves num_iterations of them
+    prompts_per_step: int = 8
+    num_generations: int = 8  # G, answers per prompt (the group)
+    lr: float = 2e-5
+    warmup_steps: int = 0
+    temperature: float = 1.0
+    max_completion_length: int = 160  # tokens (= characters for the tiny model)
+    level: str = "sequence"  # "sequence" = GSPO, "token" = GRPO
+    clip: tuple | None = None  # (ε_low, ε_high); None → CLIP[level]
+    num_iterations: int = 2
+    reward_weights: dict = field(default_factory=lambda: dict(REWARD_WEIGHTS))
+    length_budget: int = 256  # tokens before the length penalty starts (only when its weight ≠ 0)
+    seed: int = 5  # training scenes use seeds seed·10**7 + i (disjoint from evaluation seeds < 10**7)
+    threads: int = 2
+    save_steps: int = 20
+    eval_steps: int = 20  # held-out greedy gIoU every this many steps (0: never)
+    eval_n: int = 48
+    eval_seed: int = 999
+    max_objects: int = 3
+    lora: bool = False  # LoRA adapters (full path, real Qwen2.5-VL)
+    data: str = "synthetic"  # "refcoco": the REFER train splits under refer_root (full path)
+    refer_root: str | None = None
+    use_vllm: bool = False  # full path: vLLM generation (GPU, vllm installed)
+
+
+def rl_prompt(prompt: str) -> list[dict]:
+    """trl's conversational prompt: one user turn, an image placeholder then the text (filled from the
+    row's ``image`` column by trl)."""
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+
+
+def rl_row(sample) -> dict:
+    """A ``data.Sample`` → a GRPO dataset row. Only the mask matters: rewards compare answers with
+    ``gt_rle`` (counts as text, so 🤗 datasets stores it) and ``gt_centroid`` (normalized (x, y))."""
+    rle = {"size": [int(v) for v in sample.gt_rle["size"]], "counts": _as_text(sample.gt_rle["counts"])}
+    centroid = gt_centroid_of(rle)
+    return {"prompt": rl_prompt(sample.prompt), "image": sample.load_image(), "gt_rle": rle,
+            "gt_centroid": list(centroid) if centroid is not None else None}
+
+
+def _as_text(counts):
+    return counts.decode() if isinstance(counts, bytes) else counts
+
+
+def training_rows(cfg: GSPOConfig, image_size: int, epsilon: float, decimals: int) -> list:
+    """The prompts one run consumes (max_steps / num_iterations batches of prompts_per_step), each a
+    pure function of (seed, i). The RefCOCO route reads the REFER train splits instead."""
+    n = -(-cfg.max_steps // cfg.num_iterations) * cfg.prompts_per_step
+    if cfg.data == "refcoco":
+        from .refcoco import refer_samples
+
+        samples = refer_samples(Path(cfg.refer_root or ""), "refcoco", "train", epsilon=epsilon)
+        return [rl_row(samples[i % len(samples)]) for i in range(n)]
+    scene = data.SyntheticConfig(image_size=image_size, max_objects=cfg.max_objects)
+    return [rl_row(next(data.make_samples(1, cfg.seed * 10**7 + i, scene, {"polygon": 1.0}, epsilon,
+                                          decimals=decimals)))
+            for i in range(n)]
+
+
+def reward_functions(cfg: GSPOConfig) -> tuple[list, list[float]]:
+    """``(reward_funcs, weights)`` for trl; terms of weight 0 are left out. The length penalty gets the
+    run's budget (the lite model's answers are ~100 characters, far below the paper's 256 tokens)."""
+
+    def length_penalty_budget(completions, **kw):
+        return length_penalty(completions, max_tokens=cfg.length_budget, **kw)
+
+    length_penalty_budget.__name__ = "length_penalty"  # trl logs rewards under the function's name
+    funcs = {**REWARD_FUNCS, "length_penalty": length_penalty_budget}
+    kept = [(funcs[name], float(w)) for name, w in cfg.reward_weights.items() if w]
+    return [f for f, _ in kept], [w for _, w in kept]
+
+
+def _model_settings(init: str) -> tuple[int, float, int]:
+    """(image_size, ε, decimals) the initial checkpoint was trained with (its ``summary.json``), else the
+    lite defaults (112 px, 0.02, 2)."""
+    summary = Path(init) / "summary.json"
+    cfg = json.loads(summary.read_text()).get("config", {}) if summary.is_file() else {}
+    return cfg.get("image_size", 112), cfg.get("epsilon", 0.02), cfg.get("decimals", 2)
+
+
+def _history_callback(model_ref, processor, heldout, every: int, path: Path):
+    from transformers import TrainerCallback
+
+    from .evaluate import evaluate
+
+    class History(TrainerCallback):
+        """trl's logs plus held-out greedy gIoU (at step 0 too: the starting point of the curve)."""
+
+        def _eval(self, step):
+            r = evaluate(model_ref(), processor, heldout, dependence=False, max_new_tokens=160)
+            with path.open("a") as f:
+                f.write(json.dumps({"step": step, "eval_gIoU": r["gIoU"], "eval_valid_rate": r["valid_rate"]}) + "\n")
+
+        def on_train_begin(self, args, state, control, **kw):
+            if every and heldout and state.global_step == 0:
+                self._eval(0)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            with path.open("a") as f:
+                f.write(json.dumps({"step": state.global_step, **(logs or {})}) + "\n")
+
+        def on_step_end(self, args, state, control, **kw):
+            if every and heldout and state.global_step % every == 0:
+                self._eval(state.global_step)
+
+    return History()
+
+
+def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
+    """Run the RL stage; returns the folder holding the final policy (``cfg.out``)."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from .evaluate import eval_samples
+    from .model import LoraSettings, load_model
+
+    if cfg.level not in CLIP:
+        raise ValueError(f"level must be one of {sorted(CLIP)}, got {cfg.level!r}")
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cuda = torch.cuda.is_available()
+    dtype = torch.bfloat16 if cuda and cfg.lora else torch.float32
+    model, processor = load_model(cfg.init, lora=LoraSettings() if cfg.lora else None, dtype=dtype)
+    image_size, epsilon, decimals = _model_settings(cfg.init)
+    rows = training_rows(cfg, image_size, epsilon, decimals)
+    dataset = Dataset.from_list(rows)
+    eps_low, eps_high = cfg.clip or CLIP[cfg.level]
+    funcs, weights = reward_functions(cfg)
+    batch = cfg.prompts_per_step * cfg.num_generations  # completions per optimizer step
+    args = GRPOConfig(
+        output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, learning_rate=cfg.lr,
+        lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps, weight_decay=0.0,
+        per_device_train_batch_size=batch if not cuda else min(batch, 16),
+        gradient_accumulation_steps=1 if not cuda else max(1, batch // 16),
+        num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature, top_p=1.0, top_k=0, repetition_penalty=1.0,
+        importance_sampling_level=cfg.level, loss_type="grpo", beta=0.0,
+        epsilon=eps_low, epsilon_high=eps_high, num_iterations=cfg.num_iterations,
+        reward_weights=weights, scale_rewards="group", mask_truncated_completions=False,
+        logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, report_to=[],
+        use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(), gradient_checkpointing=cuda and cfg.lora,
+        use_vllm=cfg.use_vllm, shuffle_dataset=False, dataloader_num_workers=0, remove_unused_columns=False,
+    )
+    history = out / "history.jsonl"
+    if not resume and history.exists():
+        history.unlink()
+    # transformers 5 renamed gradient_checkpointing; trl still reads the old name (harmless, noisy)
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
+                          processing_class=processor)
+    heldout = (list(eval_samples("synthetic", cfg.eval_n, cfg.eval_seed, epsilon=epsilon, decimals=decimals,
+                                 image_size=image_size)) if cfg.eval_steps and cfg.data == "synthetic" else [])
+    trainer.add_callback(_history_callback(lambda: trainer.model, processor, heldout, cfg.eval_steps, history))
+    checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
+    wall = time.perf_counter() - start
+    trainer.model.save_pretrained(out)
+    processor.save_pretrained(out)
+    summary = {"config": {**asdict(cfg), "stage": "gspo", "image_size": image_size, "epsilon": epsilon,
+                          "decimals": decimals, "clip": [eps_low, eps_high], "batch_size": batch,
+                          "ordering": "clockwise"},
+               "task_mix": {"polygon": 1.0},
+               "wall_seconds": round(wall, 1), "steps": cfg.max_steps, "resumed": bool(resume and checkpoints),
+               "torch_threads": cfg.threads, "device": "cuda" if cuda else "cpu"}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return out
+
+
+def read_history(path: str | Path) -> dict[str, np.ndarray]:
+    """``history.jsonl`` → {key: (steps, values)} arrays for plotting (the last value logged per step)."""
+    series: dict[str, dict[int, float]] = {}
+    for line in Path(path).read_text().splitlines():
+        row = json.loads(line)
+        for k, v in row.items():
+            if k != "step" and isinstance(v, (int, float)):
+                series.setdefault(k, {})[row["step"]] = float(v)
+    return {k: (np.array(list(d)), np.array(list(d.values()))) for k, d in series.items()}

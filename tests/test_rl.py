@@ -1,0 +1,138 @@
+"""The RL stage through trl's GRPOTrainer: data rows, reward wiring, and a real training step fed with
+adversarial completions (garbage, 10k characters, NaN, ``<|image_pad|>`` text) that must not crash."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from simpleseg_lite import rewards
+from simpleseg_lite.cli import main
+from simpleseg_lite.data import SyntheticConfig, make_samples
+from pycocotools import mask as mask_utils
+from simpleseg_lite.model import SimpleSegLiteForConditionalGeneration, build_tiny_model
+from simpleseg_lite.rl import CLIP, GSPOConfig, read_history, reward_functions, rl_row, train_gspo, training_rows
+
+ADVERSARIAL = [
+    "",
+    "garbage ]]][[[ , , ,",
+    "x" * 10_000,
+    "[[[nan, nan], [nan, 1.0], [1.0, nan]]]",
+    "<|image_pad|><|image_pad|><|image_pad|>",
+    "[[[1e308, -1e308], [0.5, 0.5], [0.2, 0.9]]]",
+    "[[[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1",
+    "[[[0.2, 0.2], [0.8, 0.2], [0.5, 0.8]]]",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("policy")
+    model, processor = build_tiny_model(seed=0)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_rl_row_keeps_only_what_rewards_need():
+    sample = next(make_samples(1, 3, SyntheticConfig(image_size=112), {"polygon": 1.0}, 0.02, decimals=2))
+    row = rl_row(sample)
+    assert row["prompt"][0]["content"][0] == {"type": "image"}
+    assert row["prompt"][0]["content"][1]["text"] == sample.prompt
+    assert isinstance(row["gt_rle"]["counts"], str) and row["gt_rle"]["size"] == [112, 112]
+    mask = mask_utils.decode(sample.gt_rle)
+    ys, xs = np.nonzero(mask)
+    assert row["gt_centroid"] == pytest.approx([(xs.mean() + 0.5) / 112, (ys.mean() + 0.5) / 112])
+    # the perfect answer earns the full IoU reward through the stored (text) RLE
+    assert rewards.mask_iou_reward([sample.answer], [row["gt_rle"]])[0] > 0.85
+
+
+@pytest.mark.parametrize("steps, iterations, prompts, expected", [(6, 2, 4, 12), (5, 2, 4, 12), (3, 1, 2, 6)])
+def test_training_rows_cover_the_run_and_are_deterministic(steps, iterations, prompts, expected):
+    cfg = GSPOConfig(max_steps=steps, num_iterations=iterations, prompts_per_step=prompts)
+    a, b = training_rows(cfg, 112, 0.02, 2), training_rows(cfg, 112, 0.02, 2)
+    assert len(a) == expected
+    assert [r["prompt"] for r in a] == [r["prompt"] for r in b]
+    assert [r["gt_rle"] for r in a] == [r["gt_rle"] for r in b]
+
+
+@pytest.mark.parametrize("weights, names", [
+    ({"mask_iou_reward": 1.0, "centroid_reward": 0.5, "format_reward": 0.25, "length_penalty": 0.0},
+     ["mask_iou_reward", "centroid_reward", "format_reward"]),
+    ({"mask_iou_reward": 1.0, "centroid_reward": 0.0, "format_reward": 0.25, "length_penalty": 0.5},
+     ["mask_iou_reward", "format_reward", "length_penalty"]),
+])
+def test_reward_functions_drop_zero_weights_and_keep_trl_names(weights, names):
+    funcs, w = reward_functions(GSPOConfig(reward_weights=weights, length_budget=10))
+    assert [f.__name__ for f in funcs] == names and w == [weights[n] for n in names]
+    if "length_penalty" in names:  # the run's budget, not the paper's 256 tokens
+        assert funcs[-1](["x" * 20]) == [-1.0] and funcs[-1](["x" * 10]) == [0.0]
+
+
+def test_adversarial_completions_score_zero_and_never_raise():
+    gt = rl_row(next(make_samples(1, 4, SyntheticConfig(image_size=112), {"polygon": 1.0}, 0.02)))["gt_rle"]
+    total = rewards.combined_reward(ADVERSARIAL, gt_rle=[gt] * len(ADVERSARIAL))
+    assert all(np.isfinite(total))
+    # nothing unusable earns IoU; only the last two (truncated, plausible triangle) can
+    assert rewards.mask_iou_reward(ADVERSARIAL[:6], [gt] * 6) == [0.0] * 6
+
+
+def _adversarial_generate(original, tokenizer, texts, max_new):
+    """Wrap ``generate``: keep the prompts, replace every sampled completion by an adversarial text."""
+    def generate(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        prompt_len = kwargs["input_ids"].shape[1]
+        rows = []
+        for i in range(out.shape[0]):
+            text = texts[i % len(texts)]
+            ids = tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"][:max_new - 1]
+            ids = ids + [tokenizer.eos_token_id] + [tokenizer.pad_token_id] * (max_new - 1 - len(ids))
+            rows.append(ids)
+        return torch.cat([out[:, :prompt_len], torch.tensor(rows, dtype=out.dtype)], dim=1)
+    return generate
+
+
+def test_a_gspo_step_on_adversarial_completions(tiny_policy, tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_policy)
+    max_new = 48
+    monkeypatch.setattr(SimpleSegLiteForConditionalGeneration, "generate",
+                        _adversarial_generate(SimpleSegLiteForConditionalGeneration.generate, tok, ADVERSARIAL, max_new))
+    cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(tiny_policy), max_steps=2, prompts_per_step=2,
+                     num_generations=4, max_completion_length=max_new, threads=1, eval_steps=0, save_steps=100,
+                     lr=1e-4)
+    before = {k: v.clone() for k, v in SimpleSegLiteForConditionalGeneration.from_pretrained(tiny_policy).state_dict().items()}
+    out = train_gspo(cfg)
+    history = read_history(out / "history.jsonl")
+    assert np.isfinite(history["loss"][1]).all()
+    # the completions really were ours: only the truncated and the plain triangle are usable (format 0.5 and 1;
+    # the 1e308 one is clipped, 0.5), and an untrained policy never writes a well-formed polygon by chance
+    assert 0.0 < history["rewards/format_reward/mean"][1][0] <= 2.0 / len(ADVERSARIAL) + 1e-6
+    after = SimpleSegLiteForConditionalGeneration.from_pretrained(out).state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before), "the policy did not move"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["clip"] == list(CLIP["sequence"]) and summary["config"]["level"] == "sequence"
+
+
+def test_a_gspo_run_resumes(tiny_policy, tmp_path):
+    out = tmp_path / "run"
+    cfg = GSPOConfig(out=str(out), init=str(tiny_policy), max_steps=2, prompts_per_step=2, num_generations=2,
+                     max_completion_length=16, threads=1, eval_steps=1, eval_n=2, save_steps=1)
+    train_gspo(cfg)
+    assert (out / "checkpoints" / "checkpoint-2").is_dir()
+    assert read_history(out / "history.jsonl")["eval_gIoU"][0].tolist() == [0, 1, 2]
+    cfg.max_steps = 3
+    train_gspo(cfg, resume=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] and summary["steps"] == 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["gspo", "--out", "x", "--init", "/no/such/checkpoint"], "no such checkpoint"),
+    (["gspo", "--out", "x", "--rewards", '{"iou": 1}'], "unknown reward"),
+])
+def test_gspo_cli_reports_bad_input(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
