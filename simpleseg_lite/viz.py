@@ -137,3 +137,56 @@ def polygon_explorer(image, mask, epsilon: float = 0.005, epsilon_mode: str = "p
     box.update = update
     update()
     return box
+
+
+def _png(fig) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def prediction_explorer(samples, answers: dict):
+    """An ipywidgets panel to browse predictions against ground truth: a sample slider and a model
+    dropdown; the picture shows the target mask (blue) and the model's polygons (red, vertex 0 marked),
+    with the expression, the answer text and its IoU.
+
+    ``samples``: ``data.Sample`` objects; ``answers``: model name → one answer text per sample (as
+    evaluation produced them). Returns the widget; ``widget.update()`` redraws (how tests drive it).
+    """
+    import ipywidgets as W
+    from pycocotools import mask as mask_utils
+
+    from .metrics import answer_iou
+    from .parse import parse_polygons
+
+    if not samples or not answers:
+        raise ValueError("prediction_explorer needs at least one sample and one model's answers")
+    for name, texts in answers.items():
+        if len(texts) != len(samples):
+            raise ValueError(f"{name}: {len(texts)} answers for {len(samples)} samples")
+    index = W.IntSlider(value=0, min=0, max=len(samples) - 1, description="sample")
+    model = W.Dropdown(options=list(answers), description="model")
+    stats = W.HTML()
+    picture = W.Image(format="png")  # an Image widget, not Output: see polygon_explorer
+
+    def update(*_):
+        s, text = samples[index.value], answers[model.value][index.value]
+        r = parse_polygons(text)
+        iou = answer_iou(text, s.gt_rle)
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        overlay(s.load_image(), mask_utils.decode(s.gt_rle), r.polygons if r.valid else [], ax=ax)
+        picture.value = _png(fig)
+        status = "valid" if r.valid else f"invalid: {r.error}"
+        stats.value = (f"<b>{s.expression or s.prompt}</b> · IoU <b>{iou:.3f}</b> · {status}"
+                       f"<br><code>{text[:200]}{'…' if len(text) > 200 else ''}</code>")
+        return iou
+
+    for w in (index, model):
+        w.observe(update, names="value")
+    box = W.VBox([W.HBox([index, model]), stats, picture])
+    box.update = update
+    update()
+    return box
