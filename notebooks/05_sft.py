@@ -55,6 +55,7 @@ from simpleseg_lite.evaluate import evaluate
 from simpleseg_lite.model import load_model
 from simpleseg_lite.ordering import turning_number
 from simpleseg_lite.parse import parse_polygons
+from simpleseg_lite.report import save_notebook_metrics
 from simpleseg_lite.sft import TrainConfig, heldout_samples, train
 from simpleseg_lite.viz import overlay
 
@@ -156,6 +157,9 @@ for ordering in ("clockwise", "shuffled"):
                           "mean |turning number|": float(np.mean(turns)) if turns else float("nan")}
 for k, v in ablation.items():
     print(f"{k:10}", {a: round(b, 3) for a, b in v.items()})
+save_notebook_metrics(RUN_DIR, "05_sft", {"eval": {"05: before SFT": {"synthetic": before},
+                                                   "05: after SFT (this run)": {"synthetic": after}},
+                                          "ordering_ablation": ablation, "sft_steps": SFT_STEPS})
 
 # %% [markdown]
 # A clean outline has |turning number| = 1. The shuffled targets are still the right *vertices*, but as a

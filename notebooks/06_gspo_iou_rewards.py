@@ -57,6 +57,7 @@ from simpleseg_lite import gspo, rewards
 from simpleseg_lite.evaluate import eval_samples, evaluate
 from simpleseg_lite.model import generate, load_model
 from simpleseg_lite.parse import parse_polygons
+from simpleseg_lite.report import save_notebook_metrics
 from simpleseg_lite.rl import GSPOConfig, read_history, rl_row, train_gspo
 from simpleseg_lite.serialize import polygons_to_text
 from simpleseg_lite.viz import overlay
@@ -248,6 +249,9 @@ for name, change in variants.items():
 print(f"SFT start: gIoU {before['gIoU']:.3f}; {ABLATION_STEPS} steps each")
 for k, v in ablation.items():
     print(f"{k:20}", {a: round(b, 3) for a, b in v.items()})
+save_notebook_metrics(RUN_DIR, "06_gspo_iou_rewards", {
+    "eval": {"06: SFT (start)": {"synthetic": before}, "06: +GSPO (this run)": {"synthetic": after}},
+    "rl_ablation": ablation, "gspo_steps": STEPS, "ablation_steps": ABLATION_STEPS})
 
 # %% [markdown]
 # ## 7. The full path: Qwen2.5-VL + LoRA on a GPU

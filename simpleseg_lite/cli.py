@@ -6,6 +6,7 @@
     simpleseg-lite fidelity MASK.png ... [--epsilon E] [--epsilon-mode M] [--json]
     simpleseg-lite bench geometry [--json]
     simpleseg-lite reproduce --preset smoke|lite|full [--out DIR] [--resume]
+    simpleseg-lite segment --model PATH --image IMG --expression TEXT [--out overlay.png] [--json]
 
 A mask PNG is any image whose nonzero pixels are the object. Errors go to stderr with what to do, and
 exit with status 2; nothing is written to stdout then.
@@ -89,6 +90,33 @@ def _fidelity(paths, epsilon, epsilon_mode, decimals) -> dict:
     }
 
 
+def _segment(args) -> None:
+    """``simpleseg-lite segment``: load the image first (cheap), then the model, then answer."""
+    import torch
+
+    from .released import draw, load_image, load_released, segment
+
+    try:
+        image = load_image(args.image)
+        dtype = args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
+        model, processor = load_released(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code)
+    except (FileNotFoundError, ValueError) as e:
+        raise CLIError(str(e)) from e
+    result = segment(model, processor, image, args.expression, max_new_tokens=args.max_new_tokens)
+    if args.out:
+        import matplotlib.pyplot as plt
+
+        ax = draw(image, result, title=args.expression)
+        ax.figure.savefig(args.out, dpi=150, bbox_inches="tight")
+        plt.close(ax.figure)
+    report = {"answer": result["answer"], "valid": result["valid"], "error": result["error"],
+              "polygons": [p.tolist() for p in result["polygons"]], "mask_area": int(result["mask"].sum()),
+              "width": image.width, "height": image.height, "overlay": args.out}
+    print(json.dumps(report) if args.json else
+          f"{result['answer']}\nvalid: {result['valid']}, mask pixels: {report['mask_area']}"
+          + (f", overlay: {args.out}" if args.out else ""))
+
+
 def _add_epsilon(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epsilon", type=float, default=0.005, help="Douglas–Peucker tolerance (default 0.005)")
     p.add_argument("--epsilon-mode", choices=EPSILON_MODES, default="perimeter",
@@ -131,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-steps", type=int, default=100, help="held-out gIoU every N steps (0: never)")
     p.add_argument("--save-steps", type=int, default=100)
     p.add_argument("--lora", action="store_true", help="LoRA adapters (real Qwen2.5-VL)")
+    p.add_argument("--data", choices=["synthetic", "refcoco"], default="synthetic",
+                   help="refcoco: the RefCOCO/+/g and refCLEF train splits under --refer-root (full path)")
+    p.add_argument("--refer-root", default=None, help="REFER root (for --data refcoco)")
+    p.add_argument("--image-size", type=int, default=112,
+                   help="px, square, multiple of 28 (pins a real model's images)")
+    p.add_argument("--epsilon", type=float, default=0.02, help="answer sparsification (paper and full path: 0.005)")
+    p.add_argument("--decimals", type=int, default=2, help="decimals of answer coordinates (paper and full path: 3)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
 
     p = sub.add_parser("gspo", help="the RL stage: GSPO with IoU rewards (trl GRPOTrainer)")
@@ -174,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default papermill_runs/runs/<date>-<preset>)")
     p.add_argument("--resume", action="store_true", help="continue a run, skipping finished notebooks")
 
+    p = sub.add_parser("segment", help="segment what an expression refers to, with a (released) checkpoint")
+    p.add_argument("--model", required=True, help="checkpoint folder (Hugging Face layout) or Hub id")
+    p.add_argument("--image", required=True)
+    p.add_argument("--expression", required=True, help='what to segment, e.g. "the dog on the left"')
+    p.add_argument("--out", default=None, help="write the image with the mask and polygons here (PNG)")
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="auto: the checkpoint's (bf16 for the release; float32 is faster on most CPUs)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow modelling code shipped with a non-Qwen2.5-VL checkpoint (read it first)")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("bench", help="speed benchmarks")
     p.add_argument("what", choices=["geometry"])
     p.add_argument("--epsilon", type=float, default=0.0015, help="ε of the benchmark masks (~60 vertices)")
@@ -206,7 +253,8 @@ def run(args) -> int:
         cfg = TrainConfig(out=args.out, stage=args.stage, init=args.init, max_steps=args.steps,
                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
                           ordering=args.ordering, eval_steps=args.eval_steps, save_steps=args.save_steps,
-                          lora=args.lora, max_objects=args.max_objects,
+                          lora=args.lora, max_objects=args.max_objects, data=args.data, refer_root=args.refer_root,
+                          image_size=args.image_size, epsilon=args.epsilon, decimals=args.decimals,
                           task_mix=json.loads(args.task_mix) if args.task_mix else None)
         try:
             print(f"model saved in {train(cfg, resume=args.resume)}")
@@ -249,6 +297,8 @@ def run(args) -> int:
         except (FileNotFoundError, RuntimeError) as e:
             raise CLIError(str(e)) from e
         print(f"run folder: {out}")
+    elif args.command == "segment":
+        _segment(args)
     elif args.command == "bench":
         from .bench import bench_geometry
 

@@ -1,4 +1,4 @@
-"""Rasterization, IoU and the benchmark metrics: gIoU, cIoU (RES) and Prec@0.5 (REC).
+"""Rasterization, IoU and the benchmark metrics: gIoU, cIoU (RES) and Prec@0.5 (REC), plus two shape metrics.
 
 One rasterizer for the whole project: pycocotools' polygon → RLE, which fills a pixel when its
 **centre** ``(c + 0.5, r + 0.5)`` lies inside the polygon (pixel-edge coordinates, see ``contours``).
@@ -18,6 +18,10 @@ Conventions (FINDINGS §2, the Text4Seg protocol SimpleSeg inherits):
 
 pycocotools pitfalls handled here (FINDINGS §3): a numpy array is read as boxes, a 2-point polygon as a
 box, and a NaN or 1e12 coordinate hangs it — polygons are sanitized and clipped first.
+
+The paper's limitations section asks for boundary F-score and vertex-wise metrics, which IoU hides
+(a ragged outline can keep a high IoU): ``boundary_f_score`` (DAVIS's boundary measure) and
+``vertex_distance`` (a Chamfer distance between outlines) are at the end of this module.
 
 Taught in ``notebooks/01_contour_serialization.py`` and ``notebooks/07_evaluation.py``.
 """
@@ -203,3 +207,82 @@ def interior_point(mask) -> np.ndarray | None:
     dist = cv2.distanceTransform(np.pad(m, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
     r, c = np.unravel_index(int(np.argmax(dist)), dist.shape)
     return np.array([c + 0.5, r + 0.5])
+
+
+# --- shape metrics: how well the outline itself matches (the paper's missing metrics) ------------
+
+
+def mask_boundary(mask) -> np.ndarray:
+    """Boundary pixels of a mask (H, W) as bool: object pixels with a 4-neighbour outside the object.
+    Outside the image counts as background, so an object touching the border has a boundary there."""
+    m = np.pad(as_binary_mask(mask) != 0, 1)  # the padding is the background outside the image
+    inner = cv2.erode(m.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))) != 0
+    return (m & ~inner)[1:-1, 1:-1]
+
+
+def _distance_to(boundary: np.ndarray) -> np.ndarray:
+    """Euclidean distance (px, pixel centre to pixel centre) from every pixel to the nearest boundary pixel."""
+    return cv2.distanceTransform((~boundary).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def boundary_f_score(pred_mask, gt_mask, tolerance_px: float = 2) -> float:
+    """Boundary F-measure (DAVIS): do the two outlines coincide within ``tolerance_px`` pixels?
+
+    Masks are (H, W), nonzero = object, same shape. Boundaries are ``mask_boundary`` pixels;
+    precision P = the fraction of predicted boundary pixels whose centre lies within ``tolerance_px``
+    of a ground-truth boundary pixel's centre, recall R the same the other way; F = 2PR / (P + R).
+    Both masks empty → 1.0; exactly one empty → 0.0. DAVIS sets the tolerance to 0.8 % of the image
+    diagonal; a fixed number of pixels is easier to read at 112 px.
+    """
+    pred_b, gt_b = mask_boundary(pred_mask), mask_boundary(gt_mask)
+    if pred_b.shape != gt_b.shape:
+        raise ValueError(f"mask shapes differ: {pred_b.shape} vs {gt_b.shape}")
+    if not pred_b.any() or not gt_b.any():
+        return float(not pred_b.any() and not gt_b.any())
+    precision = float(np.mean(_distance_to(gt_b)[pred_b] <= tolerance_px))
+    recall = float(np.mean(_distance_to(pred_b)[gt_b] <= tolerance_px))
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def _valid_outlines(polygons) -> list[np.ndarray]:
+    """Polygons with ≥ 3 finite vertices, as (k, 2) float arrays (what the rasterizer would draw)."""
+    out = []
+    for p in polygons:
+        p = np.asarray(p, dtype=np.float64).reshape(-1, 2)
+        if len(p) >= 3 and np.all(np.isfinite(p)):
+            out.append(p)
+    return out
+
+
+def _points_to_outlines(points: np.ndarray, polygons: list[np.ndarray]) -> np.ndarray:
+    """Distance from each point (n, 2) to the nearest point on any closed polygon outline (its edges)."""
+    a = np.concatenate(polygons)  # edge j runs from a[j] to b[j]; each polygon closes on itself
+    b = np.concatenate([np.roll(p, -1, axis=0) for p in polygons])
+    ab = b - a
+    length2 = (ab**2).sum(axis=1)
+    ap = points[:, None, :] - a[None]  # (n, m, 2)
+    # t = clip((p - a)·(b - a) / |b - a|², 0, 1): the closest point on edge j is a + t (b - a)
+    t = np.clip((ap * ab).sum(axis=2) / np.where(length2 > 0, length2, 1.0), 0.0, 1.0)
+    return np.linalg.norm(ap - t[..., None] * ab, axis=2).min(axis=1)
+
+
+def vertex_distance(pred_polygons, gt_polygons) -> float:
+    """Symmetric vertex-to-outline (Chamfer) distance between two sets of polygons, in input units.
+
+    Polygons are lists of ``(k, 2)`` (x, y) arrays — normalized (x / W, y / H) as ``parse_polygons``
+    returns them, so the result is in normalized units too (on a non-square image a unit of x is not
+    a unit of y; multiply both sets by ``(W, H)`` first for pixels). Each outline is closed.
+
+        d = ½ (mean over predicted vertices of the distance to the nearest point on a gt edge
+             + mean over gt vertices of the distance to the nearest point on a predicted edge)
+
+    Edges, not just vertices: a vertex lying on the other outline scores 0 wherever the other's
+    vertices happen to sit. Polygons with < 3 finite vertices are ignored; if either side has none
+    left the distance is undefined and ``nan`` is returned (callers decide how to count a miss).
+    """
+    pred, gt = _valid_outlines(pred_polygons), _valid_outlines(gt_polygons)
+    if not pred or not gt:
+        return float("nan")
+    to_gt = _points_to_outlines(np.concatenate(pred), gt)
+    to_pred = _points_to_outlines(np.concatenate(gt), pred)
+    return float((to_gt.mean() + to_pred.mean()) / 2)

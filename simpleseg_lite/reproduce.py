@@ -5,7 +5,10 @@ executed notebooks, ``environment.json`` (versions, hardware), ``timings.json`` 
 (which notebooks finished). A failing notebook stops the run with the path of its partly executed copy;
 ``--resume`` continues the same folder, skipping finished notebooks. Parameters come from
 ``papermill_runs/presets/<preset>.yaml``: notebook stem → the values papermill injects into the
-notebook's ``parameters`` cell.
+notebook's ``parameters`` cell. A notebook whose parameters cell defines ``RUN_DIR`` also gets
+``RUN_DIR`` = the run folder (unless the preset sets it), and may save its numbers there with
+``report.save_notebook_metrics``; after each notebook they are merged into ``metrics.json`` and
+``summary.md`` (keys documented in ``report``).
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .report import collect_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ROOT / "papermill_runs" / "presets"
@@ -74,6 +80,15 @@ def _notebook_source(stem: str, folder: Path) -> Path:
     return target
 
 
+def parameter_names(stem: str) -> set[str]:
+    """Names assigned at the top level of a notebook's ``parameters`` cell (``NAME = ...`` lines)."""
+    import jupytext
+
+    cells = jupytext.read(NOTEBOOKS / f"{stem}.py").cells
+    source = "\n".join(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
+    return set(re.findall(r"^([A-Za-z_]\w*)\s*=", source, flags=re.MULTILINE))
+
+
 def reproduce(preset: str, out: str | Path | None = None, resume: bool = False, kernel: str = "python3") -> Path:
     """Run every notebook of a preset; return the run folder. Raises ``RuntimeError`` on failure."""
     import papermill as pm
@@ -102,11 +117,15 @@ def reproduce(preset: str, out: str | Path | None = None, resume: bool = False, 
             continue
         bar.set_postfix_str(stem)
         executed = out / f"{stem}.ipynb"
+        params = dict(params or {})
+        (out / "metrics" / f"{stem}.json").unlink(missing_ok=True)  # this notebook's numbers start afresh
         start = time.perf_counter()
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 source = _notebook_source(stem, Path(tmp))
-                pm.execute_notebook(str(source), str(executed), parameters=dict(params or {}),
+                if "RUN_DIR" in parameter_names(stem):
+                    params.setdefault("RUN_DIR", str(out.resolve()))
+                pm.execute_notebook(str(source), str(executed), parameters=params,
                                     kernel_name=kernel, cwd=str(NOTEBOOKS), progress_bar=False)
         except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
             raise RuntimeError(f"notebook {stem} failed after {time.perf_counter() - start:.0f} s: "
@@ -116,4 +135,5 @@ def reproduce(preset: str, out: str | Path | None = None, resume: bool = False, 
         state["finished"].append(stem)
         state_path.write_text(json.dumps(state, indent=1))
         timings_path.write_text(json.dumps(timings, indent=1))
+        collect_metrics(out, preset, timings)
     return out

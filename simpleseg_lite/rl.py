@@ -201,7 +201,9 @@ def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
     wall = time.perf_counter() - start
-    trainer.model.save_pretrained(out)
+    # LoRA: fold the adapters into the weights, so the folder loads like any checkpoint (eval, gspo --init)
+    final = trainer.model.merge_and_unload() if cfg.lora else trainer.model
+    final.save_pretrained(out)
     processor.save_pretrained(out)
     summary = {"config": {**asdict(cfg), "stage": "gspo", "image_size": image_size, "epsilon": epsilon,
                           "decimals": decimals, "clip": [eps_low, eps_high], "batch_size": batch,

@@ -207,7 +207,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
     wall = time.perf_counter() - start
-    trainer.model.save_pretrained(out)
+    # LoRA: fold the adapters into the weights, so the folder loads like any checkpoint (eval, gspo --init)
+    final = trainer.model.merge_and_unload() if cfg.lora else trainer.model
+    final.save_pretrained(out)
     processor.save_pretrained(out)
     summary = {"config": asdict(cfg), "task_mix": mix, "wall_seconds": round(wall, 1), "steps": cfg.max_steps,
                "resumed": bool(resume and checkpoints), "torch_threads": cfg.threads, "device": "cuda" if cuda else "cpu"}

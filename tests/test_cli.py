@@ -72,3 +72,45 @@ def test_train_with_missing_init_is_clear(tmp_path, capsys):
     assert main(["train", "--stage", "sft", "--init", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
                  "--steps", "1"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_segment_with_a_checkpoint_folder(tmp_path, capsys):
+    from PIL import Image
+
+    from test_released import save_tiny_checkpoint, scene
+
+    model_dir = save_tiny_checkpoint(tmp_path / "model")
+    Image.fromarray(scene()).save(tmp_path / "scene.png")
+    args = ["segment", "--model", str(model_dir), "--image", str(tmp_path / "scene.png"),
+            "--expression", "the red square", "--max-new-tokens", "8", "--out", str(tmp_path / "overlay.png"), "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"answer", "valid", "error", "polygons", "mask_area", "width", "height", "overlay"} <= set(out)
+    assert (out["width"], out["height"]) == (90, 60) and (tmp_path / "overlay.png").stat().st_size > 0
+    assert out["valid"] or out["mask_area"] == 0  # junk from an untrained model: an empty mask
+
+
+@pytest.mark.parametrize(
+    "model,image,message",
+    [
+        ("{d}/no-model", "{d}/scene.png", "no checkpoint folder"),  # a bad model path
+        ("{d}", "{d}/scene.png", "no config.json"),  # a folder that is not a checkpoint
+        ("{d}", "{d}/missing.png", "no such image"),  # a bad image path (checked before loading the model)
+    ],
+)
+def test_segment_errors_are_clear(tmp_path, capsys, model, image, message):
+    cv2.imwrite(str(tmp_path / "scene.png"), np.zeros((8, 8, 3), np.uint8))
+    args = ["segment", "--model", model.format(d=tmp_path), "--image", image.format(d=tmp_path), "--expression", "x"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+
+
+def test_train_takes_the_full_path_settings():
+    from simpleseg_lite.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--stage", "sft", "--out", "o", "--data", "refcoco",
+                                      "--refer-root", "/r", "--image-size", "448", "--epsilon", "0.005",
+                                      "--decimals", "3", "--lora"])
+    settings = (args.data, args.refer_root, args.image_size, args.epsilon, args.decimals)
+    assert settings == ("refcoco", "/r", 448, 0.005, 3)

@@ -1,15 +1,17 @@
-"""Rasterization conventions, IoU in RLE space, gIoU / cIoU / Prec@0.5, weak labels."""
+"""Rasterization conventions, IoU in RLE space, gIoU / cIoU / Prec@0.5, weak labels, shape metrics."""
 
 import numpy as np
 import pytest
 
 from simpleseg_lite.metrics import (
     answer_iou,
+    boundary_f_score,
     box_iou,
     ciou,
     giou,
     interior_point,
     intersection_union,
+    mask_boundary,
     mask_box,
     mask_to_rle,
     polygons_box,
@@ -18,6 +20,7 @@ from simpleseg_lite.metrics import (
     polygons_to_rle,
     prec_at,
     rasterize,
+    vertex_distance,
 )
 
 SQUARE = np.array([[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]])
@@ -114,3 +117,88 @@ def test_polygons_to_rle_union_of_parts():
     union = rasterize([left, right], 20, 20)
     assert (union == rasterize([SQUARE], 20, 20)).all()
     assert polygons_to_rle([left, right], 20, 20)["size"] == [20, 20]
+
+
+def _square_mask(x0=10, y0=10, side=20, shift=(0, 0), size=48):
+    m = np.zeros((size, size), bool)
+    m[y0 + shift[1]: y0 + shift[1] + side, x0 + shift[0]: x0 + shift[0] + side] = True
+    return m
+
+
+def _line_mask(row=20, size=48):
+    m = np.zeros((size, size), bool)
+    m[row, 5:40] = True
+    return m
+
+
+_YY, _XX = np.mgrid[:48, :48] - 24
+_DISC = np.hypot(_XX, _YY) <= 18
+_RING = _DISC & (np.hypot(_XX, _YY) > 9)
+_EMPTY = np.zeros((48, 48), bool)
+# a ring against its filled disc: only the ring's outer boundary pixels match (recall 1)
+_P_RING = mask_boundary(_DISC).sum() / mask_boundary(_RING).sum()
+
+
+@pytest.mark.parametrize(
+    "pred,gt,tolerance,expected",
+    [
+        (_square_mask(), _square_mask(), 0, 1.0),  # identical square, even at zero tolerance
+        (_square_mask(shift=(1, 0)), _square_mask(), 0, 0.5),  # 1 px shift: only the top/bottom rows overlap
+        (_square_mask(shift=(1, 0)), _square_mask(), 1, 1.0),  # ... and all within 1 px
+        (_square_mask(side=10), _square_mask(x0=30, y0=30, side=10), 2, 0.0),  # far apart
+        (_RING, _RING, 0, 1.0),  # a ring: outer and hole boundaries both count
+        (_RING, _DISC, 2, 2 * _P_RING / (1 + _P_RING)),  # ring vs filled disc: the hole's outline is extra
+        (_line_mask(), _line_mask(), 0, 1.0),  # a one-pixel line is all boundary
+        (_line_mask(21), _line_mask(), 1, 1.0),  # a line one row lower is within 1 px
+        (_EMPTY, _EMPTY, 2, 1.0),  # both empty
+        (_square_mask(), _EMPTY, 2, 0.0),  # nothing to match: prediction on an empty target
+        (_EMPTY, _square_mask(), 2, 0.0),  # empty prediction
+        (_square_mask(x0=0, y0=0), _square_mask(x0=0, y0=0), 0, 1.0),  # touching the image border
+    ],
+)
+def test_boundary_f_score(pred, gt, tolerance, expected):
+    assert boundary_f_score(pred, gt, tolerance) == pytest.approx(expected, abs=1e-9)
+
+
+def test_mask_boundary_of_a_square_is_its_outline():
+    b = mask_boundary(_square_mask(side=5))
+    assert b.sum() == 16 and not b[11:14, 11:14].any()  # 4·5 − 4 outline pixels, hollow inside
+
+
+def test_boundary_f_score_rejects_different_shapes():
+    with pytest.raises(ValueError, match="shapes differ"):
+        boundary_f_score(np.ones((4, 4)), np.ones((5, 5)))
+
+
+_MIDPOINTS = np.array([[0.25, 0.25], [0.5, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]])
+
+
+@pytest.mark.parametrize(
+    "pred,gt,expected",
+    [
+        ([SQUARE], [SQUARE], 0.0),  # identical
+        ([SQUARE[[2, 3, 0, 1]]], [SQUARE], 0.0),  # same outline, another start vertex
+        ([_MIDPOINTS], [SQUARE], 0.0),  # an extra vertex on an edge: distance to edges, not vertices
+        ([SQUARE + [0.1, 0]], [SQUARE], 0.05),  # shifted by d = 0.1: two of four vertices off by d, each way
+        ([(SQUARE - 0.5) * 1.2 + 0.5], [SQUARE], (0.05 * np.sqrt(2) + 0.05) / 2),  # 20 % larger, concentric
+        ([SQUARE, SQUARE + [2, 0]], [SQUARE, SQUARE + [2, 0]], 0.0),  # two parts, both matched
+        ([SQUARE, SQUARE[:2]], [SQUARE], 0.0),  # a 2-vertex polygon is ignored, like the rasterizer does
+        ([], [SQUARE], np.nan),  # no prediction: undefined
+        ([SQUARE], [], np.nan),  # no ground truth: undefined
+        ([np.array([[np.nan, 0], [1, 0], [1, 1]])], [SQUARE], np.nan),  # only a non-finite polygon
+    ],
+)
+def test_vertex_distance(pred, gt, expected):
+    d = vertex_distance(pred, gt)
+    if np.isnan(expected):
+        assert np.isnan(d)
+    else:
+        assert d == pytest.approx(expected, abs=1e-12)
+        assert vertex_distance(gt, pred) == pytest.approx(d, abs=1e-12)  # symmetric
+
+
+def test_vertex_distance_accepts_parser_output():
+    from simpleseg_lite.parse import parse_polygons
+
+    polys = parse_polygons("[[[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]]").polygons
+    assert vertex_distance(polys, [SQUARE]) == 0.0

