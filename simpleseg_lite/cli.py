@@ -171,11 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gspo", help="the RL stage: GSPO with IoU rewards (trl GRPOTrainer)")
     p.add_argument("--out", required=True, help="run folder (final policy, checkpoints/, history.jsonl)")
     p.add_argument("--init", default="data/checkpoints/lite-sft", help="the SFT policy to start from")
-    p.add_argument("--steps", type=int, default=60, help="optimizer steps")
-    p.add_argument("--prompts", type=int, default=8, help="prompts per step")
+    p.add_argument("--steps", type=int, default=80, help="optimizer steps")
+    p.add_argument("--prompts", type=int, default=16, help="prompts per step")
     p.add_argument("--generations", type=int, default=8, help="answers per prompt (the group G)")
-    p.add_argument("--lr", type=float, default=2e-5)
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=4e-5)
+    p.add_argument("--schedule", choices=["cosine", "constant", "linear"], default="cosine", help="lr schedule")
+    p.add_argument("--temperature", type=float, default=0.3, help="sampling temperature of the group")
     p.add_argument("--level", choices=["sequence", "token"], default="sequence", help="sequence = GSPO, token = GRPO")
     p.add_argument("--rewards", default=None,
                    help='JSON weights, e.g. \'{"mask_iou_reward": 1, "centroid_reward": 0}\' (default: rewards.REWARD_WEIGHTS)')
@@ -271,7 +272,8 @@ def run(args) -> int:
         if not Path(args.init).exists() and not args.lora:
             raise CLIError(f"--init {args.init}: no such checkpoint (train one with `simpleseg-lite train`)")
         cfg = GSPOConfig(out=args.out, init=args.init, max_steps=args.steps, prompts_per_step=args.prompts,
-                         num_generations=args.generations, lr=args.lr, temperature=args.temperature,
+                         num_generations=args.generations, lr=args.lr, schedule=args.schedule,
+                         temperature=args.temperature,
                          level=args.level, reward_weights=weights, length_budget=args.length_budget,
                          seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
                          save_steps=args.save_steps, lora=args.lora, data=args.data, refer_root=args.refer_root,

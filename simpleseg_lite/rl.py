@@ -43,12 +43,13 @@ class GSPOConfig:
 
     out: str = "runs/lite-gspo"  # run folder: final model, checkpoints/, history.jsonl, summary.json
     init: str = "data/checkpoints/lite-sft"  # the policy to start from (and π_old at step 0)
-    max_steps: int = 60  # optimizer steps; each batch of answers serves num_iterations of them
-    prompts_per_step: int = 8
+    max_steps: int = 80  # optimizer steps; each batch of answers serves num_iterations of them
+    prompts_per_step: int = 16
     num_generations: int = 8  # G, answers per prompt (the group)
-    lr: float = 2e-5
-    warmup_steps: int = 0
-    temperature: float = 1.0
+    lr: float = 4e-5
+    schedule: str = "cosine"  # lr decay to 0 (the tiny model is best at the end of a decay); "constant" too
+    warmup_steps: int = 4
+    temperature: float = 0.3  # low: samples stay near the greedy answer, where rewards differ most (see LOG)
     max_completion_length: int = 160  # tokens (= characters for the tiny model)
     level: str = "sequence"  # "sequence" = GSPO, "token" = GRPO
     clip: tuple | None = None  # (ε_low, ε_high); None → CLIP[level]
@@ -175,7 +176,8 @@ def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
     batch = cfg.prompts_per_step * cfg.num_generations  # completions per optimizer step
     args = GRPOConfig(
         output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, learning_rate=cfg.lr,
-        lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps, weight_decay=0.0,
+        lr_scheduler_type="constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule,
+        warmup_steps=cfg.warmup_steps, weight_decay=0.0,
         per_device_train_batch_size=batch if not cuda else min(batch, 16),
         gradient_accumulation_steps=1 if not cuda else max(1, batch // 16),
         num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
@@ -201,6 +203,8 @@ def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
     wall = time.perf_counter() - start
+    if not trainer.is_world_process_zero():  # several GPUs: one process writes the results
+        return out
     # LoRA: fold the adapters into the weights, so the folder loads like any checkpoint (eval, gspo --init)
     final = trainer.model.merge_and_unload() if cfg.lora else trainer.model
     final.save_pretrained(out)

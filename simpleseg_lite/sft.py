@@ -207,6 +207,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
     wall = time.perf_counter() - start
+    if not trainer.is_world_process_zero():  # several GPUs: one process writes the results
+        return out
     # LoRA: fold the adapters into the weights, so the folder loads like any checkpoint (eval, gspo --init)
     final = trainer.model.merge_and_unload() if cfg.lora else trainer.model
     final.save_pretrained(out)
