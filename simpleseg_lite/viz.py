@@ -103,8 +103,6 @@ def polygon_explorer(image, mask, epsilon: float = 0.005, epsilon_mode: str = "p
     Returns the widget (display it in Jupyter). ``widget.update()`` redraws with the current values,
     which is also how tests drive it without a browser.
     """
-    import io
-
     import ipywidgets as W
 
     image, mask = np.asarray(image), np.asarray(mask)
@@ -125,10 +123,7 @@ def polygon_explorer(image, mask, epsilon: float = 0.005, epsilon_mode: str = "p
                        f"<br><code>{s['text'][:160]}{'…' if len(s['text']) > 160 else ''}</code>")
         fig, ax = plt.subplots(figsize=(5, 5))
         overlay(image, mask, s["polygons"], ax=ax)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        picture.value = buffer.getvalue()
+        picture.value = _png(fig)
         return s
 
     for w in (eps, mode, order, dec):

@@ -111,3 +111,18 @@ def test_lora_run_saves_a_loadable_merged_checkpoint(tmp_path):
     assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
     loaded, _ = load_model(out)
     assert not any("lora_" in n for n, _ in loaded.named_parameters())
+
+
+def test_failure_kind_tells_invalid_wrong_object_and_shape():
+    from simpleseg_lite.data import SyntheticConfig, make_samples
+    from simpleseg_lite.evaluate import failure_kind
+
+    # a scene with at least two objects, so that "wrong object" exists
+    s = next(x for x in make_samples(20, 11, SyntheticConfig(image_size=112), {"polygon": 1.0}, 0.02, decimals=2)
+             if len(x.metadata["objects"]) > 1)
+    other = next(o for i, o in enumerate(s.metadata["objects"]) if i != s.metadata["target"])
+    ox, oy = other["centre"][0] / s.width, other["centre"][1] / s.height
+    around_other = f"[[[{ox - 0.02:.3f}, {oy - 0.02:.3f}], [{ox + 0.02:.3f}, {oy - 0.02:.3f}], [{ox:.3f}, {oy + 0.02:.3f}]]]"
+    assert failure_kind(s, "no polygon here") == "invalid"
+    assert failure_kind(s, around_other) == "wrong object"
+    assert failure_kind(s, s.answer) == "shape"
