@@ -110,11 +110,11 @@ def parsed_iou(polygons, gt_rle: dict) -> float:
         gt_area = int(_coco.area([gt_rle])[0])
     if not polygons:
         return 1.0 if gt_area == 0 else 0.0
-    scale = np.array([w, h], dtype=np.float64)
-    rles = _coco.frPoly([(p * scale).ravel().tolist() for p in polygons], h, w)
+    scale = (float(w), float(h))
+    rles = _coco.frPoly([(p * scale).ravel() for p in polygons], h, w)  # 1-D float64 arrays, no list detour
     pred = rles[0] if len(rles) == 1 else _coco.merge(rles, 0)
-    inter = int(_coco.area([_coco.merge([pred, gt_rle], 1)])[0])
-    return iou_from(inter, int(_coco.area([pred])[0]) + gt_area - inter)
+    inter, pred_area = _coco.area([_coco.merge([pred, gt_rle], 1), pred]).tolist()  # one C call, two areas
+    return iou_from(inter, pred_area + gt_area - inter)
 
 
 def answer_iou(text: str, gt_rle: dict) -> float:

@@ -26,8 +26,8 @@ Taught in ``notebooks/01_contour_serialization.py``.
 
 from __future__ import annotations
 
+import math
 import re
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,8 +70,9 @@ def _invalid(reason: str, **kw) -> ParseResult:
 
 def _check_values(values: np.ndarray) -> tuple[str | None, bool]:
     """(error or None, needs clipping?) for a flat array of normalized coordinates."""
-    lo, hi = float(values.min()), float(values.max())  # NaN propagates through min/max
-    if not (np.isfinite(lo) and np.isfinite(hi)):
+    # NaN propagates through min/max; the ufuncs and math.isfinite skip ~3 µs of wrappers (hot path)
+    lo, hi = float(np.minimum.reduce(values)), float(np.maximum.reduce(values))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         return "non-finite coordinate (nan or inf)", False
     worst = max(-lo, hi - 1.0)
     if worst > CLIP_MARGIN:
@@ -107,10 +108,11 @@ def _fast_polygons(text: str):
         return None
     sizes = [(part.count(",") + 1) // 2 for part in parts]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            values = np.fromstring(span.translate(_BRACKETS_TO_SPACE), dtype=np.float64, sep=",")
-    except ValueError:  # a malformed number such as "1.2.3": let the regex path decide
+        # A malformed number such as "1.2.3" stops numpy early with a DeprecationWarning (ignored by
+        # Python's default filters; raised under -W error, hence caught); the size check below then
+        # hands the text to the regex path. No catch_warnings block: it costs ~2 µs per call here.
+        values = np.fromstring(span.translate(_BRACKETS_TO_SPACE), dtype=np.float64, sep=",")
+    except (ValueError, DeprecationWarning):
         return None
     if values.size != 2 * sum(sizes):
         return None
@@ -143,7 +145,7 @@ def parse_polygons(text) -> ParseResult:
         return _invalid(f"expected text, got {type(text).__name__}")
     truncated = len(text) > MAX_CHARS
     text = text[:MAX_CHARS]
-    if not text.strip():
+    if not text or text.isspace():
         return _invalid("empty answer")
 
     fast = None if truncated else _fast_polygons(text)

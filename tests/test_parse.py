@@ -1,6 +1,7 @@
 """The one parser: good answers, and at least 30 kinds of malformed model output."""
 
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -90,6 +91,18 @@ def test_malformed_never_raises_and_is_fast(text, valid, error):
         assert all(((p >= 0) & (p <= 1)).all() for p in r.polygons)
     assert not r.well_formed or valid
     assert elapsed < 0.010, f"{elapsed * 1e3:.2f} ms"
+
+
+@pytest.mark.parametrize("text,valid,error", MALFORMED, ids=[f"case{i}" for i in range(len(MALFORMED))])
+def test_same_result_when_warnings_are_errors(text, valid, error):
+    """The fast path lets numpy warn on a broken number; under ``-W error`` that warning is raised
+    inside the parser, which must still return, with the same answer."""
+    expected = parse_polygons(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = parse_polygons(text)
+    assert (r.valid, r.error, r.well_formed) == (expected.valid, expected.error, expected.well_formed)
+    assert all(np.array_equal(a, b) for a, b in zip(r.polygons, expected.polygons, strict=True))
 
 
 def test_at_least_30_malformed_cases():
