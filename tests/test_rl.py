@@ -136,3 +136,15 @@ def test_a_gspo_run_resumes(tiny_policy, tmp_path):
 def test_gspo_cli_reports_bad_input(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_gspo_cli_passes_its_settings(tmp_path, monkeypatch):
+    import simpleseg_lite.rl as rl
+
+    seen = {}
+    monkeypatch.setattr(rl, "train_gspo", lambda cfg, resume=False: seen.setdefault("cfg", cfg) and tmp_path)
+    argv = ["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--num-iterations", "1", "--temperature", "0.5",
+            "--steps", "7"]
+    assert main(argv) == 0
+    cfg = seen["cfg"]
+    assert (cfg.num_iterations, cfg.temperature, cfg.max_steps, cfg.level) == (1, 0.5, 7, "sequence")

