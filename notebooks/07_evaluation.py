@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -161,6 +163,26 @@ n_objects = np.array([len(s.metadata["objects"]) for s in syn])
 for k in sorted(set(n_objects)):
     print(f"{k} object(s): {np.sum(n_objects == k):3d} samples, gIoU {ious[n_objects == k].mean():.3f} ({best})")
 
+# %% [markdown]
+# ### Localization or grounding?
+# The per-object table mixes two skills: *choosing* the object the expression means, and *placing* an
+# outline precisely. Ask the last stage for a **box** (text→box, one of its SFT tasks) in scenes with a
+# single object, where nothing has to be chosen, and in the usual 1–3-object scenes. The single-object
+# box IoU is the model's localization precision on its own; the drop to 1–3 objects is what choosing costs.
+
+# %%
+model, processor = load_model(found[best], dtype=torch.float32)
+localization = {}
+for max_objects in (1, 3):
+    r = evaluate_checkpoint(found[best], "synthetic", max(N // 2, 2), SEED, task="box", model=model,
+                            processor=processor, max_objects=max_objects)
+    scenes = "1 object" if max_objects == 1 else f"1-{max_objects} objects"
+    localization[scenes] = {k: r[k] for k in ("box_mIoU", "prec_at_0.5", "valid_rate", "n")}
+    print(f"text→box, {scenes}, {r['n']} samples: mean box IoU {r['box_mIoU']:.3f}, "
+          f"Prec@0.5 {r['prec_at_0.5']:.3f} ({best})")
+save_notebook_metrics(RUN_DIR, "07_evaluation", {"localization": {"model": best, **localization}})
+
+# %%
 worst = np.argsort(ious)[: min(8, len(syn))]
 fig, axes = plt.subplots(1, len(worst), figsize=(2.4 * len(worst), 3), squeeze=False)
 for ax, i in zip(axes[0], worst):
@@ -219,7 +241,9 @@ else:
 # - The tables above are the lite reproduction's result: each stage's gIoU / cIoU / Prec@0.5 on held-out
 #   synthetic scenes and real images, beside (not against) the paper's RefCOCO numbers.
 # - Failures split into invalid text, the wrong object, and poor shapes; the per-object-count table
-#   shows how much of the gap is *choosing* the object rather than drawing it.
+#   shows how much of the gap is *choosing* the object rather than drawing it, and the single-object box
+#   IoU shows how precisely the model places anything at all — for the tiny model, that precision is the
+#   first limit (papermill_runs/LOG.md has the numbers).
 # - Boundary F and vertex distance rank answers differently from IoU where outlines are ragged.
 #
 # ## Exercises

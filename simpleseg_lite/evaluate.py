@@ -4,6 +4,8 @@
 it with the same IoU the reward uses (``metrics``). Conventions are those of ``metrics`` (Text4Seg's):
 an invalid answer is an empty mask — IoU 0, still counted; Prec@0.5 compares the tight box of the
 predicted polygons (or the parsed box, for text→box samples) with the tight box of the target mask.
+Text→box samples also get ``box_mIoU``, the mean box IoU (0 for an unparseable box): with
+``max_objects=1`` it measures localization alone, without the choice between objects.
 
 Two numbers guard against a model that only learned the format (FINDINGS §4):
 
@@ -22,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .metrics import (
+    box_iou,
     ciou,
     giou,
     intersection_union,
@@ -51,7 +54,8 @@ def score_answers(samples, answers) -> dict:
             box = parse_box(text)
             pred_boxes.append(box)
             gt_boxes.append(s.gt_box)
-            rows.append({"task": s.task, "valid": box is not None, "iou": None, "answer": text})
+            rows.append({"task": s.task, "valid": box is not None, "iou": None, "answer": text,
+                         "box_iou": box_iou(box, s.gt_box) if box is not None else 0.0})
             continue
         r = parse_polygons(text)
         h, w = s.gt_rle["size"]
@@ -64,7 +68,9 @@ def score_answers(samples, answers) -> dict:
         gt_boxes.append(s.gt_box)
         rows.append({"task": s.task, "valid": r.valid, "iou": iou_from(i, u), "answer": text, "error": r.error})
     ious = [r["iou"] for r in rows if r["iou"] is not None]
+    box_ious = [r["box_iou"] for r in rows if "box_iou" in r]
     return {
+        "box_mIoU": float(np.mean(box_ious)) if box_ious else float("nan"),  # text→box answers only
         "n": len(rows),
         "gIoU": giou(ious),
         "cIoU": ciou(inters, unions),

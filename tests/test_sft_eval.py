@@ -136,3 +136,23 @@ def test_eval_samples_max_objects(max_objects):
 
     counts = {len(s.metadata["objects"]) for s in eval_samples("synthetic", 24, 1000, max_objects=max_objects)}
     assert max(counts) == max_objects and min(counts) == 1
+
+
+@pytest.mark.parametrize("answers,box_miou,prec", [
+    ("truth", 1.0, 1.0),  # the tight boxes themselves
+    ("whole image", None, None),  # [0, 0, 1, 1]: box IoU = target box area fraction
+    ("garbage", 0.0, 0.0),  # unparseable: 0, still counted
+])
+def test_box_answers_are_scored_by_box_iou(answers, box_miou, prec):
+    from simpleseg_lite import data
+
+    samples = list(data.make_samples(6, 3, data.SyntheticConfig(), {"box": 1.0}, 0.02, decimals=3))
+    texts = {"truth": [s.answer for s in samples], "whole image": ["[0, 0, 1, 1]"] * 6,
+             "garbage": ["no box"] * 6}[answers]
+    r = score_answers(samples, texts)
+    if box_miou is None:  # the whole-image box scores the target box's area fraction
+        expected = np.mean([(b[2] - b[0]) * (b[3] - b[1]) for b in (s.gt_box for s in samples)])
+        assert r["box_mIoU"] == pytest.approx(expected, rel=1e-6) and r["prec_at_0.5"] == 0.0
+    else:
+        assert r["box_mIoU"] == pytest.approx(box_miou, abs=0.02) and r["prec_at_0.5"] == prec
+    assert np.isnan(r["gIoU"]) or r["gIoU"] == 0.0  # no polygon rows
