@@ -70,7 +70,7 @@ def score_answers(samples, answers) -> dict:
     ious = [r["iou"] for r in rows if r["iou"] is not None]
     box_ious = [r["box_iou"] for r in rows if "box_iou" in r]
     return {
-        "box_mIoU": float(np.mean(box_ious)) if box_ious else float("nan"),  # text→box answers only
+        **({"box_mIoU": float(np.mean(box_ious))} if box_ious else {}),  # text→box answers only
         "n": len(rows),
         "gIoU": giou(ious),
         "cIoU": ciou(inters, unions),

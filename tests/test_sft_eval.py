@@ -34,6 +34,7 @@ def test_score_answers(answers, giou, valid):
     texts = {"truth": [s.answer for s in samples], "garbage": ["<|image_pad|>" * 3] * 4, "empty": [""] * 4}[answers]
     r = score_answers(samples, texts)
     assert r["gIoU"] == pytest.approx(giou, abs=0.08) and r["valid_rate"] == valid and r["n"] == 4
+    assert "box_mIoU" not in r  # only text→box samples get one
 
 
 def test_image_dependence_extremes():
