@@ -4,7 +4,10 @@
 ``GRPOTrainer`` becomes GSPO with ``importance_sampling_level="sequence"`` (one length-normalized
 importance ratio per answer), ``loss_type="grpo"``, ``beta=0`` (no reference model, no KL) and the
 paper's tiny clip range ε = 3e-4 / 4e-4. ``num_iterations=2`` reuses each batch of answers for a second
-optimizer step, the only place where the ratio leaves 1 and clipping can act. ``level="token"`` with
+optimizer step, the only place where the ratio leaves 1 and clipping can act. With ``num_iterations=1``
+every ratio is 1: the gradient of s_i = exp(mean_t log π_θ/π_old) is then the per-sequence mean of
+∇log π_θ, exactly token-level GRPO's (with ``loss_type="grpo"``), so GSPO and GRPO differ only from the
+second pass on. ``level="token"`` with
 ε = 0.2 is the token-level GRPO twin (the notebook's comparison).
 
 Each step: ``prompts_per_step`` referring prompts (text→polygon on synthetic scenes, fresh seeds), ``G`` =
