@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="strict JSON: metrics without samples (NaN) are null")
 
     p = sub.add_parser("reproduce", help="execute the numbered notebooks with papermill")
     p.add_argument("--preset", default="lite", help="smoke | lite | full (papermill_runs/presets/*.yaml)")
@@ -288,12 +288,13 @@ def run(args) -> int:
             raise CLIError(str(e)) from e
     elif args.command == "eval":
         from .evaluate import run_eval
+        from .report import jsonable
 
         try:
             result = run_eval(args)
         except FileNotFoundError as e:
             raise CLIError(str(e)) from e
-        print(json.dumps(result, indent=1) if args.json else
+        print(json.dumps(jsonable(result), indent=1) if args.json else  # strict JSON: NaN → null
               "\n".join(f"{k}: {v}" for k, v in result.items() if k != "rows"))
     elif args.command == "reproduce":
         from .reproduce import reproduce

@@ -114,12 +114,12 @@ def paper_tables() -> dict:
     }
 
 
-def _jsonable(value):
+def jsonable(value):
     """Plain JSON: numpy scalars and arrays → Python, NaN/inf → None."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -149,7 +149,7 @@ def save_notebook_metrics(run_dir, stem: str, metrics: dict) -> Path | None:
     saved.update({k: v for k, v in metrics.items() if k != "eval"})
     if evals:
         saved["eval"] = evals
-    path.write_text(json.dumps(_jsonable(saved), indent=1))
+    path.write_text(json.dumps(jsonable(saved), indent=1))
     return path
 
 
@@ -166,7 +166,7 @@ def write_metrics(run_dir, metrics: dict) -> Path:
     """Write ``run_dir/metrics.json`` and ``run_dir/summary.md``; returns the JSON's path."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    metrics = _jsonable(metrics)
+    metrics = jsonable(metrics)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (run_dir / "summary.md").write_text(summary_markdown(metrics))
     return run_dir / "metrics.json"

@@ -134,10 +134,10 @@ def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if cuda and cfg.lora else torch.float32
-    model, processor = load_model(cfg.init, lora=LoraSettings() if cfg.lora else None, dtype=dtype)
     settings = checkpoint_settings(cfg.init)  # the SFT run's answer format (the paper's for a real model)
     image_size, epsilon, decimals = settings["image_size"], settings["epsilon"], settings["decimals"]
-    rows = training_rows(cfg, image_size, epsilon, decimals)
+    rows = training_rows(cfg, image_size, epsilon, decimals)  # before the model: a bad data path fails fast
+    model, processor = load_model(cfg.init, lora=LoraSettings() if cfg.lora else None, dtype=dtype)
     dataset = Dataset.from_list(rows)
     eps_low, eps_high = cfg.clip or CLIP[cfg.level]
     funcs, weights = reward_functions(cfg)
@@ -160,10 +160,10 @@ def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
     history = out / "history.jsonl"
     if not resume and history.exists():
         history.unlink()
-    # transformers 5 renamed gradient_checkpointing; trl still reads the old name (harmless, noisy)
-    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
-    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
-                          processing_class=processor)
+    with warnings.catch_warnings():  # transformers 5 renamed gradient_checkpointing; trl reads the old name
+        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
+        trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
+                              processing_class=processor)
     heldout = (list(eval_samples("synthetic", cfg.eval_n, cfg.eval_seed, epsilon=epsilon, decimals=decimals,
                                  image_size=image_size)) if cfg.eval_steps and cfg.data == "synthetic" else [])
     trainer.add_callback(history_callback(lambda: trainer.model, processor, heldout, cfg.eval_steps, history,

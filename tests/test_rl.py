@@ -148,3 +148,13 @@ def test_gspo_cli_passes_its_settings(tmp_path, monkeypatch):
     assert main(argv) == 0
     cfg = seen["cfg"]
     assert (cfg.num_iterations, cfg.temperature, cfg.max_steps, cfg.level) == (1, 0.5, 7, "sequence")
+
+
+def test_a_missing_refer_root_fails_before_the_model_loads(tiny_policy, tmp_path, monkeypatch):
+    import simpleseg_lite.model as model_module
+
+    monkeypatch.setattr(model_module, "load_model", lambda *a, **k: pytest.fail("loaded the model before the data"))
+    cfg = GSPOConfig(out=str(tmp_path / "out"), init=str(tiny_policy), data="refcoco",
+                     refer_root=str(tmp_path / "no-refer"), max_steps=1)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        train_gspo(cfg)

@@ -79,6 +79,11 @@ def test_train_checkpoint_resume_and_eval_cli(tmp_path, capsys):
                      "--max-new-tokens", "20", *extra]) == 0
         out = json.loads(capsys.readouterr().out)
         assert out["n"] >= 1 and out.get("max_objects") == (1 if "--max-objects" in extra else None)
+    # text→box answers have no polygon metrics: null in strict JSON, not NaN
+    assert main(["eval", "--model", str(tmp_path / "run"), "--n", "2", "--threads", "1", "--json",
+                 "--max-new-tokens", "20", "--task", "box"]) == 0
+    out = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
+    assert out["gIoU"] is None and out["box_mIoU"] is not None
     assert main(["eval", "--model", str(tmp_path / "run"), "--data", "refcoco", "--root", str(tmp_path)]) == 2
 
 
