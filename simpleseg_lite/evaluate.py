@@ -5,9 +5,12 @@ it with the same IoU the reward uses (``metrics``). Conventions are those of ``m
 an invalid answer is an empty mask — IoU 0, still counted; Prec@0.5 compares the tight box of the
 predicted polygons (or the parsed box, for text→box samples) with the tight box of the target mask.
 Text→box samples also get ``box_mIoU``, the mean box IoU (0 for an unparseable box): with
-``max_objects=1`` it measures localization alone, without the choice between objects.
+``max_objects=1`` it measures localization alone, without the choice between objects. Text→point
+samples get ``point_err_px_mean`` / ``_median`` (the image diagonal for an unparseable point). Every
+evaluation also reports the coordinate-lattice diagnostic of its answers (``coord_tv_distance``,
+``coord_lattice_share_pred`` / ``_gt``, ``coord_distinct_pred`` / ``_gt``; see ``localization``).
 
-Two numbers guard against a model that only learned the format (FINDINGS §4):
+Two numbers guard against a model that only learned the format (docs/lite_model.md):
 
 * ``centre_square_gIoU`` — the gIoU of always answering one centred square whose area is the mean
   target area of the evaluated samples (a constant answer that knows the size distribution).
@@ -21,7 +24,7 @@ Taught in ``notebooks/05_sft.py`` (and ``07_evaluation.py``).
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # text bars: a widget bar is an error once the notebook is saved
 
 from .metrics import (
     box_iou,
@@ -34,7 +37,8 @@ from .metrics import (
     prec_at,
     rle_iou,
 )
-from .parse import parse_box, parse_polygons
+from .localization import lattice_report, point_errors, scalars
+from .parse import parse_box, parse_point, parse_polygons
 
 POLYGON_TASKS = ("polygon", "point_polygon", "box_polygon")
 
@@ -50,6 +54,11 @@ def score_answers(samples, answers) -> dict:
     """Score answers against samples (no model needed). Returns the metrics and per-sample rows."""
     rows, inters, unions, pred_boxes, gt_boxes = [], [], [], [], []
     for s, text in zip(samples, answers, strict=True):
+        if s.task == "point":
+            err = float(point_errors([s], [text])[0])  # the image diagonal when unparseable
+            rows.append({"task": s.task, "valid": parse_point(text) is not None, "iou": None, "answer": text,
+                         "point_err_px": err})
+            continue
         if s.task == "box":
             box = parse_box(text)
             pred_boxes.append(box)
@@ -69,8 +78,11 @@ def score_answers(samples, answers) -> dict:
         rows.append({"task": s.task, "valid": r.valid, "iou": iou_from(i, u), "answer": text, "error": r.error})
     ious = [r["iou"] for r in rows if r["iou"] is not None]
     box_ious = [r["box_iou"] for r in rows if "box_iou" in r]
+    point_errs = [r["point_err_px"] for r in rows if "point_err_px" in r]
     return {
         **({"box_mIoU": float(np.mean(box_ious))} if box_ious else {}),  # text→box answers only
+        **({"point_err_px_mean": float(np.mean(point_errs)), "point_err_px_median": float(np.median(point_errs))}
+           if point_errs else {}),  # text→point answers only
         "n": len(rows),
         "gIoU": giou(ious),
         "cIoU": ciou(inters, unions),
@@ -139,6 +151,8 @@ def evaluate(model, processor, samples, batch_size: int = 32, max_new_tokens: in
     prompts = [s.prompt for s in samples]
     answers = _answers(model, processor, images, prompts, batch_size, max_new_tokens, "eval")
     result = score_answers(samples, answers)
+    # the coordinate-lattice diagnostic over the same answers (localization.lattice_report)
+    result.update({f"coord_{k}": v for k, v in scalars(lattice_report(samples, answers)).items()})
     poly = [i for i, s in enumerate(samples) if s.task in POLYGON_TASKS]
     result["centre_square_gIoU"] = centre_square_giou([samples[i] for i in poly])
     if dependence and len(poly) > 1:

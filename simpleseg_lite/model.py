@@ -11,13 +11,23 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
 - **Fixed image size.** The processor resizes every image to `image_size`² pixels (normalized [0, 1]
   coordinates survive the anisotropic resize), so every image gives (image_size / 28)² tokens.
 - **No video processor**, hence no torchvision: the registry's torchvision is a CUDA build that breaks
-  every Qwen2.5-VL import beside the CPU torch (FINDINGS §4).
-- **Position fix on the vision merger output** (FINDINGS §4). Qwen2.5-VL gives the language model only
+  every Qwen2.5-VL import beside the CPU torch (docs/traps.md).
+- **Position fix on the vision merger output** (docs/lite_model.md). Qwen2.5-VL gives the language model only
   rotary positions, which rotate queries and keys but never write *where* into the values, and its
   merger output is dominated by an image-independent constant that starves the vision tower of
   gradient. Trained from scratch, the stock tiny model learns an object's colour but not its place.
   So each image's tokens are centred, layer-normed (no affine) and given a learned absolute position
   embedding: `v'_i = LN(v_i - mean_j v_j) + p_i`.
+- **Switches for the localization arms** (`TinyConfig`; all off by default, so the committed checkpoints
+  and the full path are the stock architecture plus the position fix). Each is measured against the
+  others in `papermill_runs/LOG.md` ("What lets a tiny VLM see where"):
+  `merge_size=1` (no 2×2 merge: 64 image tokens of 14 px at 112 px instead of 16 of 28 px; ~1.2× the
+  cost per step); `patch_positions` (a learned absolute position vector per 14-px patch, added to the
+  patch embedding *before* the vision blocks, so position reaches the ViT's values, not only its rotary
+  keys; 64 × width parameters); `patch_stem="conv"` (two 3×3 convolutions with GELU inside each 14-px
+  patch before the patch projection, so edges — where an outline's vertices are — become features a
+  linear projection can place; ~+5% cost). They are plain config fields, so `save_pretrained` /
+  `from_pretrained` rebuild the same model.
 - Generation suppresses the vision special tokens: an untrained policy samples `<|image_pad|>`, and
   re-scoring such a completion fails ("Image features and image tokens do not match").
 
@@ -54,7 +64,8 @@ PAD_TOKEN, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [PAD_TOKEN, IM_START, IM_END, VISION_START, VISION_END, IMAGE_TOKEN, VIDEO_TOKEN]
 VISION_TOKENS = [VISION_START, VISION_END, IMAGE_TOKEN, VIDEO_TOKEN]
 CHARACTERS = "\n" + "".join(c for c in string.printable if c.isprintable())  # newline + 95 printable
-PATCH = 28  # pixels per image-token side: 14-px ViT patches, merged 2×2
+VIT_PATCH = 14  # pixels per ViT patch side
+PATCH = 28  # pixels per image-token side: 14-px ViT patches, merged 2×2 (stock; `merge_size=1` gives 14)
 
 # Qwen's ChatML. An image item renders as three vision tokens; the processor then repeats <|image_pad|>
 # once per merged 28×28 patch. No default system prompt: on a character-level model it would cost ~30
@@ -94,8 +105,9 @@ class SimpleSegLiteProcessor(Qwen2_5_VLProcessor):
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, image_size=None, **kwargs):
         if image_size is not None:
-            if image_size % PATCH:
-                raise ValueError(f"image_size must be a multiple of {PATCH} px, got {image_size}")
+            token = VIT_PATCH * image_processor.merge_size
+            if image_size % token:
+                raise ValueError(f"image_size must be a multiple of {token} px, got {image_size}")
             # min pixels = max pixels, so Qwen's smart_resize leaves our square as it is.
             image_processor.size = {"shortest_edge": image_size**2, "longest_edge": image_size**2}
         self.image_size = image_size
@@ -103,8 +115,9 @@ class SimpleSegLiteProcessor(Qwen2_5_VLProcessor):
 
     @property
     def num_image_tokens(self) -> int | None:
-        """Tokens per image after the 2×2 merge; None when the image size is not fixed."""
-        return None if self.image_size is None else (self.image_size // PATCH) ** 2
+        """Tokens per image after the merge (2×2 stock); None when the image size is not fixed."""
+        token = VIT_PATCH * self.image_processor.merge_size
+        return None if self.image_size is None else (self.image_size // token) ** 2
 
     def _process_images(self, images, **kwargs):
         if self.image_size is not None:
@@ -117,9 +130,11 @@ class SimpleSegLiteProcessor(Qwen2_5_VLProcessor):
         return super()._process_images(images, **kwargs)
 
 
-def build_processor(image_size: int = 112) -> SimpleSegLiteProcessor:
-    """The character tokenizer + Qwen2-VL's PIL image processor, pinned to image_size² pixels."""
-    return SimpleSegLiteProcessor(Qwen2VLImageProcessorPil(), build_tokenizer(), CHAT_TEMPLATE, image_size)
+def build_processor(image_size: int = 112, merge_size: int = 2) -> SimpleSegLiteProcessor:
+    """The character tokenizer + Qwen2-VL's PIL image processor, pinned to image_size² pixels;
+    ``merge_size`` must match the vision tower's ``spatial_merge_size``."""
+    return SimpleSegLiteProcessor(Qwen2VLImageProcessorPil(merge_size=merge_size), build_tokenizer(), CHAT_TEMPLATE,
+                                  image_size)
 
 
 class PositionalImageTokens(nn.Module):
@@ -139,17 +154,57 @@ class PositionalImageTokens(nn.Module):
         return F.layer_norm(tokens, tokens.shape[-1:]) + self.weight.to(tokens.dtype)
 
 
+class LitePatchEmbed(nn.Module):
+    """The ViT's patch embedding with the arms' options; input (N, 3·2·14·14) as the processor flattens
+    patches (channel, time, row, column), output (N, width).
+
+    ``stem="conv"``: two 3×3 convolutions (GELU) over each patch's 6 = 3 colours × 2 frames channels,
+    zero-padded at the patch border, then the 14×14 projection. ``patches_per_image`` > 0 adds a learned
+    vector per patch index; every image has the same size, so index ``i % patches_per_image`` is the
+    patch's place in the processor's fixed order.
+    """
+
+    def __init__(self, embed_dim: int, stem: str = "linear", patches_per_image: int = 0, stem_width: int = 16):
+        super().__init__()
+        self.embed_dim, self.channels = embed_dim, 3 * 2
+        if stem == "conv":
+            self.stem = nn.Sequential(nn.Conv2d(self.channels, stem_width, 3, padding=1), nn.GELU(),
+                                      nn.Conv2d(stem_width, stem_width, 3, padding=1), nn.GELU())
+            width = stem_width
+        elif stem == "linear":
+            self.stem, width = nn.Identity(), self.channels
+        else:
+            raise ValueError(f"patch_stem must be 'linear' or 'conv', got {stem!r}")
+        self.proj = nn.Conv2d(width, embed_dim, VIT_PATCH, stride=VIT_PATCH, bias=False)
+        self.positions = nn.Parameter(torch.zeros(patches_per_image, embed_dim)) if patches_per_image else None
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        x = hidden_states.view(-1, self.channels, VIT_PATCH, VIT_PATCH).to(self.proj.weight.dtype)
+        x = self.proj(self.stem(x)).view(-1, self.embed_dim)
+        if self.positions is not None:
+            index = torch.arange(x.shape[0], device=x.device) % self.positions.shape[0]
+            x = x + self.positions[index]
+        return x
+
+
 class SimpleSegLiteModel(Qwen2_5_VLModel):
-    """`Qwen2_5_VLModel` with `PositionalImageTokens` applied to each image's merged tokens."""
+    """`Qwen2_5_VLModel` with `PositionalImageTokens` applied to each image's merged tokens, and the
+    localization arms' patch embedding when the config asks for it (`lite_patch_stem`, `lite_patch_positions`)."""
 
     def __init__(self, config: Qwen2_5_VLConfig):
         super().__init__(config)
         self.image_positions = PositionalImageTokens(config.image_position_tokens, config.text_config.hidden_size)
+        stem = getattr(config, "lite_patch_stem", "linear")
+        patches = getattr(config, "lite_patch_positions", 0)
+        if stem != "linear" or patches:
+            self.visual.patch_embed = LitePatchEmbed(config.vision_config.hidden_size, stem, patches)
 
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, PositionalImageTokens):
             init.normal_(module.weight, mean=0.0, std=1.0)
+        elif isinstance(module, LitePatchEmbed) and module.positions is not None:
+            init.normal_(module.positions, mean=0.0, std=0.02)
 
     # Keep the stock signature: `generate` calls this with only the arguments it names.
     def get_image_features(self, pixel_values: torch.Tensor, image_grid_thw: torch.LongTensor | None = None,
@@ -196,14 +251,18 @@ class TinyConfig:
     vision_fullatt_blocks: tuple[int, ...] = (1, 3)  # full attention; the rest use 112-px windows [7, 15, 23, 31]
     max_position_embeddings: int = 2048  # longest prompt + answer, in tokens [128000]
     rope_theta: float = 10000.0  # rotary base; short sequences need no 1e6 [1e6]
-    position_fix: bool = True  # centre + LayerNorm + learned positions on the merger output (FINDINGS §4)
+    position_fix: bool = True  # centre + LayerNorm + learned positions on the merger output (module docstring)
+    # the localization arms (module docstring); the defaults are the committed checkpoints' design
+    merge_size: int = 2  # 2: 2×2 patches per image token (stock); 1: one 14-px patch per token
+    patch_positions: bool = False  # learned position per 14-px patch, before the vision blocks
+    patch_stem: str = "linear"  # "linear" (stock) or "conv": 3×3 convs inside each patch first
 
 
 def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
     """A randomly initialized tiny Qwen2.5-VL (fp32) and its processor: `(model, processor)`."""
     cfg = cfg or TinyConfig()
     torch.manual_seed(seed)
-    processor = build_processor(cfg.image_size)
+    processor = build_processor(cfg.image_size, cfg.merge_size)
     tok = processor.tokenizer
     # mRoPE splits each head's rotary frequencies among (time, height, width), like Qwen's [16, 24, 24].
     half = cfg.hidden_size // cfg.num_heads // 2
@@ -219,10 +278,15 @@ def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
     vision_config = dict(
         depth=cfg.vision_depth, hidden_size=cfg.vision_hidden_size, num_heads=cfg.vision_heads,
         intermediate_size=cfg.vision_intermediate_size, out_hidden_size=cfg.hidden_size,
-        fullatt_block_indexes=list(cfg.vision_fullatt_blocks),
+        fullatt_block_indexes=list(cfg.vision_fullatt_blocks), spatial_merge_size=cfg.merge_size,
     )
     # An extra config field marks our class; `load_model` looks for it.
     extra = {"image_position_tokens": processor.num_image_tokens} if cfg.position_fix else {}
+    if cfg.patch_stem != "linear" or cfg.patch_positions:
+        if not cfg.position_fix:
+            raise ValueError("patch_stem / patch_positions need position_fix=True (our model class)")
+        extra.update(lite_patch_stem=cfg.patch_stem,
+                     lite_patch_positions=(cfg.image_size // VIT_PATCH) ** 2 if cfg.patch_positions else 0)
     config = Qwen2_5_VLConfig(
         text_config=text_config, vision_config=vision_config,
         image_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN),

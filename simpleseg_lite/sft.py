@@ -63,6 +63,8 @@ class TrainConfig:
     image_size: int = 112
     max_objects: int = 3  # objects per synthetic scene (1 = the single-object warm-up of the curriculum)
     lora: bool = False  # LoRA adapters (full path, real Qwen2.5-VL)
+    model: dict = field(default_factory=dict)  # model.TinyConfig fields for a fresh model, e.g. {"merge_size": 1}
+    digit_loss: float = 0.0  # weight of the ordinal term on coordinate digits (``ordinal_digit_loss``); 0: off
     data: str = "synthetic"  # "refcoco": the train splits of the REFER layout under refer_root (full path)
     refer_root: str | None = None
     refer_datasets: tuple = ("refcoco", "refcoco+", "refcocog", "refclef")  # the paper's SFT sources
@@ -170,6 +172,55 @@ def history_callback(model_ref, processor, heldout, every: int, path: Path, at_s
     return History()
 
 
+def ordinal_digit_loss(logits: torch.Tensor, labels: torch.Tensor, input_ids: torch.Tensor,
+                       digit_ids: torch.Tensor, dot_id: int) -> torch.Tensor:
+    """Expected-value loss on the decimal digits of coordinates: a near miss costs less than a far one.
+
+    Cross-entropy treats "4" for "5" like "9" for "5". Here, at every label position whose target is
+    the k-th decimal digit of a number (k = 1, 2: the previous input tokens are "." or "." + digit),
+    ``E = Σ_d d · softmax(logits[digits])_d`` and the loss is ``|E − t| · 10^-(k-1)`` — the error in
+    tenths of the image side — averaged over those positions. logits (B, L, V) predict position
+    t + 1 from t (the usual shift); labels and input_ids are (B, L).
+    """
+    target, logits = labels[:, 1:], logits[:, :-1]
+    prev, prev2 = input_ids[:, :-1], torch.nn.functional.pad(input_ids[:, :-2], (1, 0), value=-1)
+    is_digit = (target.unsqueeze(-1) == digit_ids).any(-1)
+    prev_digit = (prev.unsqueeze(-1) == digit_ids).any(-1)
+    weight = torch.where(prev == dot_id, 1.0, torch.where(prev_digit & (prev2 == dot_id), 0.1, 0.0))
+    weight = weight * is_digit
+    if not weight.any():
+        return logits.new_zeros(())
+    p = torch.softmax(logits[..., digit_ids].float(), dim=-1)  # (B, L-1, 10)
+    expected = p @ torch.arange(10, dtype=p.dtype, device=p.device)
+    value = (target.unsqueeze(-1) == digit_ids).float().argmax(-1).to(p.dtype)  # the digit 0–9
+    return (weight * (expected - value).abs()).sum() / (weight > 0).sum()
+
+
+def digit_loss_trainer(base, weight: float, tokenizer):
+    """``base`` (trl's ``SFTTrainer``) with ``loss = CE + weight · ordinal_digit_loss``; logs both terms."""
+    digit_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list("0123456789")))
+    dot_id = tokenizer.convert_tokens_to_ids(".")
+
+    class DigitLossTrainer(base):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs["labels"]
+            outputs = model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False)
+            logits = outputs.logits
+            ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
+                                                   ignore_index=-100)
+            ordinal = ordinal_digit_loss(logits, labels, inputs["input_ids"], digit_ids.to(logits.device), dot_id)
+            self._digit_terms = (float(ce), float(ordinal))
+            loss = ce + weight * ordinal
+            return (loss, outputs) if return_outputs else loss
+
+        def log(self, logs, *args, **kwargs):
+            if getattr(self, "_digit_terms", None) and "loss" in logs:
+                logs = {**logs, "ce_loss": self._digit_terms[0], "digit_loss": self._digit_terms[1]}
+            return super().log(logs, *args, **kwargs)
+
+    return DigitLossTrainer
+
+
 def run_and_save(trainer, processor, out: Path, resume: bool, lora: bool, summary: dict) -> Path:
     """Train (from the last checkpoint in ``out/checkpoints`` when ``resume``), then save the final model —
     LoRA adapters folded into the weights, so the folder loads like any checkpoint — its processor, and
@@ -209,7 +260,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     else:
         from .model import TinyConfig
 
-        model, processor = build_tiny_model(TinyConfig(image_size=cfg.image_size), seed=cfg.seed)
+        model, processor = build_tiny_model(TinyConfig(**{"image_size": cfg.image_size, **cfg.model}), seed=cfg.seed)
     mix = cfg.task_mix or (PRETRAIN_MIX if cfg.stage == "pretrain" else data.SFT_TASK_MIX)
     n_rows = cfg.max_steps * cfg.batch_size
     stream = ReferStream(n_rows, cfg) if cfg.data == "refcoco" else SyntheticStream(n_rows, mix, cfg.seed, cfg)
@@ -225,7 +276,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     history = out / "history.jsonl"
     if not resume and history.exists():
         history.unlink()
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
+    trainer_class = digit_loss_trainer(SFTTrainer, cfg.digit_loss, processor.tokenizer) if cfg.digit_loss else SFTTrainer
+    trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=processor,
                          data_collator=partial(collate_sft, processor=processor))
     heldout = heldout_samples(cfg) if cfg.eval_steps else []
     trainer.add_callback(history_callback(lambda: trainer.model, processor, heldout, cfg.eval_steps, history))

@@ -169,3 +169,35 @@ def test_load_model_errors_clearly_on_bad_path(tmp_path, make_path, message):
 
 def test_trust_remote_code_defaults_false():
     assert inspect.signature(load_model).parameters["trust_remote_code"].default is False
+
+
+@pytest.mark.parametrize("switches, tokens, patch_embed", [
+    ({}, 16, "Qwen2_5_VisionPatchEmbed"),  # the committed design
+    ({"merge_size": 1}, 64, "Qwen2_5_VisionPatchEmbed"),  # one 14-px patch per image token
+    ({"patch_positions": True}, 16, "LitePatchEmbed"),  # a learned vector per patch before the ViT
+    ({"patch_stem": "conv"}, 16, "LitePatchEmbed"),  # 3×3 convs inside each patch
+])
+def test_localization_switches_train_save_and_load(switches, tokens, patch_embed, tmp_path):
+    from dataclasses import replace
+
+    model, processor = build_tiny_model(replace(SMALL, **switches), seed=0)
+    assert processor.num_image_tokens == tokens
+    assert type(model.model.visual.patch_embed).__name__ == patch_embed
+    batch = collate_sft(EXAMPLES[:1], processor)
+    loss = model(**batch).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    again, again_processor = load_model(tmp_path, dtype=torch.float32)
+    model.eval(), again.eval()
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, again(**batch).logits)
+    assert again_processor.num_image_tokens == tokens
+
+
+def test_conv_stem_without_position_fix_is_refused():
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="position_fix"):
+        build_tiny_model(replace(SMALL, position_fix=False, patch_stem="conv"))

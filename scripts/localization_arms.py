@@ -1,0 +1,112 @@
+"""The localization arms (issue "A lite model that sees where"): rival designs of the tiny VLM trained
+from scratch at equal cost — same data, seed, schedule, steps and threads — and judged on a validation
+seed by single-object polygon gIoU, box IoU, point error and the coordinate-lattice diagnostic
+(``simpleseg_lite.localization``), at two budgets (the mid-run checkpoint and the end).
+
+    python scripts/localization_arms.py --arm base --out runs/arms      # one arm: train, then judge
+    python scripts/localization_arms.py --table runs/arms               # the table of every judged arm
+    python scripts/localization_arms.py --table runs/arms --export data/arms/localization_arms.json
+
+Each arm writes ``<out>/<arm>/`` (the model, checkpoints, ``arm.json`` with its scores and s/step).
+Run two arms at once on a 2-core machine (one thread each); the table says what ran beside what.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+MIX = {"polygon": 2.0, "box": 1.0, "point": 1.0}
+ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
+    "base": ({}, 0.0, "today's design: 16 image tokens of 28 px (2×2 merge), position fix"),
+    "no_merge": ({"merge_size": 1}, 0.0, "finer token grid: 64 tokens of 14 px"),
+    "patch_pos": ({"patch_positions": True}, 0.0, "learned position per 14-px patch before the ViT"),
+    "conv_stem": ({"patch_stem": "conv"}, 0.0, "two 3×3 convs inside each patch before the projection"),
+    "digit_loss": ({}, 1.0, "ordinal expected-value loss on coordinate digits (weight 1) beside CE"),
+    "wide_vit": ({"vision_hidden_size": 256, "vision_depth": 6, "vision_intermediate_size": 1024,
+                  "hidden_size": 192, "intermediate_size": 576}, 0.0,
+                 "vision tower 256×6 (from 128×4), language model 192 (from 256) wide"),
+}
+
+
+def combined(names: list[str]) -> tuple[dict, float, str]:
+    """The union of several arms' switches (``conv_stem+digit_loss``)."""
+    cfg, weight = {}, 0.0
+    for n in names:
+        c, w, _ = ARMS[n]
+        cfg, weight = {**cfg, **c}, max(weight, w)
+    return cfg, weight, " + ".join(names)
+
+
+def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, threads: int,
+            judge_only: bool = False) -> dict:
+    import torch
+
+    from simpleseg_lite.localization import localization_scores
+    from simpleseg_lite.model import load_model
+    from simpleseg_lite.sft import TrainConfig, train
+
+    model_cfg, weight, what = combined(name.split("+"))
+    folder = out / name
+    cfg = TrainConfig(out=str(folder), stage="pretrain", max_steps=steps, batch_size=32, lr=2e-3, warmup_steps=20,
+                      seed=seed, threads=threads, max_objects=1, task_mix=MIX, eval_steps=0, save_steps=steps // 2,
+                      model=model_cfg, digit_loss=weight)
+    if judge_only:  # judge a trained arm again (e.g. after the judge changed); keeps its training record
+        old = json.loads((folder / "arm.json").read_text())
+        resume, wall = old["resumed"], old["train_wall_s"]
+    else:
+        resume = (folder / "checkpoints").is_dir()
+        start = time.perf_counter()
+        train(cfg, resume=resume)
+        wall = time.perf_counter() - start
+    torch.set_num_threads(threads)
+    budgets = {}
+    values = {}
+    for label, path in ((f"step {steps // 2}", folder / "checkpoints" / f"checkpoint-{steps // 2}"),
+                        (f"step {steps}", folder)):
+        model, processor = load_model(path, dtype=torch.float32)
+        budgets[label] = localization_scores(model, processor, n=n, seed=val_seed, keep_values=True)
+        values = {k: budgets[label].pop(k) for k in ("x_pred", "y_pred", "x_gt", "y_gt")}  # the last budget's
+    row = {"arm": name, "what": what, "model": model_cfg, "digit_loss": weight, "steps": steps, "seed": seed,
+           "val_seed": val_seed, "n": n, "threads": threads, "train_wall_s": round(wall, 1),
+           "s_per_step": round(wall / steps, 2), "resumed": resume, "scores": budgets,
+           "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+           "values_at_end": values}  # polygon coordinates at the end (the lattice picture)
+    (folder / "arm.json").write_text(json.dumps(row, indent=1))
+    return row
+
+
+def table(out: Path) -> str:
+    from simpleseg_lite.localization import arms_table
+
+    return arms_table([json.loads(p.read_text()) for p in sorted(out.glob("*/arm.json"))])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--arm", help=f"one of {sorted(ARMS)}, or several joined by '+'")
+    ap.add_argument("--out", default="runs/arms")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--val-seed", type=int, default=2000, help="validation seed (the report uses another)")
+    ap.add_argument("--n", type=int, default=100, help="samples per task in the judge")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--table", metavar="DIR", help="print the table of the arms judged under DIR")
+    ap.add_argument("--export", metavar="JSON", help="with --table: also write every arm's record to this file")
+    ap.add_argument("--judge-only", action="store_true", help="judge an arm trained before, without training")
+    args = ap.parse_args()
+    if args.table:
+        print(table(Path(args.table)))
+        if args.export:
+            rows = [json.loads(p.read_text()) for p in sorted(Path(args.table).glob("*/arm.json"))]
+            Path(args.export).write_text(json.dumps({"mix": MIX, "arms": rows}, indent=1))
+        return
+    row = run_arm(args.arm, Path(args.out), args.steps, args.seed, args.val_seed, args.n, args.threads,
+                  args.judge_only)
+    print(json.dumps(row, indent=1))
+
+
+if __name__ == "__main__":
+    main()

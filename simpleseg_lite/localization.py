@@ -1,0 +1,155 @@
+"""Does the model see *where*? The coordinate-lattice diagnostic and the point error, beside gIoU.
+
+A model can score a middling gIoU while writing only a handful of coordinate values: the answers
+then sit on a lattice, a few positions per image token, and no amount of shape knowledge lifts the
+IoU above what the lattice allows. This module measures that from answers alone:
+
+* ``coordinate_values`` — every number of every parseable answer (polygon vertices, points, boxes),
+  x and y pooled, normalized to [0, 1] and rounded to ``decimals`` (two for the lite model).
+* ``lattice_report`` — the histogram of the predicted values against the ground truth's, their
+  total-variation distance ``TV = ½ Σ_v |p(v) − q(v)|`` (0: same distribution, 1: disjoint), the
+  number of distinct values, and the share on a given lattice. ``LATTICE_12`` is the lattice the
+  16-token lite model wrote: ``(2k + 1) / 24`` — three positions per 28-px token at 112 px.
+* ``point_errors`` — text→point answers against the labelled point, in pixels (the point label is
+  the pixel centre deepest inside the object, ``metrics.interior_point``; an unparseable answer is
+  counted as the image diagonal, so failures are never dropped).
+
+Two disjoint sets of ground-truth answers (200 each) differ by TV ≈ 0.11–0.16 at two decimals: that
+is the floor a perfect model would show on 200 samples.
+
+Taught in notebooks/05_sft.py ("What lets a tiny VLM see where").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .parse import parse_box, parse_point, parse_polygons
+
+LATTICE_12 = tuple(round((2 * k + 1) / 24, 2) for k in range(12))  # 0.04, 0.12, 0.21, …, 0.96
+
+
+def answer_numbers(text: str, task: str) -> np.ndarray:
+    """The normalized numbers of one answer as an (n, 2) array of (x, y); empty when unparseable."""
+    if task == "point":
+        p = parse_point(text)
+        return np.empty((0, 2)) if p is None else p.reshape(1, 2)
+    if task == "box":
+        b = parse_box(text)
+        return np.empty((0, 2)) if b is None else b.reshape(2, 2)
+    r = parse_polygons(text)
+    return np.concatenate(r.polygons) if r.valid and r.polygons else np.empty((0, 2))
+
+
+def coordinate_values(answers, tasks, decimals: int = 2) -> np.ndarray:
+    """All coordinates of all answers (x and y pooled), rounded to ``decimals``: a 1-D array in [0, 1]."""
+    parts = [answer_numbers(a, t).ravel() for a, t in zip(answers, tasks, strict=True)]
+    values = np.concatenate(parts) if parts else np.empty(0)
+    return np.round(np.clip(values, 0.0, 1.0), decimals)
+
+
+def histogram(values, decimals: int = 2) -> np.ndarray:
+    """Share of the values at each of the ``10**decimals + 1`` grid values 0, 0.01, …, 1."""
+    scale = 10**decimals
+    counts = np.bincount(np.rint(np.asarray(values) * scale).astype(int), minlength=scale + 1)[: scale + 1]
+    return counts / max(counts.sum(), 1)
+
+
+def tv_distance(a, b, decimals: int = 2) -> float:
+    """Total-variation distance between the value histograms of ``a`` and ``b`` (both rounded); 1 when
+    exactly one of them is empty (no parseable answer at all is as far from the truth as it gets)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if not a.size or not b.size:
+        return 0.0 if a.size == b.size else 1.0
+    return float(0.5 * np.abs(histogram(a, decimals) - histogram(b, decimals)).sum())
+
+
+def lattice_share(values, lattice=LATTICE_12) -> float:
+    """Share of ``values`` that are one of the ``lattice`` values (NaN for no values)."""
+    values = np.asarray(values)
+    return float(np.isin(np.round(values, 2), lattice).mean()) if values.size else float("nan")
+
+
+def lattice_report(samples, answers, decimals: int = 2, lattice=LATTICE_12) -> dict:
+    """Predicted vs ground-truth coordinate values over the same samples.
+
+    Returns ``tv_distance``, ``distinct_pred`` / ``distinct_gt``, ``lattice_share_pred`` /
+    ``lattice_share_gt``, ``n_values_pred`` / ``n_values_gt``, and the per-axis value arrays
+    ``x_pred``, ``y_pred``, ``x_gt``, ``y_gt`` (normalized, rounded) for plotting
+    (``viz.plot_coordinate_histograms``).
+    """
+    tasks = [s.task for s in samples]
+    pred = [answer_numbers(a, t) for a, t in zip(answers, tasks, strict=True)]
+    gt = [answer_numbers(s.answer, s.task) for s in samples]
+    stack = lambda parts: np.round(np.clip(np.concatenate(parts) if parts else np.empty((0, 2)), 0, 1),  # noqa: E731
+                                   decimals)
+    p, g = stack(pred), stack(gt)
+    return {
+        "tv_distance": tv_distance(p.ravel(), g.ravel(), decimals),
+        "distinct_pred": int(np.unique(p).size), "distinct_gt": int(np.unique(g).size),
+        "lattice_share_pred": lattice_share(p.ravel(), lattice), "lattice_share_gt": lattice_share(g.ravel(), lattice),
+        "n_values_pred": int(p.size), "n_values_gt": int(g.size),
+        "x_pred": p[:, 0], "y_pred": p[:, 1], "x_gt": g[:, 0], "y_gt": g[:, 1],
+    }
+
+
+def point_errors(samples, answers) -> np.ndarray:
+    """Pixel distance between each text→point answer and its label (image diagonal when unparseable)."""
+    errors = []
+    for s, a in zip(samples, answers, strict=True):
+        scale = np.array([s.width, s.height], dtype=float)
+        label, pred = parse_point(s.answer), parse_point(a)
+        errors.append(float(np.hypot(*scale)) if pred is None else float(np.hypot(*((pred - label) * scale))))
+    return np.asarray(errors)
+
+
+def scalars(report: dict) -> dict:
+    """The report without its value arrays (what a table or ``metrics.json`` keeps)."""
+    return {k: v for k, v in report.items() if not isinstance(v, np.ndarray)}
+
+
+def localization_scores(model, processor, n: int = 100, seed: int = 2000, max_objects: int = 1,
+                        epsilon: float = 0.02, decimals: int = 2, image_size: int = 112, batch_size: int = 32,
+                        keep_values: bool = False) -> dict:
+    """The arms' judge: greedy text→polygon, text→box and text→point on ``n`` scenes each (seed ``seed``,
+    ``max_objects`` objects). Returns polygon ``gIoU``, ``box_mIoU``, box ``prec_at_0.5``, point error in
+    px (``point_err_px_mean`` / ``_median``), the lattice diagnostic of the polygon answers, and the
+    per-task valid rates; with ``keep_values`` also the polygon answers' coordinate values (lists
+    ``x_pred``, ``y_pred``, ``x_gt``, ``y_gt``) for the lattice picture. Same samples for every model at
+    the same arguments."""
+    from . import data
+    from .evaluate import _answers, score_answers
+
+    scene = data.SyntheticConfig(image_size=image_size, max_objects=max_objects)
+    out = {}
+    for task in ("polygon", "box", "point"):
+        samples = list(data.make_samples(n, seed, scene, {task: 1.0}, epsilon, decimals=decimals))
+        answers = _answers(model, processor, [s.load_image() for s in samples], [s.prompt for s in samples],
+                           batch_size, 256, task)
+        r = score_answers(samples, answers)
+        if task == "point":
+            out.update(point_err_px_mean=r["point_err_px_mean"], point_err_px_median=r["point_err_px_median"],
+                       point_valid_rate=r["valid_rate"])
+        elif task == "box":
+            out.update(box_mIoU=r["box_mIoU"], box_prec_at_0_5=r["prec_at_0.5"], box_valid_rate=r["valid_rate"])
+        else:
+            report = lattice_report(samples, answers, decimals)
+            out.update(gIoU=r["gIoU"], cIoU=r["cIoU"], valid_rate=r["valid_rate"], **scalars(report))
+            if keep_values:
+                out.update({k: report[k].tolist() for k in ("x_pred", "y_pred", "x_gt", "y_gt")})
+    return out
+
+
+def arms_table(records: list[dict]) -> str:
+    """A markdown table of localization arms (``scripts/localization_arms.py`` records): one row per arm
+    and budget, the judge's numbers (``localization_scores``) beside the arm's cost."""
+    head = ("| arm | params | s/step | budget | polygon gIoU | box IoU | box P@0.5 | point err px (median) | "
+            "TV to GT | distinct values | on 12-lattice |")
+    lines = [head, "|---" * 11 + "|"]
+    for r in records:
+        for budget, s in r["scores"].items():
+            lines.append(f"| {r['arm']} | {r['params_M']}M | {r['s_per_step']} | {budget} | {s['gIoU']:.3f} | "
+                         f"{s['box_mIoU']:.3f} | {s['box_prec_at_0_5']:.2f} | {s['point_err_px_mean']:.1f} "
+                         f"({s['point_err_px_median']:.1f}) | {s['tv_distance']:.2f} | {s['distinct_pred']} | "
+                         f"{s['lattice_share_pred']:.2f} |")
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""The coordinate-lattice diagnostic and the point error: what they report on answers we construct."""
+
+import numpy as np
+import pytest
+
+from simpleseg_lite import localization as loc
+from simpleseg_lite.data import SyntheticConfig, make_samples
+from simpleseg_lite.evaluate import score_answers
+
+
+@pytest.fixture(scope="module")
+def polys():
+    return list(make_samples(40, 11, SyntheticConfig(max_objects=1), {"polygon": 1.0}, 0.02, decimals=2))
+
+
+def _snap(text: str) -> str:
+    """The answer with every coordinate moved to the nearest value of the 12-lattice."""
+    from simpleseg_lite.parse import parse_polygons
+    from simpleseg_lite.serialize import polygons_to_text
+
+    lattice = np.array(loc.LATTICE_12)
+    snapped = [lattice[np.abs(p[..., None] - lattice).argmin(-1)] for p in parse_polygons(text).polygons]
+    return polygons_to_text(snapped, 2)
+
+
+@pytest.mark.parametrize("answer_of, tv_range, on_lattice", [
+    (lambda s: s.answer, (0.0, 0.0), None),  # the ground truth itself: identical histograms
+    (lambda s: _snap(s.answer), (0.5, 1.0), 1.0),  # every value on the lattice: far from the truth
+    (lambda s: "no idea", (1.0, 1.0), None),  # nothing parseable: as far as it gets
+])
+def test_lattice_report(polys, answer_of, tv_range, on_lattice):
+    r = loc.lattice_report(polys, [answer_of(s) for s in polys])
+    assert tv_range[0] <= r["tv_distance"] <= tv_range[1]
+    if on_lattice is not None:
+        assert r["lattice_share_pred"] == on_lattice and r["distinct_pred"] <= 12
+    assert r["lattice_share_gt"] < 0.5 and r["distinct_gt"] > 30  # the truth is not on a lattice
+
+
+def test_disjoint_ground_truth_sets_differ_a_little():
+    a = list(make_samples(200, 1, SyntheticConfig(), {"polygon": 1.0}, 0.02, decimals=2))
+    b = list(make_samples(200, 2, SyntheticConfig(), {"polygon": 1.0}, 0.02, decimals=2))
+    tv = loc.tv_distance(loc.coordinate_values([s.answer for s in a], [s.task for s in a]),
+                         loc.coordinate_values([s.answer for s in b], [s.task for s in b]))
+    assert 0.05 < tv < 0.25  # the sampling floor a perfect model would show on 200 answers
+
+
+@pytest.mark.parametrize("answer, expected_px", [
+    ("[0.5, 0.5]", None),  # compared with the label below
+    ("not a point", np.hypot(112, 112)),  # unparseable: the image diagonal, counted
+])
+def test_point_errors_in_pixels(answer, expected_px):
+    s = next(make_samples(1, 3, SyntheticConfig(max_objects=1), {"point": 1.0}, 0.02, decimals=2))
+    label = np.array([float(v) for v in s.answer.strip("[]").split(",")])
+    err = loc.point_errors([s], [answer])[0]
+    want = np.hypot(*((np.array([0.5, 0.5]) - label) * 112)) if expected_px is None else expected_px
+    assert err == pytest.approx(want)
+    r = score_answers([s], [answer])
+    assert r["point_err_px_mean"] == pytest.approx(want) and r["valid_rate"] == (expected_px is None)
+
+
+def _digit_case(pred_digit: int, target: str = "[0.46, 0.2]"):
+    """Logits that put all mass on ``pred_digit`` at the first decimal of the first number."""
+    import torch
+
+    from simpleseg_lite.model import build_tokenizer
+
+    tok = build_tokenizer()
+    ids = torch.tensor([tok(target, add_special_tokens=False)["input_ids"]])
+    labels = ids.clone()
+    logits = torch.full(ids.shape + (len(tok),), -20.0)
+    logits[0, :-1].scatter_(-1, ids[0, 1:, None], 20.0)  # every next token right ...
+    first = 3  # "[", "0", ".", then "4": its logits sit at position 2
+    logits[0, first - 1] = -20.0
+    logits[0, first - 1, tok.convert_tokens_to_ids(str(pred_digit))] = 20.0  # ... but this digit
+    digits = torch.tensor(tok.convert_tokens_to_ids(list("0123456789")))
+    return logits, labels, ids, digits, tok.convert_tokens_to_ids(".")
+
+
+@pytest.mark.parametrize("pred_digit, expected", [
+    (4, 0.0),  # exact: nothing to pay
+    (5, 1 / 3),  # a near miss: 1 tenth, averaged over the 3 decimal digits of "0.46" and "0.2"
+    (9, 5 / 3),  # a far miss costs five times as much — cross-entropy would charge both the same
+])
+def test_ordinal_digit_loss_charges_by_distance(pred_digit, expected):
+    from simpleseg_lite.sft import ordinal_digit_loss
+
+    assert float(ordinal_digit_loss(*_digit_case(pred_digit))) == pytest.approx(expected, abs=1e-4)
