@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -153,10 +155,15 @@ for t in ["Sure, it is at [[[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]]].",
 
 # %% [markdown]
 # ## 6. Explore
-# Move ε, switch the ordering, change the decimals: vertices, characters, tokens and IoU update live.
+# Move ε, switch what it is relative to, the ordering and the decimals: vertices, characters, tokens and
+# IoU update live. The outline is magenta and the ground-truth mask cyan (colours no synthetic object
+# uses); IoU is measured against the mask with holes filled, since answers drop holes by design. The
+# object is the largest instance, so you can watch ε remove corners. In an executed copy of this
+# notebook (a run folder, or its HTML page) you see a still picture of the starting state instead.
 
 # %%
-polygon_explorer(voc["rgb"], masks[min(3, len(masks) - 1)], epsilon=EPSILON)
+largest = max(masks, key=lambda m: int(m.sum()))
+polygon_explorer(voc["rgb"], largest, epsilon=EPSILON)
 
 # %% [markdown]
 # ## Summary

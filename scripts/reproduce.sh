@@ -5,5 +5,5 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 preset="${1:-lite}"
 shift || true
-export MPLBACKEND=Agg TOKENIZERS_PARALLELISM=false
+export TOKENIZERS_PARALLELISM=false  # notebook kernels draw inline whatever MPLBACKEND says (reproduce.KERNEL_ENV)
 exec simpleseg-lite reproduce --preset "$preset" "$@"

@@ -9,6 +9,12 @@ notebook's ``parameters`` cell. A notebook whose parameters cell defines ``RUN_D
 ``RUN_DIR`` = the run folder (unless the preset sets it), and may save its numbers there with
 ``report.save_notebook_metrics``; after each notebook they are merged into ``metrics.json`` and
 ``summary.md`` (keys documented in ``report``).
+
+The run folder is also a book (``book``): after each notebook its widget views are replaced by their
+static snapshots, it is rendered to ``<stem>.html``, and ``index.html`` links the pages in order with
+their timings and the summary tables. Kernels always draw with matplotlib's inline backend, whatever
+``MPLBACKEND`` the calling shell exports (``Agg`` there would silently drop every figure), and show no
+widget progress bars for transformers' weight loading (``KERNEL_ENV``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,14 @@ from .report import collect_metrics
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ROOT / "papermill_runs" / "presets"
 NOTEBOOKS = ROOT / "notebooks"
+
+
+# What every notebook kernel of a run gets in its environment (the kernel inherits this process's).
+KERNEL_ENV = {
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",  # figures become image outputs
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # transformers' loading bars are widgets: broken once saved
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 def load_preset(name: str) -> dict:
@@ -76,7 +90,9 @@ def _notebook_source(stem: str, folder: Path) -> Path:
     if not py.is_file():
         raise FileNotFoundError(f"notebook {stem} not found: expected {py}")
     target = folder / f"{stem}.ipynb"
-    jupytext.write(jupytext.read(py), target)
+    nb = jupytext.read(py)
+    nb.metadata.get("jupytext", {}).pop("formats", None)  # no pairing inside run folders
+    jupytext.write(nb, target)
     return target
 
 
@@ -92,7 +108,9 @@ def parameter_names(stem: str) -> set[str]:
 def reproduce(preset: str, out: str | Path | None = None, resume: bool = False, kernel: str = "python3") -> Path:
     """Run every notebook of a preset; return the run folder. Raises ``RuntimeError`` on failure."""
     import papermill as pm
-    from tqdm.auto import tqdm
+    from tqdm.std import tqdm
+
+    from . import book
 
     plan = load_preset(preset)
     if out is None:
@@ -120,6 +138,8 @@ def reproduce(preset: str, out: str | Path | None = None, resume: bool = False, 
         params = dict(params or {})
         (out / "metrics" / f"{stem}.json").unlink(missing_ok=True)  # this notebook's numbers start afresh
         start = time.perf_counter()
+        saved_env = {k: os.environ.get(k) for k in KERNEL_ENV}
+        os.environ.update(KERNEL_ENV)
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 source = _notebook_source(stem, Path(tmp))
@@ -131,9 +151,18 @@ def reproduce(preset: str, out: str | Path | None = None, resume: bool = False, 
             raise RuntimeError(f"notebook {stem} failed after {time.perf_counter() - start:.0f} s: "
                                f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}\n"
                                f"the partly executed copy is {executed}; fix it and rerun with --resume") from e
+        finally:
+            for k, v in saved_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         timings[stem] = round(time.perf_counter() - start, 1)
         state["finished"].append(stem)
         state_path.write_text(json.dumps(state, indent=1))
         timings_path.write_text(json.dumps(timings, indent=1))
         collect_metrics(out, preset, timings)
+        book.clean_executed(executed)
+        book.render_html(executed)
+        book.write_index(out, list(plan), timings, preset)
     return out

@@ -6,6 +6,9 @@ normalized (x, y) in [0, 1], y down; they are drawn in **pixel-edge** coordinate
 same convention as the rasterizer. (matplotlib's default extent puts pixel *centres* on integers,
 which would shift every outline by half a pixel.)
 
+Both explorers also display as a still picture of their current state (``StaticSnapshot``), which is
+what an executed notebook keeps once its kernel is gone (``book``).
+
 Taught in ``notebooks/01_contour_serialization.py`` (explorer: ``notebooks/02_epsilon_tradeoffs.py``).
 """
 
@@ -63,14 +66,16 @@ def show_polygons(ax, polygons_norm, width: int, height: int, color="tab:red", o
     return ax
 
 
-def overlay(image, mask=None, polygons_norm=(), title: str | None = None, ax=None, **kw):
-    """One panel: image, optional ground-truth mask, optional polygons. Returns the axis."""
+def overlay(image, mask=None, polygons_norm=(), title: str | None = None, ax=None, mask_color=(0.1, 0.6, 1.0),
+            **kw):
+    """One panel: image, optional ground-truth mask (``mask_color``), optional polygons (``show_polygons``
+    keywords, e.g. ``color``). Returns the axis."""
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     image = np.asarray(image)
     show_image(ax, image, title)
     if mask is not None:
-        show_mask(ax, mask)
+        show_mask(ax, mask, color=mask_color)
     if len(polygons_norm):
         show_polygons(ax, polygons_norm, image.shape[1], image.shape[0], **kw)
     return ax
@@ -95,58 +100,172 @@ def answer_stats(mask, epsilon: float, epsilon_mode: str = "perimeter", ordering
     }
 
 
+def plot_coordinate_histograms(pred_xy, gt_xy, ax=None, title: str | None = None, decimals: int = 2,
+                               lattice=None):
+    """The lattice picture: share of answers' coordinates at each value 0, 0.01, …, 1 (x and y pooled),
+    predicted (bars) against the ground truth (line); ``lattice`` values marked below the axis.
+    ``pred_xy`` / ``gt_xy``: 1-D arrays of normalized coordinates (``localization.lattice_report``)."""
+    from .localization import LATTICE_12, histogram, tv_distance
+
+    lattice = LATTICE_12 if lattice is None else lattice
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 2.6))
+    grid = np.arange(10**decimals + 1) / 10**decimals
+    ax.bar(grid, histogram(pred_xy, decimals), width=0.8 / 10**decimals, color="tab:purple", label="predicted")
+    ax.plot(grid, histogram(gt_xy, decimals), color="black", lw=1, label="ground truth")
+    ax.plot(lattice, np.zeros(len(lattice)), "v", color="tab:red", ms=6, clip_on=False, label="12-value lattice")
+    ax.set_xlabel("normalized coordinate (x and y pooled)")
+    ax.set_ylabel("share of values")
+    ax.set_xlim(0, 1)
+    tv = tv_distance(pred_xy, gt_xy, decimals)
+    ax.set_title(f"{title + ' — ' if title else ''}TV distance to the truth {tv:.2f}", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    return ax
+
+
+# Colours of the explorers: no synthetic object is magenta or cyan (data.COLOURS: red, green, blue,
+# yellow, white), so the outline never disappears into the object it traces.
+ANSWER_COLOUR = "#ff00ff"  # magenta: the polygon written as text (the answer)
+TRUTH_COLOUR = (0.0, 0.9, 0.9)  # cyan: the ground-truth mask
+FIGURE_INCHES, FIGURE_DPI = 5.0, 100  # the explorer's picture: 500 px wide, shown at that width
+
+
+def _figure(image):
+    """A figure exactly ``FIGURE_INCHES`` wide with the image's aspect and no margins, so its PNG is
+    ``FIGURE_INCHES × FIGURE_DPI`` px wide and shown 1:1."""
+    h, w = np.asarray(image).shape[:2]
+    fig = plt.figure(figsize=(FIGURE_INCHES, FIGURE_INCHES * h / w))
+    return fig, fig.add_axes((0, 0, 1, 1))
+
+
+def _legend_html() -> str:
+    swatch = '<span style="display:inline-block;width:12px;height:12px;background:{};margin:0 4px 0 10px"></span>'
+    cyan = "rgb(0,230,230)"
+    return (f"<span style='font-size:90%'>{swatch.format(cyan)}ground-truth mask"
+            f"{swatch.format(ANSWER_COLOUR)}polygon (big dot: vertex 0, arrow: writing direction)</span>")
+
+
+def collapse_note(mask, decimals: int) -> str:
+    """Why an answer has no polygon: rounding to ``decimals`` merged its vertices (or the mask is empty)."""
+    mask = np.asarray(mask)
+    if not mask.any():
+        return "the mask is empty: nothing to outline"
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    step = max(w, h) / 10**decimals
+    return (f"no polygon left: at {decimals} decimal(s) coordinates move in steps of {step:.0f} px, and this "
+            f"object is only {xs.max() - xs.min() + 1}×{ys.max() - ys.min() + 1} px, so rounding merges its "
+            f"vertices into fewer than 3 distinct points — use more decimals")
+
+
+class StaticSnapshot:
+    """Mixin for an ipywidgets container: besides the live widget, its display carries ``text/html``
+    with the picture and numbers it shows *now*. JupyterLab with a kernel shows the live widget; an
+    executed notebook whose widget state is gone (``book.clean_executed`` drops the widget view), and
+    its HTML page, show the snapshot instead of a widget repr or an error."""
+
+    snapshot_html = ""
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if self.snapshot_html:
+            bundle = {**bundle, "text/html": self.snapshot_html}
+        return bundle
+
+
+def _snapshot(stats_html: str, png: bytes, width_px: int) -> str:
+    import base64
+
+    return (f"<div class='simpleseg-snapshot'><p><i>Static picture of the explorer's initial state (run the "
+            f"notebook to move the controls).</i></p>{stats_html}<br><img width='{width_px}' "
+            f"src='data:image/png;base64,{base64.b64encode(png).decode()}'></div>")
+
+
+def _panel(children, update):
+    """A VBox of ``children`` that also displays as its static snapshot; ``.update()`` redraws it."""
+    import ipywidgets as W
+
+    class Explorer(StaticSnapshot, W.VBox):
+        pass
+
+    box = Explorer(children)
+    box.update = update
+    return box
+
+
 def polygon_explorer(image, mask, epsilon: float = 0.005, epsilon_mode: str = "perimeter",
                      ordering: str = "clockwise", decimals: int = 3):
-    """An ipywidgets panel: ε slider (log scale), ε mode, ordering and decimals; vertices, characters,
-    tokens and IoU update live under a picture of the polygon over the image.
+    """An ipywidgets panel: ε slider (log scale), what ε is relative to, ordering and decimals; vertices,
+    characters, tokens and IoU update live under a picture of the polygon (magenta) over the image and
+    the ground-truth mask (cyan). IoU is against the mask with holes filled (the answer drops holes by
+    design), with the IoU against the mask as given beside it.
 
     Returns the widget (display it in Jupyter). ``widget.update()`` redraws with the current values,
-    which is also how tests drive it without a browser.
+    which is also how tests drive it without a browser; ``widget.last`` holds the last ``answer_stats``.
     """
     import ipywidgets as W
 
+    from .contours import fill_holes
+
     image, mask = np.asarray(image), np.asarray(mask)
+    filled_rle, given_rle = mask_to_rle(fill_holes(mask)), mask_to_rle(mask)
+    style = {"description_width": "initial"}
     eps = W.FloatLogSlider(value=max(epsilon, 1e-4), base=10, min=-4, max=-1, step=0.05,
-                           description="ε", readout_format=".4f")
-    mode = W.Dropdown(options=EPSILON_MODES, value=epsilon_mode, description="ε mode")
-    order = W.Dropdown(options=ORDERINGS, value=ordering, description="ordering")
-    dec = W.IntSlider(value=decimals, min=1, max=4, description="decimals")
+                           description="ε (tolerance)", readout_format=".4f", style=style,
+                           tooltip="Douglas–Peucker tolerance: a vertex is dropped when the outline moves less "
+                                   "than ε × (the length chosen on the right)")
+    mode = W.Dropdown(options=[("of each contour's perimeter", "perimeter"), ("of the longer image side", "side")],
+                      value=epsilon_mode, description="ε is a fraction", style=style,
+                      tooltip="perimeter: the paper's token counts; side: a fixed number of pixels")
+    order = W.Dropdown(options=ORDERINGS, value=ordering, description="vertex order", style=style,
+                       tooltip="clockwise is the paper's; the others are the ordering ablation")
+    dec = W.IntSlider(value=decimals, min=1, max=4, description="decimals", style=style,
+                      tooltip="decimal places of the normalized coordinates (3 in the paper)")
     stats = W.HTML()
+    width_px = int(FIGURE_INCHES * FIGURE_DPI)
     # the picture is a PNG in an Image widget, not an Output widget: Output widgets capture
     # display() through the kernel and hang headless executors (papermill/nbclient) here
-    picture = W.Image(format="png")
+    picture = W.Image(format="png", width=width_px)  # shown at the size it is rendered: not blurry
+    holder = {}
 
     def update(*_):
         s = answer_stats(mask, eps.value, mode.value, order.value, dec.value)
+        s["iou_with_holes"] = polygons_iou(s["polygons"], given_rle)
+        s["iou"] = polygons_iou(s["polygons"], filled_rle)
+        text = s["text"] if s["polygons"] else f"[] — {collapse_note(mask, dec.value)}"
         stats.value = (f"<b>{s['vertices']}</b> vertices · <b>{s['chars']}</b> characters · "
-                       f"~<b>{s['tokens_est']}</b> tokens · IoU <b>{s['iou']:.4f}</b>"
-                       f"<br><code>{s['text'][:160]}{'…' if len(s['text']) > 160 else ''}</code>")
-        fig, ax = plt.subplots(figsize=(5, 5))
-        overlay(image, mask, s["polygons"], ax=ax)
-        picture.value = _png(fig)
+                       f"~<b>{s['tokens_est']}</b> tokens · IoU <b>{s['iou']:.4f}</b> against the mask with "
+                       f"holes filled ({s['iou_with_holes']:.4f} against the mask as given)"
+                       f"<br><code>{text[:240]}{'…' if len(text) > 240 else ''}</code><br>{_legend_html()}")
+        fig, ax = _figure(image)
+        overlay(image, mask, s["polygons"], ax=ax, mask_color=TRUTH_COLOUR, color=ANSWER_COLOUR)
+        png = _png(fig)
+        picture.value = png
+        holder["box"].last = s
+        holder["box"].snapshot_html = _snapshot(stats.value, png, width_px)
         return s
 
     for w in (eps, mode, order, dec):
         w.observe(update, names="value")
-    box = W.VBox([W.HBox([eps, mode]), W.HBox([order, dec]), stats, picture])
-    box.update = update
+    box = _panel([W.HBox([eps, mode]), W.HBox([order, dec]), stats, picture], update)
+    holder["box"] = box
     update()
     return box
 
 
-def _png(fig) -> bytes:
+def _png(fig, dpi: int = FIGURE_DPI) -> bytes:
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
 
 
 def prediction_explorer(samples, answers: dict):
     """An ipywidgets panel to browse predictions against ground truth: a sample slider and a model
-    dropdown; the picture shows the target mask (blue) and the model's polygons (red, vertex 0 marked),
-    with the expression, the answer text and its IoU.
+    dropdown; the picture shows the target mask (cyan) and the model's polygons (magenta, vertex 0
+    marked), with the expression, the answer text and its IoU.
 
     ``samples``: ``data.Sample`` objects; ``answers``: model name → one answer text per sample (as
     evaluation produced them). Returns the widget; ``widget.update()`` redraws (how tests drive it).
@@ -162,26 +281,33 @@ def prediction_explorer(samples, answers: dict):
     for name, texts in answers.items():
         if len(texts) != len(samples):
             raise ValueError(f"{name}: {len(texts)} answers for {len(samples)} samples")
-    index = W.IntSlider(value=0, min=0, max=len(samples) - 1, description="sample")
-    model = W.Dropdown(options=list(answers), description="model")
+    style = {"description_width": "initial"}
+    index = W.IntSlider(value=0, min=0, max=len(samples) - 1, description="sample", style=style,
+                        tooltip="which held-out sample")
+    model = W.Dropdown(options=list(answers), description="model", style=style, tooltip="whose answers")
     stats = W.HTML()
-    picture = W.Image(format="png")  # an Image widget, not Output: see polygon_explorer
+    width_px = int(FIGURE_INCHES * FIGURE_DPI)
+    picture = W.Image(format="png", width=width_px)  # an Image widget, not Output: see polygon_explorer
+    holder = {}
 
     def update(*_):
         s, text = samples[index.value], answers[model.value][index.value]
         r = parse_polygons(text)
         iou = answer_iou(text, s.gt_rle)
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        overlay(s.load_image(), mask_utils.decode(s.gt_rle), r.polygons if r.valid else [], ax=ax)
-        picture.value = _png(fig)
+        fig, ax = _figure(np.asarray(s.load_image()))
+        overlay(s.load_image(), mask_utils.decode(s.gt_rle), r.polygons if r.valid else [], ax=ax,
+                mask_color=TRUTH_COLOUR, color=ANSWER_COLOUR)
+        png = _png(fig)
+        picture.value = png
         status = "valid" if r.valid else f"invalid: {r.error}"
-        stats.value = (f"<b>{s.expression or s.prompt}</b> · IoU <b>{iou:.3f}</b> · {status}"
-                       f"<br><code>{text[:200]}{'…' if len(text) > 200 else ''}</code>")
+        stats.value = (f"<b>{s.expression or s.prompt}</b> · IoU <b>{iou:.3f}</b> against the target mask · "
+                       f"{status}<br><code>{text[:200]}{'…' if len(text) > 200 else ''}</code><br>{_legend_html()}")
+        holder["box"].snapshot_html = _snapshot(stats.value, png, width_px)
         return iou
 
     for w in (index, model):
         w.observe(update, names="value")
-    box = W.VBox([W.HBox([index, model]), stats, picture])
-    box.update = update
+    box = _panel([W.HBox([index, model]), stats, picture], update)
+    holder["box"] = box
     update()
     return box

@@ -41,3 +41,64 @@ def test_prediction_explorer_scores_what_it_shows(samples, answer_of, expected):
 def test_prediction_explorer_rejects_mismatched_inputs(samples, answers, message):
     with pytest.raises(ValueError, match=message):
         prediction_explorer(samples, answers)
+
+
+def _small_square(size=112, side=3):
+    mask = np.zeros((size, size), np.uint8)
+    mask[52 : 52 + side, 52 : 52 + side] = 1
+    return mask
+
+
+@pytest.mark.parametrize("decimals, collapses", [
+    (1, True),  # 11-px steps on a 3-px object: every vertex rounds onto one point
+    (3, False),  # 0.1-px steps: the square survives
+])
+def test_polygon_explorer_explains_a_collapsed_polygon(decimals, collapses):
+    w = polygon_explorer(np.zeros((112, 112, 3), np.uint8), _small_square(), epsilon=0.001, decimals=decimals)
+    stats = w.children[2].value
+    assert ("no polygon left" in stats) == collapses
+    assert ("use more decimals" in stats) == collapses
+    assert (w.last["vertices"] == 0) == collapses
+
+
+def test_explorer_readout_and_picture_follow_the_slider():
+    mask = np.zeros((112, 112), np.uint8)
+    yy, xx = np.mgrid[:112, :112]
+    mask[(xx - 56) ** 2 + (yy - 56) ** 2 < 40**2] = 1  # a disc: ε decides the vertex count
+    w = polygon_explorer(np.zeros((112, 112, 3), np.uint8), mask, epsilon=0.0005)
+    before = (w.children[2].value, w.children[-1].value, w.last["vertices"])
+    w.children[0].children[0].value = 0.05  # the ε slider, as a user would move it
+    after = (w.children[2].value, w.children[-1].value, w.last["vertices"])
+    assert after[2] < before[2] and after[0] != before[0] and after[1] != before[1]
+
+
+def test_explorers_carry_a_static_snapshot_and_a_legend(samples):
+    w = polygon_explorer(np.zeros((112, 112, 3), np.uint8), _small_square(side=30), epsilon=0.005)
+    bundle = w._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the live widget, for a kernel
+    assert "data:image/png;base64," in bundle["text/html"] and "vertices" in bundle["text/html"]
+    assert "ground-truth mask" in bundle["text/html"]  # the legend is inside the widget
+    p = prediction_explorer(samples, {"model": [s.answer for s in samples]})
+    assert "data:image/png;base64," in p._repr_mimebundle_()["text/html"]
+
+
+def test_explorer_picture_is_shown_at_its_own_size():
+    import io
+
+    from PIL import Image
+
+    w = polygon_explorer(np.zeros((75, 100, 3), np.uint8), _small_square(75, 20), epsilon=0.005)
+    png = Image.open(io.BytesIO(w.children[-1].value))
+    assert png.size[0] == int(w.children[-1].width)  # 1:1, not stretched
+    assert png.size[1] == round(png.size[0] * 75 / 100)  # the image's aspect
+
+
+def test_answer_and_truth_colours_are_no_object_colour():
+    from matplotlib.colors import to_rgb
+
+    from simpleseg_lite.data import COLOURS
+    from simpleseg_lite.viz import ANSWER_COLOUR, TRUTH_COLOUR
+
+    for colour in (ANSWER_COLOUR, TRUTH_COLOUR):
+        rgb = np.array(to_rgb(colour)) * 255
+        assert min(np.abs(rgb - np.array(c)).max() for c in COLOURS.values()) > 100
