@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -21,11 +23,13 @@
 # (`data/checkpoints/lite-pretrain`, see its model card).
 #
 # **What you will learn**
-# - what the tiny model is, and the one change that lets it read *where* things are (FINDINGS §4);
+# - what the tiny model is, and the one change that lets it read *where* things are ([docs/lite_model.md](../docs/lite_model.md));
 # - how SFT runs through trl's `SFTTrainer`, with loss and held-out gIoU curves;
 # - how to tell a model that localizes from one that only learned the format: the centred-square
 #   baseline and the image-dependence check;
 # - what shuffled vertex order does to learning (the paper's ordering ablation, at lite scale);
+# - how to see that a model writes coordinates on a lattice, and which designs let a tiny VLM see *where*
+#   more finely (the localization arms);
 # - the settings for the full path (Qwen2.5-VL-3B + LoRA on a GPU).
 
 # %% tags=["parameters"]
@@ -41,6 +45,7 @@ RUN_DIR = None  # where checkpoints go (None: a temporary folder)
 FULL = False  # True: train Qwen2.5-VL + LoRA on a GPU from FULL_MODEL and RefCOCO at REFER_ROOT
 FULL_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"  # local path or hub id (full path only)
 REFER_ROOT = None  # REFER layout root (full path only)
+ARMS = "../data/arms/localization_arms.json"  # committed results of scripts/localization_arms.py (not re-trained here)
 
 # %%
 import json
@@ -76,7 +81,7 @@ print(f"run folder {run_dir}; {len(heldout)} held-out samples (seed 1000, never 
 # in Qwen2.5). One addition, `PositionalImageTokens`: rotary positions rotate queries and keys but never
 # write *where* a patch is into its features, and the merger output is dominated by an image-independent
 # constant; subtracting the per-image mean, normalizing, and adding a learned position vector per image
-# token lets the tiny model localize (FINDINGS §4 measured the cause; `model.py` documents the fix).
+# token lets the tiny model localize ([docs/lite_model.md](../docs/lite_model.md) gives the cause; `model.py` documents the fix).
 
 # %%
 model, processor = load_model(INIT, dtype=torch.float32)
@@ -166,7 +171,48 @@ save_notebook_metrics(RUN_DIR, "05_sft", {"eval": {"05: before SFT": {"synthetic
 # polygon they are a tangle; a model that imitates them writes tangles too.
 
 # %% [markdown]
-# ## 6. The full path: Qwen2.5-VL-3B + LoRA on a GPU
+# ## 6. What lets a tiny VLM see *where*
+# gIoU says how good an outline is, not why it is bad. Pool every coordinate the model wrote (x and y,
+# two decimals) and compare their histogram with the ground truth's: a model that localizes finely
+# writes the same spread of values; one that only knows which image token the object is in writes a
+# few values per token — a **lattice**. `localization.lattice_report` measures it: the total-variation
+# (TV) distance between the two histograms (0 = same, 1 = disjoint; two sets of 200 true answers differ
+# by ~0.1–0.2), and the share of values on the twelve values `(2k+1)/24` that the 16-token model uses.
+
+# %%
+from IPython.display import Markdown, display
+
+from simpleseg_lite.localization import arms_table, lattice_report, scalars
+from simpleseg_lite.viz import plot_coordinate_histograms
+
+lattice = lattice_report(heldout, [r["answer"] for r in after["rows"]])
+print({k: round(v, 3) if isinstance(v, float) else v for k, v in scalars(lattice).items()})
+arms = json.loads(Path(ARMS).read_text())["arms"]
+final = lambda r: list(r["scores"].values())[-1]  # noqa: E731 (the end-of-run budget)
+best = max(arms, key=lambda r: final(r)["gIoU"])
+base_arm = next(r for r in arms if r["arm"] == "base")
+fig, axes = plt.subplots(3, 1, figsize=(9, 7.5), constrained_layout=True)
+plot_coordinate_histograms(np.r_[lattice["x_pred"], lattice["y_pred"]], np.r_[lattice["x_gt"], lattice["y_gt"]],
+                           ax=axes[0], title="this notebook's SFT model, held-out 1–3-object scenes")
+for ax, r in zip(axes[1:], (base_arm, best)):
+    v = r["values_at_end"]
+    plot_coordinate_histograms(np.r_[v["x_pred"], v["y_pred"]], np.r_[v["x_gt"], v["y_gt"]], ax=ax,
+                               title=f"arm '{r['arm']}' ({r['what']}), {r['steps']} steps, single objects")
+plt.show()
+
+# %% [markdown]
+# The arms: rival designs trained **from scratch** at equal cost (same single-object data, seed, schedule,
+# steps and threads) and judged on a validation seed (2000) by single-object polygon gIoU, box IoU,
+# point error and the lattice diagnostic, at two budgets (mid-run and end). The table is read from the
+# committed results; `python scripts/localization_arms.py --arm NAME` re-trains one arm (~12 min on 2 cores),
+# and `papermill_runs/LOG.md` records what ran and what was chosen.
+
+# %%
+display(Markdown(arms_table(arms)))
+print(f"best polygon gIoU at the end: {best['arm']} ({final(best)['gIoU']:.3f} vs base {final(base_arm)['gIoU']:.3f})")
+
+# %% [markdown]
+# ## 7. The full path: Qwen2.5-VL-3B + LoRA on a GPU
 # The same `train` function with `init=<hub id or local path>` and `lora=True` loads a real checkpoint
 # (never with `trust_remote_code` unless you pass it) and wraps its language model in LoRA adapters
 # (r = 16, q/k/v/o and MLP projections). Data: RefCOCO/+/g/refCLEF train splits through
@@ -200,10 +246,14 @@ else:
 # - SFT through trl's `SFTTrainer` turns the pre-trained checkpoint into a model that writes polygons
 #   in the released format; compare gIoU with the centred-square baseline, and check image dependence.
 # - Shuffled target vertices teach the model to write tangles (see the ablation table).
+# - The coordinate histogram shows what gIoU hides: a model that writes a few values per image token is
+#   capped by that lattice; the arms' table says which design change reads position more finely.
 #
 # ## Exercises
 # 1. *(easy)* Double `SFT_STEPS`. How much does held-out gIoU move, and where does the curve flatten?
 # 2. *(medium)* Train from scratch (`INIT = None` in `TrainConfig`) for the same steps. What does the
 #    pre-training buy?
-# 3. *(hard)* Remove `PositionalImageTokens` (`TinyConfig(position_fix=False)`) and pre-train again. Use
+# 3. *(medium)* Run `python scripts/localization_arms.py --arm conv_stem+digit_loss --steps 300` and add its
+#    row to the table. Is the combination better than each switch alone?
+# 4. *(hard)* Remove `PositionalImageTokens` (`TinyConfig(position_fix=False)`) and pre-train again. Use
 #    `image_dependence` to show what the model loses.

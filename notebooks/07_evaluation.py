@@ -251,4 +251,4 @@ else:
 # 2. *(medium)* Add a "right object" oracle: replace every answer whose centroid is nearest the target
 #    with the target outline. How much gIoU is lost to choosing the object vs drawing it?
 # 3. *(hard)* Compute the paper's Prec@0.5 with the *annotated* box convention instead of the mask's
-#    tight box (FINDINGS §2). On which kinds of objects do the two differ?
+#    tight box ([docs/conventions.md](../docs/conventions.md)). On which kinds of objects do the two differ?

@@ -12,7 +12,7 @@ Coordinate convention used everywhere in this project (state it, because it deci
 through pixel *edges*, not through boundary-pixel centres as ``cv2.findContours`` does. Pixel centres
 then sit half a pixel inside or outside the outline, so rasterizing the polygon gives back exactly the
 mask (holes filled) at ε = 0. The naive cv2 route loses the outer half-pixel ring: ~24 IoU points on
-thin real objects (FINDINGS §3, measured again in notebook 01).
+thin real objects (docs/conventions.md, measured in notebook 01).
 
 How the crack boundary is traced quickly: ``cv2.findContours`` gives the chain of boundary pixels;
 each move between consecutive pixels says which pixel sides the boundary walks, so a lookup table

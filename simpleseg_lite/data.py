@@ -18,7 +18,7 @@ Departures from the paper, and why:
 
 * Synthetic scenes instead of RefCOCO/+/g and refCLEF (``refcoco`` loads those when you have them):
   a CPU-sized model learns them in minutes, and every expression is verifiably unambiguous.
-* Task weights (``SFT_TASK_MIX``) and the grounding curriculum (FINDINGS §4) are ours: we found no
+* Task weights (``SFT_TASK_MIX``) and the grounding curriculum (docs/lite_model.md) are ours: we found no
   mix in the paper or the release to copy.
 * Answers are always bare; the release sometimes wraps them in prose ("Sure, it is at ...").
 * ``ordering`` other than clockwise exists only for the vertex-ordering ablation.

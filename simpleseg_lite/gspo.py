@@ -12,7 +12,7 @@ where GRPO clips every token's ratio r_i,t = π_θ/π_old (o_i,t) separately (``
 ε are tiny (3e-4 / 4e-4) because s_i is a geometric mean over tokens and so stays close to 1.
 
 At scale the objective runs inside TRL's ``GRPOTrainer`` with ``importance_sampling_level="sequence"``,
-``loss_type="grpo"``, ``beta=0`` (FINDINGS §4); ``tests/test_gspo.py`` checks that these functions give
+``loss_type="grpo"``, ``beta=0`` (docs/lite_model.md, "GSPO settings"); ``tests/test_gspo.py`` checks that these functions give
 TRL's loss and gradients on the same tensors. Departures, all matching TRL rather than the paper:
 ``eps`` = 1e-4 and the unbiased (Bessel) std in the advantage; a completion with no tokens contributes
 0 to the mean instead of being dropped; no KL term (β = 0). Other TRL ``loss_type``s differ at the

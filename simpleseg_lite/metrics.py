@@ -5,7 +5,7 @@ One rasterizer for the whole project: pycocotools' polygon → RLE, which fills 
 Masks are compared in run-length-encoded space — the reward's hot path never decodes a full mask.
 The IoU reward (``rewards``) calls ``answer_iou`` below, the very function evaluation uses.
 
-Conventions (FINDINGS §2, the Text4Seg protocol SimpleSeg inherits):
+Conventions (docs/conventions.md, the Text4Seg protocol SimpleSeg inherits):
 
 * **gIoU** = mean over referring sentences of I / U; a sample whose prediction and ground truth are
   both empty scores 1 (Text4Seg adds 1e-5 to U; we special-case 0/0 instead — same numbers otherwise).
@@ -16,7 +16,7 @@ Conventions (FINDINGS §2, the Text4Seg protocol SimpleSeg inherits):
   annotated box and ≥ 0.5 — within a pixel of this on RefCOCO). The predicted box is the tight box of
   the predicted polygons, or a parsed box answer for the text→box task.
 
-pycocotools pitfalls handled here (FINDINGS §3): a numpy array is read as boxes, a 2-point polygon as a
+pycocotools pitfalls handled here (docs/traps.md): a numpy array is read as boxes, a 2-point polygon as a
 box, and a NaN or 1e12 coordinate hangs it — polygons are sanitized and clipped first.
 
 The paper's limitations section asks for boundary F-score and vertex-wise metrics, which IoU hides

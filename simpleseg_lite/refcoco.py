@@ -8,7 +8,7 @@ The layout (the one the REFER API, Text4Seg and SimpleSeg read)::
     <root>/images/mscoco/images/train2014/ images of refcoco, refcoco+ and refcocog
     <root>/images/saiapr_tc-12/            images of refclef
 
-The Text4Seg protocol (FINDINGS §2): **one sample per sentence**; the target of a ref is the union of
+The Text4Seg protocol (docs/conventions.md): **one sample per sentence**; the target of a ref is the union of
 all segments of its annotation(s) — polygons and crowd RLEs alike — as one mask at the image's size.
 The image file is named by ``instances.json`` (the ref's own ``file_name`` carries an annotation suffix).
 

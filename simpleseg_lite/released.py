@@ -1,6 +1,6 @@
 """Released SimpleSeg weights: load a published checkpoint, segment what an expression refers to, draw it.
 
-The public release (FINDINGS §1) has a Qwen2.5-VL-7B variant and a Kimi-VL variant. The Qwen one is a
+The public release (docs/conventions.md, "The answer text") has a Qwen2.5-VL-7B variant and a Kimi-VL variant. The Qwen one is a
 stock ``Qwen2_5_VLForConditionalGeneration`` in the Hugging Face layout (``config.json``,
 ``*.safetensors``, tokenizer and ``preprocessor_config.json``), so it loads through
 ``model.load_model`` without running any code from the checkpoint. A checkpoint that is not Qwen2.5-VL

@@ -1,7 +1,7 @@
 """Polygons → answer text, in the format of the released SimpleSeg model.
 
 The answer for one object is the Python ``str()`` of a list of polygons, each a list of ``[x, y]``
-pairs normalized by the image width and height and rounded to ``decimals`` places (FINDINGS §1)::
+pairs normalized by the image width and height and rounded to ``decimals`` places (docs/conventions.md)::
 
     [[[0.295, 0.204], [0.31, 0.25], [0.28, 0.26]]]
 

@@ -63,7 +63,7 @@ def make_batch(seed, b=8, t=12, spread=1e-3, dtype=torch.float32):
 @pytest.mark.parametrize(
     "ours,level,eps,spread,dtype",
     [
-        (gspo_loss, "sequence", (3e-4, 4e-4), 1e-3, torch.float32),  # FINDINGS §4 settings, some clipped
+        (gspo_loss, "sequence", (3e-4, 4e-4), 1e-3, torch.float32),  # the lite GSPO settings (docs/lite_model.md), some clipped
         (gspo_loss, "sequence", (3e-4, 4e-4), 1e-3, torch.float64),  # the same in double precision
         (gspo_loss, "sequence", (0.2, 0.28), 0.5, torch.float32),  # wide ε, far-off policy
         (grpo_loss, "token", (0.2, 0.2), 0.3, torch.float32),  # token-level twin, TRL's default ε
@@ -84,7 +84,7 @@ def test_loss_and_gradient_match_trl(ours, level, eps, spread, dtype, seed):
 
 
 def test_comparison_batches_exercise_clipping():
-    # the FINDINGS §4 batches above have sequences outside [1 − ε_low, 1 + ε_high]: both branches compared
+    # the batches above have sequences outside [1 − ε_low, 1 + ε_high]: both branches compared
     fractions = [clip_fraction(*make_batch(seed, spread=1e-3), 3e-4, 4e-4) for seed in range(3)]
     assert 0 < max(fractions) < 1
 
