@@ -182,7 +182,7 @@ save_notebook_metrics(RUN_DIR, "05_sft", {"eval": {"05: before SFT": {"synthetic
 # %%
 from IPython.display import Markdown, display
 
-from simpleseg_lite.localization import arms_table, lattice_report, scalars
+from simpleseg_lite.localization import arms_paired, arms_table, lattice_report, scalars
 from simpleseg_lite.viz import plot_coordinate_histograms
 
 lattice = lattice_report(heldout, [r["answer"] for r in after["rows"]])
@@ -209,6 +209,7 @@ plt.show()
 
 # %%
 display(Markdown(arms_table(arms)))
+display(Markdown(arms_paired(arms)))  # the same validation samples for every arm: paired differences
 print(f"best polygon gIoU at the end: {best['arm']} ({final(best)['gIoU']:.3f} vs base {final(base_arm)['gIoU']:.3f})")
 
 # %% [markdown]

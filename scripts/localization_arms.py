@@ -68,7 +68,8 @@ def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, 
                         (f"step {steps}", folder)):
         model, processor = load_model(path, dtype=torch.float32)
         budgets[label] = localization_scores(model, processor, n=n, seed=val_seed, keep_values=True)
-        values = {k: budgets[label].pop(k) for k in ("x_pred", "y_pred", "x_gt", "y_gt")}  # the last budget's
+        values = {k: budgets[label].pop(k) for k in ("x_pred", "y_pred", "x_gt", "y_gt", "polygon_per_sample",
+                                                     "box_per_sample", "point_per_sample")}  # the last budget's
     row = {"arm": name, "what": what, "model": model_cfg, "digit_loss": weight, "steps": steps, "seed": seed,
            "val_seed": val_seed, "n": n, "threads": threads, "train_wall_s": round(wall, 1),
            "s_per_step": round(wall / steps, 2), "resumed": resume, "scores": budgets,
@@ -78,10 +79,53 @@ def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, 
     return row
 
 
-def table(out: Path) -> str:
-    from simpleseg_lite.localization import arms_table
+def quiet_bench(names: list[str], threads: int, steps: int = 6) -> dict:
+    """Seconds per optimizer step of each arm's model on one fixed batch of 32 (median of the last
+    ``steps - 2``), forward + loss + backward + AdamW: the cost per step without the data pipeline or
+    other load. Run it with nothing else on the machine."""
+    import statistics
 
-    return arms_table([json.loads(p.read_text()) for p in sorted(out.glob("*/arm.json"))])
+    import torch
+
+    from simpleseg_lite import data
+    from simpleseg_lite.model import TinyConfig, build_tiny_model, collate_sft
+    from simpleseg_lite.sft import ordinal_digit_loss
+
+    torch.set_num_threads(threads)
+    samples = data.make_samples(32, 5, data.SyntheticConfig(max_objects=1), MIX, 0.02, decimals=2)
+    rows = [{"image": s.load_image(), "prompt": s.prompt, "answer": s.answer} for s in samples]
+    out = {}
+    for name in names:
+        model_cfg, weight, _ = combined(name.split("+"))
+        model, processor = build_tiny_model(TinyConfig(**model_cfg), seed=1)
+        batch = collate_sft(rows, processor)
+        tok = processor.tokenizer
+        digits = torch.tensor(tok.convert_tokens_to_ids(list("0123456789")))
+        opt = torch.optim.AdamW(model.parameters(), 1e-3)
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            result = model(**batch)
+            loss = result.loss
+            if weight:
+                loss = loss + weight * ordinal_digit_loss(result.logits, batch["labels"], batch["input_ids"], digits,
+                                                          tok.convert_tokens_to_ids("."))
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            times.append(time.perf_counter() - start)
+        out[name] = round(statistics.median(times[2:]), 2)
+    return out
+
+
+def table(out: Path) -> str:
+    from simpleseg_lite.localization import arms_paired, arms_table
+
+    bench = out / "quiet_bench.json"
+    quiet = json.loads(bench.read_text()) if bench.is_file() else {}
+    rows = [json.loads(p.read_text()) for p in sorted(out.glob("*/arm.json"))]
+    rows = [{**r, "quiet_s_per_step": quiet.get(r["arm"])} for r in rows]
+    return arms_table(rows) + "\n\n" + arms_paired(rows)
 
 
 def main() -> None:
@@ -95,12 +139,20 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--table", metavar="DIR", help="print the table of the arms judged under DIR")
     ap.add_argument("--export", metavar="JSON", help="with --table: also write every arm's record to this file")
+    ap.add_argument("--quiet-bench", metavar="ARMS", help="comma-separated arms: s/step on a fixed batch, nothing else")
     ap.add_argument("--judge-only", action="store_true", help="judge an arm trained before, without training")
     args = ap.parse_args()
+    if args.quiet_bench:
+        print(json.dumps(quiet_bench(args.quiet_bench.split(","), args.threads)))
+        return
     if args.table:
         print(table(Path(args.table)))
         if args.export:
             rows = [json.loads(p.read_text()) for p in sorted(Path(args.table).glob("*/arm.json"))]
+            bench = Path(args.table) / "quiet_bench.json"  # written by: --quiet-bench ... > DIR/quiet_bench.json
+            quiet = json.loads(bench.read_text()) if bench.is_file() else {}
+            for r in rows:
+                r["quiet_s_per_step"] = quiet.get(r["arm"])
             Path(args.export).write_text(json.dumps({"mix": MIX, "arms": rows}, indent=1))
         return
     row = run_arm(args.arm, Path(args.out), args.steps, args.seed, args.val_seed, args.n, args.threads,

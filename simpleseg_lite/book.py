@@ -108,17 +108,17 @@ def write_index(run_dir: str | Path, order: list[str], timings: dict, preset: st
     summary = run_dir / "summary.md"
     tables = _markdown_html(summary.read_text()) if summary.is_file() else "<p>No summary yet.</p>"
     total = sum(v for v in timings.values() if isinstance(v, (int, float)))
+    table_rows = "\n".join(rows)
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>simpleseg-lite run {html.escape(run_dir.name)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;line-height:1.45}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}
+table{{border-collapse:collapse;margin:1em 0;display:block;overflow-x:auto}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}
 th{{background:#f3f3f3}}code{{background:#f6f6f6}}</style></head>
 <body><h1>simpleseg-lite — run <code>{html.escape(run_dir.name)}</code></h1>
 <p>Preset <b>{html.escape(str(preset))}</b>. Each notebook was executed with papermill; its page needs no kernel.
 Notebook time {total / 60:.1f} min in all.</p>
 <table><tr><th>notebook</th><th>time</th><th>figures</th><th>executed copy</th></tr>
-{chr(10).join(rows)}</table>
-<h2>Summary</h2>
+{table_rows}</table>
 {tables}
 </body></html>
 """

@@ -115,7 +115,8 @@ def localization_scores(model, processor, n: int = 100, seed: int = 2000, max_ob
     ``max_objects`` objects). Returns polygon ``gIoU``, ``box_mIoU``, box ``prec_at_0.5``, point error in
     px (``point_err_px_mean`` / ``_median``), the lattice diagnostic of the polygon answers, and the
     per-task valid rates; with ``keep_values`` also the polygon answers' coordinate values (lists
-    ``x_pred``, ``y_pred``, ``x_gt``, ``y_gt``) for the lattice picture. Same samples for every model at
+    ``x_pred``, ``y_pred``, ``x_gt``, ``y_gt``) for the lattice picture and the per-sample scores
+    (``polygon_per_sample`` IoU, ``box_per_sample`` box IoU, ``point_per_sample`` px) for paired comparisons. Same samples for every model at
     the same arguments."""
     from . import data
     from .evaluate import _answers, score_answers
@@ -127,6 +128,9 @@ def localization_scores(model, processor, n: int = 100, seed: int = 2000, max_ob
         answers = _answers(model, processor, [s.load_image() for s in samples], [s.prompt for s in samples],
                            batch_size, 256, task)
         r = score_answers(samples, answers)
+        if keep_values:  # per-sample scores, same order for every model: paired differences between arms
+            key = {"point": "point_err_px", "box": "box_iou", "polygon": "iou"}[task]
+            out[f"{task}_per_sample"] = [row[key] for row in r["rows"]]
         if task == "point":
             out.update(point_err_px_mean=r["point_err_px_mean"], point_err_px_median=r["point_err_px_median"],
                        point_valid_rate=r["valid_rate"])
@@ -142,14 +146,50 @@ def localization_scores(model, processor, n: int = 100, seed: int = 2000, max_ob
 
 def arms_table(records: list[dict]) -> str:
     """A markdown table of localization arms (``scripts/localization_arms.py`` records): one row per arm
-    and budget, the judge's numbers (``localization_scores``) beside the arm's cost."""
-    head = ("| arm | params | s/step | budget | polygon gIoU | box IoU | box P@0.5 | point err px (median) | "
+    and budget, the judge's numbers (``localization_scores``) beside the arm's cost — seconds per step of
+    its model alone on the machine (``quiet_s_per_step``; a training run's own wall time is not used, it
+    shared the machine with other work)."""
+    head = ("| arm | params | s/step (quiet) | budget | polygon gIoU | box IoU | box P@0.5 | point err px (median) | "
             "TV to GT | distinct values | on 12-lattice |")
     lines = [head, "|---" * 11 + "|"]
     for r in records:
+        cost = r.get("quiet_s_per_step") or "–"
         for budget, s in r["scores"].items():
-            lines.append(f"| {r['arm']} | {r['params_M']}M | {r['s_per_step']} | {budget} | {s['gIoU']:.3f} | "
+            lines.append(f"| {r['arm']} | {r['params_M']}M | {cost} | {budget} | {s['gIoU']:.3f} | "
                          f"{s['box_mIoU']:.3f} | {s['box_prec_at_0_5']:.2f} | {s['point_err_px_mean']:.1f} "
                          f"({s['point_err_px_median']:.1f}) | {s['tv_distance']:.2f} | {s['distinct_pred']} | "
                          f"{s['lattice_share_pred']:.2f} |")
+    return "\n".join(lines)
+
+
+def paired_difference(a, b, resamples: int = 2000, seed: int = 0) -> dict:
+    """Mean of ``b − a`` over the same samples with a bootstrap 95% interval, and how many got better /
+    worse: how two models are compared on identical samples."""
+    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(d.mean()), "ci95": (float(lo), float(hi)), "better": int((d > 0).sum()),
+            "worse": int((d < 0).sum()), "n": int(len(d))}
+
+
+def arms_paired(records: list[dict], against: str = "base") -> str:
+    """Markdown: each arm's paired difference from ``against`` at the end of training, on the same
+    validation samples (polygon IoU, box IoU, point error in px), with bootstrap 95% intervals."""
+    ref = next((r for r in records if r["arm"] == against), None)
+    if ref is None or "polygon_per_sample" not in ref.get("values_at_end", {}):
+        return f"(no per-sample scores for '{against}': judge it again with --judge-only)"
+    lines = [f"| arm | Δ polygon IoU vs {against} [95% CI] | better / worse | Δ box IoU [95% CI] | "
+             f"Δ point error px [95% CI] |", "|---|---|---|---|---|"]
+    for r in records:
+        v = r.get("values_at_end", {})
+        if r is ref or "polygon_per_sample" not in v:
+            continue
+        cells = []
+        for key in ("polygon_per_sample", "box_per_sample", "point_per_sample"):
+            d = paired_difference(ref["values_at_end"][key], v[key])
+            cells.append((f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]", d))
+        poly = cells[0][1]
+        lines.append(f"| {r['arm']} | {cells[0][0]} | {poly['better']} / {poly['worse']} | {cells[1][0]} | "
+                     f"{cells[2][0]} |")
     return "\n".join(lines)

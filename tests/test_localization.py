@@ -85,3 +85,14 @@ def test_ordinal_digit_loss_charges_by_distance(pred_digit, expected):
     from simpleseg_lite.sft import ordinal_digit_loss
 
     assert float(ordinal_digit_loss(*_digit_case(pred_digit))) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("a, b, mean, excludes_zero", [
+    ([0.1] * 50, [0.3] * 50, 0.2, True),  # every sample better by 0.2
+    ([0.1, 0.3] * 25, [0.3, 0.1] * 25, 0.0, False),  # as many better as worse: no gain
+])
+def test_paired_difference(a, b, mean, excludes_zero):
+    r = loc.paired_difference(a, b)
+    assert r["mean"] == pytest.approx(mean)
+    assert (r["ci95"][0] > 0 or r["ci95"][1] < 0) == excludes_zero
+    assert r["better"] + r["worse"] <= r["n"] == 50
