@@ -88,6 +88,9 @@ def test_reproduce_injects_run_dir_and_merges_metrics_across_resume(tmp_path, mo
     seen = {}
 
     def fake_execute(source, executed, parameters, **kw):  # stands in for a kernel running the notebook
+        import shutil
+
+        shutil.copy(source, executed)  # papermill always writes the executed copy (partial on failure)
         stem = Path(executed).stem
         seen.setdefault(stem, []).append(dict(parameters))
         if stem == "05_sft" and len(seen[stem]) == 1:
@@ -106,6 +109,7 @@ def test_reproduce_injects_run_dir_and_merges_metrics_across_resume(tmp_path, mo
     merged = json.loads((out / "metrics.json").read_text())
     assert list(merged["notebooks"]) == ["05_sft"] and merged["preset"] == "smoke"
     assert set(merged["timings"]) == {"04_data", "05_sft"} and (out / "summary.md").is_file()
+    assert (out / "index.html").is_file() and (out / "05_sft.html").is_file()  # the book follows the run
 
 
 def test_parameter_names_reads_the_parameters_cell():
