@@ -117,6 +117,25 @@ def _segment(args) -> None:
           + (f", overlay: {args.out}" if args.out else ""))
 
 
+def _model_config(text: str | None) -> dict:
+    """``--model-config`` JSON, checked against ``model.TinyConfig`` before any training starts."""
+    from dataclasses import fields
+
+    from .model import TinyConfig
+
+    if not text:
+        return {}
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CLIError(f"--model-config is not JSON ({e}); e.g. '{{\"merge_size\": 1}}'") from e
+    known = {f.name for f in fields(TinyConfig)}
+    if not isinstance(config, dict) or set(config) - known:
+        bad = sorted(set(config) - known) if isinstance(config, dict) else config
+        raise CLIError(f"--model-config: unknown field(s) {bad}; model.TinyConfig has {sorted(known)}")
+    return config
+
+
 def _add_epsilon(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epsilon", type=float, default=0.005, help="Douglas–Peucker tolerance (default 0.005)")
     p.add_argument("--epsilon-mode", choices=EPSILON_MODES, default="perimeter",
@@ -259,13 +278,15 @@ def run(args) -> int:
     elif args.command == "train":
         from .sft import TrainConfig, train
 
+        model_config = _model_config(args.model_config)
+
         cfg = TrainConfig(out=args.out, stage=args.stage, init=args.init, max_steps=args.steps,
                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
                           ordering=args.ordering, eval_steps=args.eval_steps, save_steps=args.save_steps,
                           lora=args.lora, max_objects=args.max_objects, data=args.data, refer_root=args.refer_root,
                           image_size=args.image_size, epsilon=args.epsilon, decimals=args.decimals,
                           task_mix=json.loads(args.task_mix) if args.task_mix else None,
-                          model=json.loads(args.model_config) if args.model_config else {},
+                          model=model_config,
                           digit_loss=args.digit_loss)
         try:
             print(f"model saved in {train(cfg, resume=args.resume)}")

@@ -116,8 +116,8 @@ def localization_scores(model, processor, n: int = 100, seed: int = 2000, max_ob
     px (``point_err_px_mean`` / ``_median``), the lattice diagnostic of the polygon answers, and the
     per-task valid rates; with ``keep_values`` also the polygon answers' coordinate values (lists
     ``x_pred``, ``y_pred``, ``x_gt``, ``y_gt``) for the lattice picture and the per-sample scores
-    (``polygon_per_sample`` IoU, ``box_per_sample`` box IoU, ``point_per_sample`` px) for paired comparisons. Same samples for every model at
-    the same arguments."""
+    (``polygon_per_sample`` IoU, ``box_per_sample`` box IoU, ``point_per_sample`` px) for paired
+    comparisons. Same samples for every model at the same arguments."""
     from . import data
     from .evaluate import _answers, score_answers
 

@@ -197,7 +197,10 @@ def ordinal_digit_loss(logits: torch.Tensor, labels: torch.Tensor, input_ids: to
 
 
 def digit_loss_trainer(base, weight: float, tokenizer):
-    """``base`` (trl's ``SFTTrainer``) with ``loss = CE + weight · ordinal_digit_loss``; logs both terms."""
+    """``base`` (trl's ``SFTTrainer``) with ``loss = CE + weight · ordinal_digit_loss``; logs both terms.
+
+    CE is the mean over the batch's answer tokens, as trl's default without gradient accumulation (with
+    accumulation, trl normalizes by the tokens of all micro-batches; this trainer does not)."""
     digit_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list("0123456789")))
     dot_id = tokenizer.convert_tokens_to_ids(".")
 

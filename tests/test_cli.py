@@ -114,3 +114,15 @@ def test_train_takes_the_full_path_settings():
                                       "--decimals", "3", "--lora"])
     settings = (args.data, args.refer_root, args.image_size, args.epsilon, args.decimals)
     assert settings == ("refcoco", "/r", 448, 0.005, 3)
+
+
+@pytest.mark.parametrize("model_config, message", [
+    ("{merge_size: 1}", "not JSON"),  # unquoted key
+    ('{"merge_sise": 1}', "unknown field"),  # a typo is caught before any training
+    ("[1, 2]", "unknown field"),  # not an object
+])
+def test_train_rejects_a_bad_model_config(model_config, message, tmp_path, capsys):
+    assert main(["train", "--stage", "pretrain", "--out", str(tmp_path / "run"), "--model-config", model_config]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # nothing written
