@@ -78,8 +78,14 @@ def lab(tmp_path_factory, smoke_run):
     nb = jupytext.read(ROOT / "notebooks" / "01_contour_serialization.py")
     nb.metadata.get("jupytext", {}).pop("formats", None)
     jupytext.write(nb, folder / "01_contour_serialization.ipynb")
+    # Every cell attached to the page: JupyterLab's default windowing skips laying out cells outside the
+    # viewport, and a slider that was never laid out "has no size and location" for the mouse.
+    settings = folder / "lab-settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel's own default: inline
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(folder / "lab-settings")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
          f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={folder}", "--LabApp.expose_app_in_browser=True",
@@ -116,9 +122,22 @@ def _readout(driver) -> tuple[str, str]:
         return [html ? html.textContent : '', img ? img.src : ''];""")
 
 
+def _visible_handle(driver):
+    """The ε slider's handle of the explorer that shows the readout, scrolled to the middle of the window and
+    laid out (non-zero size), or None while it is not yet."""
+    return driver.execute_script("""
+        const html = [...document.querySelectorAll('.widget-html-content')].find(e => e.textContent.includes('vertices'));
+        const box = html && html.closest('.jp-OutputArea-output');
+        const handle = box && box.querySelector('.widget-slider .noUi-handle');
+        if (!handle) return null;
+        handle.scrollIntoView({block: 'center'});
+        const r = handle.getBoundingClientRect();
+        return r.width > 0 && r.height > 0 ? handle : null;""")
+
+
 def test_explorer_reacts_to_the_slider_in_jupyterlab(browser, lab):
+    from selenium.common.exceptions import ElementNotInteractableException, StaleElementReferenceException
     from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get_log("browser")  # start from an empty console log
@@ -131,9 +150,18 @@ def test_explorer_reacts_to_the_slider_in_jupyterlab(browser, lab):
     wait.until(lambda d: all(_readout(d)))  # the explorer drew its numbers and its picture
     before = _readout(browser)
     assert "vertices" in before[0] and "IoU" in before[0]
-    handle = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".widget-slider .noUi-handle"))
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", handle)
-    ActionChains(browser).click_and_hold(handle).move_by_offset(60, 0).release().perform()
+    wait.until(lambda d: d.execute_script(  # every cell ran: the kernel is idle and no cell is queued
+        "const w = window.jupyterapp.shell.currentWidget; return w.sessionContext.session.kernel.status === 'idle'"
+        " && ![...document.querySelectorAll('.jp-InputArea-prompt')].some(e => e.textContent.includes('*'))"))
+    for attempt in range(3):  # a re-render between finding the handle and pressing it: find it again
+        handle = wait.until(lambda d: _visible_handle(d))
+        try:
+            ActionChains(browser).click_and_hold(handle).move_by_offset(60, 0).release().perform()
+            break
+        except (ElementNotInteractableException, StaleElementReferenceException):
+            if attempt == 2:
+                raise
+            time.sleep(1)
     WebDriverWait(browser, 60).until(lambda d: _readout(d)[0] != before[0],
                                      "the explorer's readout did not change after the ε slider was dragged")
     after = _readout(browser)
