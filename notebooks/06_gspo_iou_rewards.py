@@ -27,6 +27,8 @@
 #   hand-made answers;
 # - every term of the GSPO objective: group advantages, the sequence ratio, the clipped surrogate, and
 #   how it differs from token-level GRPO;
+# - where RL's headroom is before any RL: greedy against the best of G samples, and the groups that
+#   carry no signal;
 # - what a *group* of sampled outlines looks like, and which of them the update pushes up or down;
 # - a lite GSPO run through trl's `GRPOTrainer` with reward and gIoU curves, before/after pictures;
 # - ablations at lite scale: token-level GRPO, no centroid reward, a length penalty.
@@ -41,6 +43,8 @@ GENERATIONS = 8  # G, sampled answers per prompt
 LR = 4e-5  # peak; cosine decay to 0
 TEMPERATURE = 0.3  # sampling temperature of the group (papermill_runs/LOG.md: why so low)
 ABLATION_STEPS = 12  # per ablation run
+HEADROOM_N = 32  # prompts for the headroom measurement of section 4 (GENERATIONS answers each)
+HEADROOM_T = (0.3, 0.7, 1.0)  # sampling temperatures it compares
 EVAL_N = 100  # held-out polygon samples (an unseen seed)
 THREADS = 2
 RUN_DIR = None  # where runs go (None: a temporary folder)
@@ -57,6 +61,7 @@ import numpy as np
 import torch
 
 from simpleseg_lite import gspo, rewards
+from simpleseg_lite.headroom import headroom, plot_headroom
 from simpleseg_lite.evaluate import eval_samples, evaluate
 from simpleseg_lite.model import generate, load_model
 from simpleseg_lite.parse import parse_polygons
@@ -66,7 +71,7 @@ from simpleseg_lite.serialize import polygons_to_text
 from simpleseg_lite.viz import overlay
 
 if SMOKE:
-    STEPS, PROMPTS, GENERATIONS, ABLATION_STEPS, EVAL_N = 2, 2, 4, 2, 4
+    STEPS, PROMPTS, GENERATIONS, ABLATION_STEPS, EVAL_N, HEADROOM_N, HEADROOM_T = 2, 2, 4, 2, 4, 2, (0.3, 1.0)
 torch.set_num_threads(THREADS)
 run_dir = Path(RUN_DIR or tempfile.mkdtemp(prefix="gspo-"))
 heldout = eval_samples("synthetic", EVAL_N, 1000)  # ε 0.02, 2 decimals, 112 px: the lite model's settings
@@ -171,7 +176,43 @@ plt.suptitle(f"{GENERATIONS} samples at T = {TEMPERATURE} for: {sample.prompt}",
 plt.show()
 
 # %% [markdown]
-# ## 4. The lite GSPO run
+# ## 4. Where the headroom is, before any RL
+# RL with group-relative advantages can mostly only move the greedy answer towards the best answers the
+# policy *already samples*: an answer is pushed up when it beat its siblings. So before tuning anything we
+# measure, on the SFT policy and a fixed set of prompts (validation seed 2000, never trained on):
+#
+# - **greedy IoU** (what evaluation scores) against the **mean** and the **best of G** sampled answers, at
+#   several temperatures — best-of-G − greedy bounds what sharpening can reach; a mean below greedy says
+#   most samples are worse than what the model already says;
+# - the share of **flat groups** (all G rewards equal: advantage 0, no gradient, generation wasted);
+# - the within-group **spread** of the summed reward (what trl divides by).
+
+# %%
+room_prompts = eval_samples("synthetic", HEADROOM_N, 2000)
+room = headroom(policy, processor, room_prompts, temperatures=HEADROOM_T, group_size=GENERATIONS)
+print(f"greedy IoU {room['greedy_iou']:.3f} on {room['n']} prompts, G = {room['group_size']}")
+print(f"{'T':>5}{'mean of G':>11}{'best of G':>11}{'best − greedy':>15}{'flat groups':>13}{'reward std':>12}")
+for r in room["rows"]:
+    print(f"{r['temperature']:5.1f}{r['mean_iou']:11.3f}{r['best_iou']:11.3f}{r['best_minus_greedy']:+15.3f}"
+          f"{r['flat_groups']:13.0%}{r['reward_std']:12.3f}")
+plot_headroom(room)
+plt.show()
+best = max(room["rows"], key=lambda r: r["best_minus_greedy"] * (1 - r["flat_groups"]))
+if best["best_minus_greedy"] > 0:
+    print(f"prediction: the most usable signal is at T = {best['temperature']} (best of G above greedy by "
+          f"{best['best_minus_greedy']:+.3f}, {best['flat_groups']:.0%} flat groups); RL that only sharpens "
+          f"can lift greedy IoU towards ~{room['greedy_iou'] + best['best_minus_greedy']:.2f} at this group size.")
+else:
+    print("prediction: on average no group's best sample beats the greedy answer: sharpening alone has little "
+          "to move towards, so expect a small or no gain.")
+
+# %% [markdown]
+# Read it before the run: where best-of-G is far above greedy and few groups are flat, GSPO has something
+# to learn from; where the mean of G sits well below greedy, hot samples mostly teach the model what *not*
+# to write, and a low temperature wastes less of each group.
+
+# %% [markdown]
+# ## 5. The lite GSPO run
 # trl's `GRPOTrainer` with `importance_sampling_level="sequence"`, `loss_type="grpo"`, `beta=0`,
 # ε = 3e-4 / 4e-4 and `num_iterations=2` (each batch of answers is used for two optimizer steps; the
 # second is where ratios leave 1 and clipping acts). Held-out greedy gIoU is logged every few steps.
@@ -211,7 +252,7 @@ plt.show()
 # most answers that moved in the rewarded direction have already left the range.
 
 # %% [markdown]
-# ## 5. Before and after, on the same images
+# ## 6. Before and after, on the same images
 
 # %%
 before = evaluate(policy, processor, heldout, max_new_tokens=200)
@@ -260,7 +301,7 @@ if Path(COMMITTED, "history.jsonl").is_file():
     plt.show()
 
 # %% [markdown]
-# ## 6. Ablations at lite scale
+# ## 7. Ablations at lite scale
 # Same start, data and steps; one change each: token-level GRPO (ε = 0.2, a ratio per token), no
 # centroid reward, and a length penalty that starts at 100 characters (the paper found it hurts).
 
@@ -287,7 +328,7 @@ save_notebook_metrics(RUN_DIR, "06_gspo_iou_rewards", {
     "rl_ablation": ablation, "gspo_steps": STEPS, "ablation_steps": ABLATION_STEPS})
 
 # %% [markdown]
-# ## 7. The full path: Qwen2.5-VL + LoRA on a GPU
+# ## 8. The full path: Qwen2.5-VL + LoRA on a GPU
 # The same `train_gspo` with `init=<SFT'd checkpoint>` and `lora=True`; `use_vllm=True` generates with
 # vLLM when it is installed. Batches are split into chunks of 16 completions with gradient accumulation.
 #
@@ -326,7 +367,7 @@ else:
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that
-#    do to the learning signal?
+#    do to the learning signal? Compare with the headroom table of section 4.
 # 2. *(medium)* Set the centroid weight to 2.0. Does the policy learn to put outlines in the right place
 #    faster, at the cost of their shape?
 # 3. *(hard)* Write the token-level and sequence-level objectives for an answer of 200 tokens whose every

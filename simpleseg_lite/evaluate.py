@@ -10,6 +10,9 @@ samples get ``point_err_px_mean`` / ``_median`` (the image diagonal for an unpar
 evaluation also reports the coordinate-lattice diagnostic of its answers (``coord_tv_distance``,
 ``coord_lattice_share_pred`` / ``_gt``, ``coord_distinct_pred`` / ``_gt``; see ``localization``).
 
+``compare_checkpoints`` (``simpleseg-lite compare``) answers "is B better than A?" on identical samples:
+both models' metrics and the per-sample paired difference with a bootstrap 95% interval.
+
 Two numbers guard against a model that only learned the format (docs/lite_model.md):
 
 * ``centre_square_gIoU`` — the gIoU of always answering one centred square whose area is the mean
@@ -32,6 +35,7 @@ from .metrics import (
     giou,
     intersection_union,
     iou_from,
+    paired_difference,
     polygons_box,
     polygons_to_rle,
     prec_at,
@@ -235,3 +239,73 @@ def run_eval(args) -> dict:
                                  max_objects=getattr(args, "max_objects", 3))
     result["rows"] = result["rows"][:20]  # a sample of answers; the metrics cover all n
     return result
+
+
+# What each task's per-sample score is (higher is better): what ``compare`` pairs.
+SAMPLE_SCORE = {"polygon": "iou", "point_polygon": "iou", "box_polygon": "iou", "box": "box_iou",
+                "point": "point_err_px"}
+
+
+def sample_scores(rows) -> np.ndarray:
+    """One number per evaluated sample, higher is better: mask IoU (polygon tasks), box IoU (text→box),
+    minus the point error in px (text→point)."""
+    out = []
+    for r in rows:
+        key = SAMPLE_SCORE[r["task"]]
+        out.append(-r[key] if key == "point_err_px" else r[key])
+    return np.asarray(out, dtype=float)
+
+
+def compare_checkpoints(a, b, data_name: str = "synthetic", n: int = 500, seed: int = 3000, task: str = "polygon",
+                        max_objects: int = 3, root: str | None = None, dataset: str = "refcoco", split: str = "val",
+                        batch_size: int = 32, max_new_tokens: int = 256, resamples: int = 2000,
+                        models: tuple | None = None) -> dict:
+    """Evaluate checkpoints ``a`` and ``b`` on the *same* samples and pair them.
+
+    Returns ``{"a": metrics, "b": metrics, "paired": {mean, ci95, better, worse, equal, n}, "score": ...}``
+    where ``paired`` is the mean of b − a per sample (``sample_scores``; bootstrap 95% interval). The
+    samples are built with ``a``'s settings; both checkpoints must read the same image size.
+    ``models`` = ``((model_a, processor_a), (model_b, processor_b))`` skips loading (tests, notebooks).
+    """
+    import torch
+
+    from .model import load_model
+
+    sa, sb = checkpoint_settings(a), checkpoint_settings(b)
+    if sa["image_size"] != sb["image_size"]:
+        raise ValueError(f"{a} reads {sa['image_size']}-px images and {b} {sb['image_size']}-px ones: "
+                         "compare models on the same images (the same --image-size)")
+    samples = eval_samples(data_name, n, seed, task, sa["epsilon"], sa["decimals"], sa["image_size"], root,
+                           dataset, split, max_objects)
+    if not samples:
+        raise FileNotFoundError(f"no {data_name} samples to compare on")
+    results = {}
+    for label, path, loaded in (("a", a, models[0] if models else None), ("b", b, models[1] if models else None)):
+        model, processor = loaded if loaded else load_model(path, dtype=torch.float32)
+        r = evaluate(model, processor, samples, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                     dependence=False)
+        r["model"] = str(path)
+        results[label] = r
+    paired = paired_difference(sample_scores(results["a"]["rows"]), sample_scores(results["b"]["rows"]),
+                               resamples=resamples)
+    keep = ("gIoU", "cIoU", "prec_at_0.5", "valid_rate", "box_mIoU", "point_err_px_mean", "model")
+    return {"a": {k: results["a"][k] for k in keep if k in results["a"]},
+            "b": {k: results["b"][k] for k in keep if k in results["b"]},
+            "paired": paired, "score": SAMPLE_SCORE[task] + (" (negated: higher is better)" if task == "point" else ""),
+            "data": data_name, "task": task, "n": len(samples), "seed": seed,
+            **({"max_objects": max_objects} if data_name == "synthetic" else {})}
+
+
+def comparison_text(c: dict) -> str:
+    """``compare``'s human-readable report: a small table and one sentence with the paired gain."""
+    keys = [k for k in ("gIoU", "cIoU", "prec_at_0.5", "valid_rate", "box_mIoU", "point_err_px_mean") if k in c["a"]]
+    lines = [f"{c['n']} {c['data']} {c['task']} samples, seed {c['seed']}", f"{'':14}{'A':>10}{'B':>10}{'B − A':>10}"]
+    for k in keys:
+        lines.append(f"{k:14}{c['a'][k]:10.3f}{c['b'][k]:10.3f}{c['b'][k] - c['a'][k]:+10.3f}")
+    p = c["paired"]
+    lo, hi = p["ci95"]
+    verdict = "B is better" if lo > 0 else "A is better" if hi < 0 else "no difference the interval can resolve"
+    lines.append(f"paired per-sample {c['score']}, B − A: {p['mean']:+.4f} [95% CI {lo:+.4f}, {hi:+.4f}]; "
+                 f"better {p['better']}, worse {p['worse']}, equal {p['equal']} of {p['n']} — {verdict}")
+    lines += [f"A = {c['a']['model']}", f"B = {c['b']['model']}"]
+    return "\n".join(lines)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .metrics import paired_difference  # noqa: F401  (the arms table's intervals; re-exported)
 from .parse import parse_box, parse_point, parse_polygons
 
 LATTICE_12 = tuple(round((2 * k + 1) / 24, 2) for k in range(12))  # 0.04, 0.12, 0.21, …, 0.96
@@ -160,17 +161,6 @@ def arms_table(records: list[dict]) -> str:
                          f"({s['point_err_px_median']:.1f}) | {s['tv_distance']:.2f} | {s['distinct_pred']} | "
                          f"{s['lattice_share_pred']:.2f} |")
     return "\n".join(lines)
-
-
-def paired_difference(a, b, resamples: int = 2000, seed: int = 0) -> dict:
-    """Mean of ``b − a`` over the same samples with a bootstrap 95% interval, and how many got better /
-    worse: how two models are compared on identical samples."""
-    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(d.mean()), "ci95": (float(lo), float(hi)), "better": int((d > 0).sum()),
-            "worse": int((d < 0).sum()), "n": int(len(d))}
 
 
 def arms_paired(records: list[dict], against: str = "base") -> str:

@@ -286,3 +286,15 @@ def vertex_distance(pred_polygons, gt_polygons) -> float:
     to_gt = _points_to_outlines(np.concatenate(pred), gt)
     to_pred = _points_to_outlines(np.concatenate(gt), pred)
     return float((to_gt.mean() + to_pred.mean()) / 2)
+
+
+def paired_difference(a, b, resamples: int = 2000, seed: int = 0) -> dict:
+    """Mean of ``b − a`` over the same samples with a percentile-bootstrap 95% interval (``resamples``
+    resamplings of the samples), and how many got better / worse / stayed equal: how two models are
+    compared on identical samples (``simpleseg-lite compare``, the arms table, the model cards)."""
+    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(d.mean()), "ci95": (float(lo), float(hi)), "better": int((d > 0).sum()),
+            "worse": int((d < 0).sum()), "equal": int((d == 0).sum()), "n": int(len(d))}

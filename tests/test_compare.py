@@ -1,0 +1,121 @@
+"""Paired comparison of two checkpoints (``compare``) and RL's headroom (``headroom``)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simpleseg_lite import headroom as hr
+from simpleseg_lite.data import SyntheticConfig, make_samples
+from simpleseg_lite.evaluate import sample_scores
+from simpleseg_lite.metrics import paired_difference
+
+ROOT = Path(__file__).resolve().parent.parent
+SFT = ROOT / "data" / "checkpoints" / "lite-sft"
+PRETRAIN = ROOT / "data" / "checkpoints" / "lite-pretrain"
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([{"task": "polygon", "iou": 0.5}, {"task": "box_polygon", "iou": 0.25}], [0.5, 0.25]),
+    ([{"task": "box", "box_iou": 0.75}], [0.75]),
+    ([{"task": "point", "point_err_px": 3.0}], [-3.0]),  # an error: negated, so higher is better
+])
+def test_sample_scores(rows, expected):
+    assert sample_scores(rows).tolist() == expected
+
+
+@pytest.mark.parametrize("a, b, mean, counts", [
+    ([0.2] * 50, [0.2] * 50, 0.0, (0, 0, 50)),
+    ([0.0, 1.0] * 25, [1.0, 1.0] * 25, 0.5, (25, 0, 25)),
+    ([0.5] * 50, [0.4] * 50, -0.1, (0, 50, 0)),
+])
+def test_paired_difference_counts(a, b, mean, counts):
+    d = paired_difference(a, b)
+    assert d["mean"] == pytest.approx(mean) and (d["better"], d["worse"], d["equal"]) == counts
+    assert d["ci95"][0] <= d["mean"] <= d["ci95"][1]
+
+
+def test_compare_cli_pairs_two_checkpoints(capsys):
+    from simpleseg_lite.cli import main
+
+    args = ["compare", "--a", str(PRETRAIN), "--b", str(SFT), "--n", "6", "--seed", "3000", "--threads", "1",
+            "--max-new-tokens", "80"]
+    assert main([*args, "--json"]) == 0
+    c = json.loads(capsys.readouterr().out)
+    assert c["n"] == c["paired"]["n"] == 6
+    assert c["paired"]["better"] + c["paired"]["worse"] + c["paired"]["equal"] == 6
+    assert c["paired"]["mean"] == pytest.approx(c["b"]["gIoU"] - c["a"]["gIoU"])  # gIoU is the mean IoU
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "paired per-sample iou" in text and "95% CI" in text
+
+
+def test_a_model_against_itself_gains_nothing():
+    import torch
+
+    from simpleseg_lite.evaluate import compare_checkpoints
+    from simpleseg_lite.model import load_model
+
+    loaded = load_model(SFT, dtype=torch.float32)
+    c = compare_checkpoints(SFT, SFT, n=4, max_new_tokens=80, models=(loaded, loaded))
+    assert c["paired"]["mean"] == 0 and c["paired"]["equal"] == 4 and c["paired"]["ci95"] == (0.0, 0.0)
+
+
+def test_compare_refuses_unlike_images_and_missing_paths(tmp_path, capsys):
+    from simpleseg_lite.cli import main
+
+    other = tmp_path / "big"
+    other.mkdir()
+    (other / "summary.json").write_text(json.dumps({"config": {"image_size": 224}}))
+    assert main(["compare", "--a", str(SFT), "--b", str(other), "--n", "2"]) == 2
+    assert "same images" in capsys.readouterr().err
+    assert main(["compare", "--a", str(SFT), "--b", str(tmp_path / "nope"), "--n", "2"]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return list(make_samples(3, 5, SyntheticConfig(max_objects=1), {"polygon": 1.0}, 0.02, decimals=2))
+
+
+@pytest.mark.parametrize("sampled, flat, best_above_greedy", [
+    ("truth", 1.0, True),  # every sample right: far above greedy, yet all rewards equal: no gradient
+    ("garbage", 1.0, False),  # every sample unparseable: all 0, nothing above greedy, no gradient either
+    ("mixed", 0.0, True),  # one right answer per group: signal, and best-of-G beats the greedy answer
+])
+def test_headroom_on_answers_we_choose(prompts, monkeypatch, sampled, flat, best_above_greedy):
+    def fake_generate(model, processor, samples, batch_size, max_new_tokens, do_sample=False, temperature=1.0):
+        if not do_sample:
+            return ["no idea"] * len(samples)  # greedy: IoU 0
+        if sampled == "truth":
+            return [s.answer for s in samples]
+        if sampled == "garbage":
+            return ["x"] * len(samples)
+        return [s.answer if i % 4 == 0 else "x" for i, s in enumerate(samples)]
+
+    monkeypatch.setattr(hr, "_generate", fake_generate)
+    r = hr.headroom(None, None, prompts, temperatures=(0.3, 1.0), group_size=4)
+    assert r["greedy_iou"] == 0.0 and len(r["rows"]) == 2
+    for row in r["rows"]:
+        assert row["flat_groups"] == flat
+        assert row["best_iou"] >= row["mean_iou"]
+        assert (row["best_minus_greedy"] > 0.5) == best_above_greedy
+    assert len(r["per_sample"]["best_iou_T0.3"]) == 3
+
+
+def test_headroom_of_the_committed_policy(prompts):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import torch
+
+    from simpleseg_lite.model import load_model
+
+    model, processor = load_model(SFT, dtype=torch.float32)
+    r = hr.headroom(model, processor, prompts, temperatures=(0.3, 1.0), group_size=2, max_new_tokens=80)
+    for row in r["rows"]:
+        assert 0 <= row["mean_iou"] <= row["best_iou"] <= 1 and 0 <= row["flat_groups"] <= 1
+    assert np.isfinite(r["greedy_iou"])
+    ax = hr.plot_headroom(r)
+    assert len(ax.lines) == 3
