@@ -117,8 +117,13 @@ def _segment(args) -> None:
           + (f", overlay: {args.out}" if args.out else ""))
 
 
-def _model_config(text: str | None) -> dict:
-    """``--model-config`` JSON, checked against ``model.TinyConfig`` before any training starts."""
+PIXELSAIL_FIELDS = ("patch_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
+                    "upsample_blocks", "upsample_channels", "mask_dim", "inject_prompts")
+
+
+def _model_config(text: str | None, stage: str = "sft") -> dict:
+    """``--model-config`` JSON, checked against ``model.TinyConfig`` (or, for ``--stage pixelsail``, the
+    ``pixelsail.PixelSailConfig`` sizes) before any training starts."""
     from dataclasses import fields
 
     from .model import TinyConfig
@@ -129,10 +134,11 @@ def _model_config(text: str | None) -> dict:
         config = json.loads(text)
     except json.JSONDecodeError as e:
         raise CLIError(f"--model-config is not JSON ({e}); e.g. '{{\"merge_size\": 1}}'") from e
-    known = {f.name for f in fields(TinyConfig)}
+    known = set(PIXELSAIL_FIELDS) if stage == "pixelsail" else {f.name for f in fields(TinyConfig)}
+    owner = "pixelsail.PixelSailConfig" if stage == "pixelsail" else "model.TinyConfig"
     if not isinstance(config, dict) or set(config) - known:
         bad = sorted(set(config) - known) if isinstance(config, dict) else config
-        raise CLIError(f"--model-config: unknown field(s) {bad}; model.TinyConfig has {sorted(known)}")
+        raise CLIError(f"--model-config: unknown field(s) {bad}; {owner} has {sorted(known)}")
     return config
 
 
@@ -164,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON (default: a table)")
 
     p = sub.add_parser("train", help="supervised training: the pre-training curriculum or SFT (trl SFTTrainer)")
-    p.add_argument("--stage", choices=["pretrain", "sft"], required=True)
+    p.add_argument("--stage", choices=["pretrain", "sft", "pixelsail"], required=True,
+                   help="pixelsail: the second system, Pixel-SAIL-lite (a [SEG] token and a mask head)")
     p.add_argument("--out", required=True, help="run folder (final model, checkpoints/, history.jsonl)")
     p.add_argument("--init", default=None, help="checkpoint to start from (default: a fresh tiny model)")
     p.add_argument("--steps", type=int, default=500)
@@ -291,6 +298,20 @@ def run(args) -> int:
             for r in report["masks"]:
                 print(f"{r['mask']}: {r['vertices']} vertices, {r['chars']} chars, IoU {r['iou']:.4f}")
             print(f"mean IoU {report['mean_iou']:.4f} (with holes {report['mean_iou_with_holes']:.4f})")
+    elif args.command == "train" and args.stage == "pixelsail":
+        from .pixelsail import PixelSailTrainConfig, train_pixelsail
+
+        if args.lora or args.data != "synthetic":
+            raise CLIError("--stage pixelsail trains the lite model on synthetic scenes (no --lora, no --data refcoco)")
+        cfg = PixelSailTrainConfig(out=args.out, init=args.init, max_steps=args.steps, batch_size=args.batch_size,
+                                   lr=args.lr, seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
+                                   save_steps=args.save_steps, image_size=args.image_size, max_objects=args.max_objects,
+                                   task_mix=json.loads(args.task_mix) if args.task_mix else None,
+                                   model=_model_config(args.model_config, "pixelsail"))
+        try:
+            print(f"model saved in {train_pixelsail(cfg, resume=args.resume)}")
+        except FileNotFoundError as e:
+            raise CLIError(str(e)) from e
     elif args.command == "train":
         from .sft import TrainConfig, train
 

@@ -96,6 +96,85 @@ def score_answers(samples, answers) -> dict:
     }
 
 
+def score_masks(samples, predictions) -> dict:
+    """``score_answers`` for a model that answers with a mask (Pixel-SAIL-lite): ``predictions`` are
+    ``(text, mask (H, W) uint8 or None)``. The same metrics on the same samples: a missing mask (no
+    ``[SEG]``) is an empty one, IoU 0, counted as invalid; Prec@0.5 and box IoU use the tight box of the
+    predicted mask; text→point uses its interior point."""
+    from .metrics import interior_point, mask_box, mask_to_rle
+
+    rows, inters, unions, pred_boxes, gt_boxes = [], [], [], [], []
+    for s, (text, mask) in zip(samples, predictions, strict=True):
+        h, w = s.gt_rle["size"]
+        valid = mask is not None
+        mask = mask if valid else np.zeros((h, w), np.uint8)
+        box = mask_box(mask)
+        box = None if box is None else tuple(box / (w, h, w, h))
+        row = {"task": s.task, "valid": valid, "iou": None, "answer": text, "mask_pixels": int(mask.sum())}
+        if s.task == "point":
+            pt = interior_point(mask)
+            label = parse_point(s.answer)
+            row["point_err_px"] = float(np.hypot(w, h)) if pt is None else float(np.hypot(*(pt - label * (w, h))))
+        elif s.task == "box":
+            pred_boxes.append(box)
+            gt_boxes.append(s.gt_box)
+            row["box_iou"] = box_iou(box, s.gt_box) if box is not None else 0.0
+        else:
+            i, u = intersection_union(mask_to_rle(mask), s.gt_rle)
+            inters.append(i)
+            unions.append(u)
+            pred_boxes.append(box)
+            gt_boxes.append(s.gt_box)
+            row["iou"] = iou_from(i, u)
+        rows.append(row)
+    ious = [r["iou"] for r in rows if r["iou"] is not None]
+    box_ious = [r["box_iou"] for r in rows if "box_iou" in r]
+    errs = [r["point_err_px"] for r in rows if "point_err_px" in r]
+    return {
+        **({"box_mIoU": float(np.mean(box_ious))} if box_ious else {}),
+        **({"point_err_px_mean": float(np.mean(errs)), "point_err_px_median": float(np.median(errs))} if errs else {}),
+        "n": len(rows), "gIoU": giou(ious), "cIoU": ciou(inters, unions), "prec_at_0.5": prec_at(pred_boxes, gt_boxes),
+        "valid_rate": float(np.mean([r["valid"] for r in rows])) if rows else float("nan"), "rows": rows,
+    }
+
+
+def mask_image_dependence(samples, masks, swapped_masks) -> float:
+    """``image_dependence`` for mask answers: 1 − mean IoU between the mask on the right image and on another."""
+    from .metrics import mask_to_rle
+
+    same = []
+    for s, a, b in zip(samples, masks, swapped_masks, strict=True):
+        if a is None and b is None:
+            same.append(1.0)
+            continue
+        h, w = s.gt_rle["size"]
+        a, b = (m if m is not None else np.zeros((h, w), np.uint8) for m in (a, b))
+        same.append(rle_iou(mask_to_rle(a), mask_to_rle(b)))
+    return 1.0 - float(np.mean(same)) if same else float("nan")
+
+
+def evaluate_pixelsail(model, tok, samples, batch_size: int = 32, swap_seed: int = 0, dependence: bool = True) -> dict:
+    """``evaluate`` for Pixel-SAIL-lite: the same metrics, the same image-dependence check."""
+    from .pixelsail import predict_samples
+
+    samples = list(samples)
+    images = [s.load_image() for s in samples]
+    preds = predict_samples(model, tok, samples, batch_size, images)
+    result = score_masks(samples, preds)
+    poly = [i for i, s in enumerate(samples) if s.task in POLYGON_TASKS]
+    result["centre_square_gIoU"] = centre_square_giou([samples[i] for i in poly])
+    result["image_dependence"] = float("nan")
+    if dependence and len(poly) > 1:
+        rng = np.random.default_rng(swap_seed)
+        other = rng.permutation(len(poly))
+        other = np.where(other == np.arange(len(poly)), np.roll(other, 1), other)
+        swapped = predict_samples(model, tok, [samples[i] for i in poly], batch_size,
+                                  [images[poly[j]] for j in other], desc="swapped images")
+        result["image_dependence"] = mask_image_dependence([samples[i] for i in poly], [preds[i][1] for i in poly],
+                                                           [m for _, m in swapped])
+    return result
+
+
 def failure_kind(sample, answer: str) -> str:
     """Why an answer misses: ``"invalid"`` (unparseable), ``"wrong object"`` (its centroid is nearer another
     object of the synthetic scene than the target; needs ``metadata["objects"]`` and ``["target"]``), or
@@ -150,6 +229,8 @@ def evaluate(model, processor, samples, batch_size: int = 32, max_new_tokens: in
              swap_seed: int = 0, dependence: bool = True) -> dict:
     """Generate and score. Returns ``gIoU``, ``cIoU``, ``prec_at_0.5``, ``valid_rate``,
     ``centre_square_gIoU``, ``image_dependence`` (polygon samples only), ``n`` and per-sample ``rows``."""
+    if getattr(model.config, "model_type", "") == "simpleseg_pixelsail_lite":  # answers with a mask
+        return evaluate_pixelsail(model, processor, samples, batch_size, swap_seed, dependence)
     samples = list(samples)
     images = [s.load_image() for s in samples]
     prompts = [s.prompt for s in samples]
@@ -216,7 +297,9 @@ def evaluate_checkpoint(path, data_name: str = "synthetic", n: int = 200, seed: 
     from .model import load_model
 
     if model is None:
-        model, processor = load_model(path, dtype=torch.float32)
+        from .pixelsail import is_pixelsail, load
+
+        model, processor = load(path) if is_pixelsail(path) else load_model(path, dtype=torch.float32)
     st = checkpoint_settings(path)
     samples = eval_samples(data_name, n, seed, task, st["epsilon"], st["decimals"], st["image_size"], root,
                            dataset, split, max_objects)
@@ -280,8 +363,11 @@ def compare_checkpoints(a, b, data_name: str = "synthetic", n: int = 500, seed: 
     if not samples:
         raise FileNotFoundError(f"no {data_name} samples to compare on")
     results = {}
+    from .pixelsail import is_pixelsail, load
+
     for label, path, loaded in (("a", a, models[0] if models else None), ("b", b, models[1] if models else None)):
-        model, processor = loaded if loaded else load_model(path, dtype=torch.float32)
+        model, processor = loaded if loaded else load(path) if is_pixelsail(path) else \
+            load_model(path, dtype=torch.float32)
         r = evaluate(model, processor, samples, batch_size=batch_size, max_new_tokens=max_new_tokens,
                      dependence=False)
         r["model"] = str(path)

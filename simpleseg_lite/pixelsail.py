@@ -1,0 +1,618 @@
+"""Pixel-SAIL-lite: one transformer for pixels and text, and a mask decoded from a ``[SEG]`` token.
+
+SimpleSeg writes an outline as text. Pixel-SAIL ("Single Transformer For Pixel-Grounded Understanding")
+keeps a single plain transformer — no vision encoder — and reads the mask off its hidden states:
+
+1. **Patches straight into the language model.** The image (``image_size`` px square) is cut into
+   ``patch_size`` px patches; one linear layer maps each (3·p·p values in [−1, 1]) to a token embedding.
+   The sequence is ``[N vision tokens] <|im_start|>user\\n{prompt}<|im_end|>\\n<|im_start|>assistant\\n{answer}``.
+   Vision tokens get 3-D rotary positions (t = 0, row, column), text tokens continue after them as in
+   Qwen2.5-VL (mRoPE); attention is **bidirectional among vision tokens** and causal elsewhere.
+2. **Visual-prompt injection.** Special tokens ``<Prompt0>`` … ``<Prompt3>``: every patch a region (a
+   point, a box or a mask) touches gets ``W · embed(<PromptK>)`` added to its vision token before the
+   first layer (early fusion, no extra tokens); the text names the region by ``<PromptK>``.
+3. **The mask.** The last layer's hidden states at the vision positions, reshaped to (B, C, g, g) with
+   g = image_size / patch_size, go through ``upsample_blocks`` learnable upsampling blocks (each: transposed
+   conv k = 2 s = 2 → GELU → depthwise 3×3 → pointwise 1×1 → LayerNorm over channels), then a 1×1-conv MLP
+   to ``mask_dim``; the hidden state *at the* ``[SEG]`` *token* goes through an MLP to ``mask_dim``; mask
+   logits are their dot product per pixel, resized bilinearly to the image. ``upsample_blocks = 0`` is the
+   paper's *plain* baseline (the dot product on the g × g token grid, upsampled bilinearly).
+4. **Loss**: sigmoid cross-entropy × 2.0 + Dice × 0.5 on the mask, plus the language-model loss, scaled by
+   0.1 on rows that carry a mask (the paper's weights).
+
+Shapes (lite defaults): 112-px images, 14-px patches → g = 8, N = 64 vision tokens; hidden 256, 6 layers;
+three blocks upsample 8 → 64, logits are resized to 112 × 112. Masks are (H, W) uint8, row = y, pixel-edge
+convention of ``contours`` (pixel (r, c) spans [c, c + 1] × [r, r + 1]).
+
+Departures from the paper, and why:
+
+* **No distillation** from Mask2Former / SAM2 features: there is no teacher for synthetic shapes.
+* **From scratch and tiny** (≈ 6M parameters, the character tokenizer of ``model``) instead of a
+  pre-trained encoder-free MLLM (SOLO / EVEv2, 0.5B–7B).
+* **The region of a visual prompt is the set of patches it touches** (a point: its patch; a box: every
+  patch it overlaps; a mask: every patch with an object pixel), each with weight 1.
+* Built from transformers' ``Qwen2_5_VLTextModel`` (the decoder with mRoPE) and a 4-D attention mask;
+  the full path uses the same class with a real language model's weights (``PixelSailConfig.text_init``).
+
+Taught in ``notebooks/08_pixel_sail.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+
+SEG_TOKEN = "[SEG]"
+PROMPT_TOKENS = tuple(f"<Prompt{k}>" for k in range(4))
+SEG_ANSWER = f"It is {SEG_TOKEN}."
+MASK_LOSS_WEIGHTS = {"bce": 2.0, "dice": 0.5, "lm_with_mask": 0.1}  # the paper's
+
+
+def build_tokenizer():
+    """``model.build_tokenizer`` (characters + Qwen's special tokens) plus ``[SEG]`` and ``<Prompt0..3>``,
+    each one token."""
+    from .model import build_tokenizer as base
+
+    tok = base()
+    tok.add_tokens([SEG_TOKEN, *PROMPT_TOKENS], special_tokens=True)
+    return tok
+
+
+class PixelSailConfig(PretrainedConfig):
+    """Sizes of the single transformer and the mask head. ``upsample_blocks = 0``: the plain baseline;
+    ``inject_prompts = False``: visual prompts are ignored (the injection ablation)."""
+
+    model_type = "simpleseg_pixelsail_lite"
+
+    def __init__(self, image_size=112, patch_size=14, hidden_size=256, num_layers=6, num_heads=4, num_kv_heads=2,
+                 intermediate_size=768, vocab_size=120, upsample_blocks=3, upsample_channels=(128, 64, 32),
+                 mask_dim=64, inject_prompts=True, seg_token_id=0, prompt_token_ids=(), image_token_id=0,
+                 pad_token_id=0, eos_token_id=0, rope_theta=10000.0, **kwargs):
+        super().__init__(pad_token_id=pad_token_id, eos_token_id=eos_token_id, **kwargs)
+        if image_size % patch_size:
+            raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
+        self.image_size, self.patch_size = image_size, patch_size
+        self.hidden_size, self.num_layers, self.num_heads, self.num_kv_heads = hidden_size, num_layers, num_heads, num_kv_heads
+        self.intermediate_size, self.vocab_size, self.rope_theta = intermediate_size, vocab_size, rope_theta
+        self.upsample_blocks, self.upsample_channels = upsample_blocks, list(upsample_channels)
+        self.mask_dim, self.inject_prompts = mask_dim, inject_prompts
+        self.seg_token_id, self.prompt_token_ids, self.image_token_id = seg_token_id, list(prompt_token_ids), image_token_id
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    def text_config(self):
+        from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLTextConfig
+
+        half = self.hidden_size // self.num_heads // 2  # rotary frequencies split among (t, h, w)
+        t = half // 4
+        section = [t, (half - t) // 2, half - t - (half - t) // 2]
+        return Qwen2_5_VLTextConfig(
+            vocab_size=self.vocab_size, hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
+            num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
+            num_key_value_heads=self.num_kv_heads, max_position_embeddings=1024,
+            rope_parameters={"rope_type": "default", "mrope_section": section, "rope_theta": self.rope_theta},
+            pad_token_id=self.pad_token_id, bos_token_id=self.pad_token_id, eos_token_id=self.eos_token_id)
+
+
+class UpsampleBlock(nn.Module):
+    """(B, C_in, h, w) → (B, C_out, 2h, 2w): transposed conv k2 s2 → GELU → depthwise 3×3 → pointwise 1×1
+    → LayerNorm over channels."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(c_in, c_out, kernel_size=2, stride=2)
+        self.depthwise = nn.Conv2d(c_out, c_out, 3, padding=1, groups=c_out)
+        self.pointwise = nn.Conv2d(c_out, c_out, 1)
+        self.norm = nn.LayerNorm(c_out)
+
+    def forward(self, x):
+        x = self.pointwise(self.depthwise(F.gelu(self.up(x))))
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def _mlp(c_in: int, c_out: int, conv: bool = False) -> nn.Module:
+    if conv:
+        return nn.Sequential(nn.Conv2d(c_in, c_in, 1), nn.GELU(), nn.Conv2d(c_in, c_out, 1))
+    return nn.Sequential(nn.Linear(c_in, c_in), nn.GELU(), nn.Linear(c_in, c_out))
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Mean over masks of 1 − (2|P∩T| + eps) / (|P| + |T| + eps), P = sigmoid(logits); (B, H, W) each."""
+    p = logits.sigmoid().flatten(1)
+    t = target.flatten(1)
+    return (1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)).mean()
+
+
+class PixelSailLite(PreTrainedModel):
+    """The single transformer, the LM head and the mask head. ``forward`` takes ``pixel_values`` (B, 3, H, W)
+    in [−1, 1], ``input_ids`` / ``attention_mask`` (B, L) whose image positions hold ``image_token_id``,
+    optional ``prompt_regions`` (B, K, g, g) patch coverage of ``<Prompt0..K−1>``, ``labels`` (B, L) (−100:
+    no loss) and ``masks`` (B, H, W) with ``has_mask`` (B,). Returns a dict with ``loss`` and its parts."""
+
+    config_class = PixelSailConfig
+    base_model_prefix = "pixelsail"
+    _no_split_modules = []
+
+    def __init__(self, config: PixelSailConfig):
+        super().__init__(config)
+        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
+
+        c = config.hidden_size
+        self.lm = Qwen2_5_VLTextModel(config.text_config())
+        self.lm_head = nn.Linear(c, config.vocab_size, bias=False)
+        self.patch_embed = nn.Linear(3 * config.patch_size**2, c)
+        self.prompt_proj = nn.Linear(c, c, bias=False)  # W of the injection
+        chans = [c, *config.upsample_channels[: config.upsample_blocks]]
+        self.upsample = nn.Sequential(*[UpsampleBlock(a, b) for a, b in zip(chans, chans[1:])])
+        self.pixel_mlp = _mlp(chans[-1], config.mask_dim, conv=True)
+        self.seg_mlp = _mlp(c, config.mask_dim)
+        self.post_init()
+
+    # --- inputs ------------------------------------------------------------------------------------
+    def patches(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) → (B, N, 3·p·p), row-major over the g × g grid."""
+        p = self.config.patch_size
+        x = pixel_values.unfold(2, p, p).unfold(3, p, p)  # B, 3, g, g, p, p
+        return x.permute(0, 2, 3, 1, 4, 5).flatten(3).flatten(1, 2)
+
+    def embed(self, pixel_values, input_ids, prompt_regions=None) -> torch.Tensor:
+        """Token embeddings with the patch embeddings (plus injected prompts) at the image positions."""
+        emb = self.lm.embed_tokens(input_ids)
+        vision = self.patch_embed(self.patches(pixel_values))  # B, N, C
+        if prompt_regions is not None and self.config.inject_prompts and self.config.prompt_token_ids:
+            k = prompt_regions.shape[1]
+            ids = torch.tensor(self.config.prompt_token_ids[:k], device=input_ids.device)
+            prompt = self.prompt_proj(self.lm.embed_tokens(ids))  # K, C
+            vision = vision + torch.einsum("bkn,kc->bnc", prompt_regions.flatten(2).to(vision.dtype), prompt)
+        is_image = input_ids == self.config.image_token_id
+        emb = emb.clone()
+        emb[is_image] = vision.reshape(-1, vision.shape[-1]).to(emb.dtype)
+        return emb
+
+    def positions(self, input_ids, attention_mask) -> torch.Tensor:
+        """(3, B, L) mRoPE positions: vision tokens (0, row, col); text continues from g, +1 per token."""
+        g = self.config.grid
+        b, length = input_ids.shape
+        pos = torch.zeros(3, b, length, dtype=torch.long, device=input_ids.device)
+        for i in range(b):
+            valid = attention_mask[i].bool()
+            img = (input_ids[i] == self.config.image_token_id) & valid
+            n = int(img.sum())
+            grid = torch.arange(n, device=input_ids.device)
+            pos[1, i, img], pos[2, i, img] = grid // g, grid % g
+            text = valid & ~img
+            pos[:, i, text] = g + torch.arange(int(text.sum()), device=input_ids.device)
+        return pos
+
+    def attention(self, input_ids, attention_mask, dtype) -> torch.Tensor:
+        """(B, 1, L, L) additive mask: causal, except that vision tokens see each other both ways;
+        padding is never attended to (a padded query attends to itself, so no row is empty)."""
+        length = input_ids.shape[1]
+        valid = attention_mask.bool()
+        img = (input_ids == self.config.image_token_id) & valid
+        causal = torch.ones(length, length, dtype=torch.bool, device=input_ids.device).tril()
+        allowed = (causal[None] | (img[:, :, None] & img[:, None, :])) & valid[:, None, :]
+        allowed |= torch.eye(length, dtype=torch.bool, device=input_ids.device)[None]
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=input_ids.device)
+        return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+
+    # --- the two heads --------------------------------------------------------------------------------
+    def hidden(self, pixel_values, input_ids, attention_mask, prompt_regions=None) -> torch.Tensor:
+        emb = self.embed(pixel_values, input_ids, prompt_regions)
+        out = self.lm(inputs_embeds=emb, position_ids=self.positions(input_ids, attention_mask),
+                      attention_mask={"full_attention": self.attention(input_ids, attention_mask, emb.dtype)},
+                      use_cache=False)
+        return out.last_hidden_state
+
+    def mask_features(self, hidden, input_ids) -> torch.Tensor:
+        """(B, mask_dim, h', w') per-pixel features from the vision positions (h' = g · 2^blocks)."""
+        g, c = self.config.grid, hidden.shape[-1]
+        img = input_ids == self.config.image_token_id
+        vision = hidden[img].reshape(hidden.shape[0], g, g, c).permute(0, 3, 1, 2)
+        return self.pixel_mlp(self.upsample(vision))
+
+    def mask_logits(self, hidden, input_ids, seg_index) -> torch.Tensor:
+        """(B, H, W) logits from the hidden state at ``seg_index`` (B,) and the pixel features."""
+        seg = self.seg_mlp(hidden[torch.arange(hidden.shape[0]), seg_index])  # B, D
+        logits = torch.einsum("bd,bdhw->bhw", seg, self.mask_features(hidden, input_ids))
+        size = self.config.image_size
+        return F.interpolate(logits[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+
+    def forward(self, pixel_values, input_ids, attention_mask, labels=None, prompt_regions=None, masks=None,
+                has_mask=None, **kwargs):
+        hidden = self.hidden(pixel_values, input_ids, attention_mask, prompt_regions)
+        logits = self.lm_head(hidden)
+        out = {"logits": logits}
+        if labels is None:
+            return out
+        # language-model loss per row (mean over its answer tokens), weighted 0.1 on rows with a mask
+        shift, target = logits[:, :-1], labels[:, 1:]
+        tok = F.cross_entropy(shift.transpose(1, 2), target, ignore_index=-100, reduction="none")
+        counted = (target != -100).float()
+        per_row = (tok * counted).sum(1) / counted.sum(1).clamp(min=1)
+        has_mask = has_mask if has_mask is not None else torch.zeros(len(labels), dtype=torch.bool, device=labels.device)
+        w = torch.where(has_mask, MASK_LOSS_WEIGHTS["lm_with_mask"], 1.0)
+        lm = (per_row * w).sum() / len(labels)
+        out.update(lm_loss=per_row.mean().detach(), loss=lm)
+        if has_mask.any():
+            rows = has_mask.nonzero()[:, 0]
+            seg_index = (input_ids[rows] == self.config.seg_token_id).float().argmax(1)  # first [SEG]
+            m = self.mask_logits(hidden[rows], input_ids[rows], seg_index)
+            target_m = masks[rows].float()
+            bce = F.binary_cross_entropy_with_logits(m, target_m)
+            dice = dice_loss(m, target_m)
+            out.update(loss=lm + MASK_LOSS_WEIGHTS["bce"] * bce + MASK_LOSS_WEIGHTS["dice"] * dice,
+                       bce=bce.detach(), dice=dice.detach())
+        return out
+
+
+def build_model(cfg: dict | None = None, seed: int = 0) -> tuple[PixelSailLite, object]:
+    """A fresh Pixel-SAIL-lite and its tokenizer: ``(model, tokenizer)``. ``cfg``: ``PixelSailConfig`` fields."""
+    from .model import IMAGE_TOKEN
+
+    tok = build_tokenizer()
+    torch.manual_seed(seed)
+    config = PixelSailConfig(vocab_size=len(tok), seg_token_id=tok.convert_tokens_to_ids(SEG_TOKEN),
+                             prompt_token_ids=tok.convert_tokens_to_ids(list(PROMPT_TOKENS)),
+                             image_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN),
+                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **(cfg or {}))
+    return PixelSailLite(config), tok
+
+
+def load(path) -> tuple[PixelSailLite, object]:
+    """``(model, tokenizer)`` from a folder written by ``save``."""
+    from pathlib import Path
+
+    from transformers import PreTrainedTokenizerFast
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: no Pixel-SAIL-lite checkpoint (config.json missing)")
+    return PixelSailLite.from_pretrained(path, dtype=torch.float32), PreTrainedTokenizerFast.from_pretrained(path)
+
+
+def is_pixelsail(path) -> bool:
+    """Whether ``path`` holds a Pixel-SAIL-lite checkpoint (so ``eval`` takes the mask route)."""
+    import json
+    from pathlib import Path
+
+    cfg = Path(path) / "config.json"
+    return cfg.is_file() and json.loads(cfg.read_text()).get("model_type") == PixelSailConfig.model_type
+
+
+# --- samples ------------------------------------------------------------------------------------------
+TASK_PROMPTS = {"mask": "Please segment {expr}.", "point_mask": "Please segment <Prompt0>.",
+                "box_mask": "Please segment <Prompt0>.", "vp_question": "What is <Prompt0>?"}
+TASK_MIX = {"mask": 0.5, "point_mask": 0.15, "box_mask": 0.15, "vp_question": 0.2}
+
+
+@dataclass
+class PixelSample:
+    """One Pixel-SAIL example. ``mask``: target (H, W) uint8 or None (the question task); ``region``: the
+    visual prompt's (H, W) uint8 region or None; ``objects``: how many objects the scene has."""
+
+    image: np.ndarray
+    prompt: str
+    answer: str
+    task: str
+    mask: np.ndarray | None
+    region: np.ndarray | None
+    objects: int
+    expression: str | None = None
+
+
+def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None = None):
+    """Yield ``n`` examples on the synthetic scenes of ``data`` (sample ``i`` depends only on (seed, i)):
+    text→mask, point→mask and box→mask through ``<Prompt0>``, and "What is <Prompt0>?" → "the red star"
+    (the object's colour and shape: answerable only through the injected region)."""
+    from . import data
+    from .metrics import interior_point, mask_box
+
+    scene_cfg = scene_cfg or data.SyntheticConfig()
+    mix = task_mix or TASK_MIX
+    if set(mix) - set(TASK_MIX):
+        raise ValueError(f"unknown Pixel-SAIL task(s) {sorted(set(mix) - set(TASK_MIX))}; known: {sorted(TASK_MIX)}")
+    tasks = list(mix)
+    p = np.array([mix[t] for t in tasks], float)
+    p /= p.sum()
+    for i in range(n):
+        rng = np.random.default_rng((seed, i))
+        task = tasks[rng.choice(len(tasks), p=p)]
+        scene, t, ref = data._pick(rng, scene_cfg, needs_expression=task == "mask")
+        obj = scene.objects[t]
+        region = None
+        if task == "point_mask":
+            x, y = interior_point(obj.mask)
+            region = np.zeros_like(obj.mask)
+            region[min(int(y), region.shape[0] - 1), min(int(x), region.shape[1] - 1)] = 1
+        elif task == "box_mask":
+            x0, y0, x1, y1 = (int(round(v)) for v in mask_box(obj.mask))
+            region = np.zeros_like(obj.mask)
+            region[y0:y1, x0:x1] = 1
+        elif task == "vp_question":
+            region = obj.mask
+        answer = f"the {obj.colour} {obj.name}" if task == "vp_question" else SEG_ANSWER
+        yield PixelSample(scene.image, TASK_PROMPTS[task].format(expr=ref[0] if ref else None), answer, task,
+                          None if task == "vp_question" else obj.mask, region, len(scene.objects),
+                          ref[0] if ref else None)
+
+
+def patch_coverage(region: np.ndarray | None, grid: int) -> np.ndarray:
+    """(grid, grid) float: 1 where a patch holds at least one region pixel (all zeros for no region)."""
+    if region is None:
+        return np.zeros((grid, grid), np.float32)
+    h, w = region.shape
+    cells = region.reshape(grid, h // grid, grid, w // grid).max(axis=(1, 3))
+    return cells.astype(np.float32)
+
+
+def pixel_values(images, size: int) -> torch.Tensor:
+    """PIL images or (H, W, 3) uint8 arrays → (B, 3, size, size) float in [−1, 1]."""
+    out = []
+    for im in images:
+        im = im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im, np.uint8))
+        im = im.convert("RGB")
+        if im.size != (size, size):
+            im = im.resize((size, size), Image.BICUBIC)
+        out.append(torch.from_numpy(np.asarray(im, np.float32) / 127.5 - 1).permute(2, 0, 1))
+    return torch.stack(out)
+
+
+def _prefix_ids(tok, config, prompt: str) -> list[int]:
+    from .model import IM_END, IM_START
+
+    n = config.grid**2
+    text = f"{IM_START}user\n{prompt}{IM_END}\n{IM_START}assistant\n"
+    return [config.image_token_id] * n + tok(text, add_special_tokens=False)["input_ids"]
+
+
+def collate(examples: list[PixelSample], tok, config) -> dict:
+    """Right-padded training batch: labels only on the answer and its ``<|im_end|>``."""
+    from .model import IM_END
+
+    end = tok.convert_tokens_to_ids(IM_END)
+    rows, labels = [], []
+    for ex in examples:
+        prefix = _prefix_ids(tok, config, ex.prompt)
+        answer = tok(ex.answer, add_special_tokens=False)["input_ids"] + [end]
+        rows.append(prefix + answer)
+        labels.append([-100] * len(prefix) + answer)
+    length = max(map(len, rows))
+    ids = torch.full((len(rows), length), tok.pad_token_id, dtype=torch.long)
+    lab = torch.full((len(rows), length), -100, dtype=torch.long)
+    att = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, (r, lb) in enumerate(zip(rows, labels)):
+        ids[i, : len(r)], lab[i, : len(r)], att[i, : len(r)] = torch.tensor(r), torch.tensor(lb), 1
+    size = config.image_size
+    masks = torch.stack([torch.from_numpy(ex.mask.astype(np.float32)) if ex.mask is not None
+                         else torch.zeros(size, size) for ex in examples])
+    regions = torch.from_numpy(np.stack([patch_coverage(ex.region, config.grid) for ex in examples]))[:, None]
+    return {"pixel_values": pixel_values([ex.image for ex in examples], size), "input_ids": ids,
+            "attention_mask": att, "labels": lab, "masks": masks, "prompt_regions": regions,
+            "has_mask": torch.tensor([ex.mask is not None for ex in examples])}
+
+
+@torch.no_grad()
+def predict(model, tok, images, prompts, regions=None, max_new_tokens: int = 24, threshold: float = 0.0):
+    """Greedy answers and masks: ``[(text, mask (H, W) uint8 or None)]``. The mask is decoded at the first
+    generated ``[SEG]`` (logit > ``threshold``); an answer without ``[SEG]`` has no mask (scored as empty).
+    ``regions``: one (H, W) region or None per image (the ``<Prompt0>`` of that prompt)."""
+    from .model import IM_END
+
+    cfg, end = model.config, tok.convert_tokens_to_ids(IM_END)
+    was_training = model.training
+    model.eval()
+    prefixes = [_prefix_ids(tok, cfg, p) for p in prompts]
+    pv = pixel_values(images, cfg.image_size)
+    reg = torch.from_numpy(np.stack([patch_coverage(r, cfg.grid) for r in (regions or [None] * len(prompts))]))[:, None]
+    generated = [[] for _ in prompts]
+    done = [False] * len(prompts)
+    for _ in range(max_new_tokens):
+        rows = [p + g for p, g in zip(prefixes, generated)]
+        ids, att = _left_pad(rows, tok.pad_token_id)
+        logits = model.lm_head(model.hidden(pv, ids, att, reg)[:, -1])
+        logits[:, [cfg.image_token_id, tok.pad_token_id]] = float("-inf")  # never an image token or padding
+        nxt = logits.argmax(-1).tolist()
+        for i, t in enumerate(nxt):
+            if not done[i]:
+                generated[i].append(t)
+                done[i] = t == end
+        if all(done):
+            break
+    rows = [p + g for p, g in zip(prefixes, generated)]
+    ids, att = _left_pad(rows, tok.pad_token_id)
+    hidden = model.hidden(pv, ids, att, reg)
+    out = []
+    has_seg = (ids == cfg.seg_token_id) & att.bool()  # prompts never hold [SEG]: these are generated
+    found = has_seg.any(1)
+    masks = None
+    if found.any():
+        idx = found.nonzero()[:, 0]
+        logits = model.mask_logits(hidden[idx], ids[idx], has_seg[idx].float().argmax(1))
+        masks = dict(zip(idx.tolist(), (logits > threshold).to(torch.uint8).numpy()))
+    for i, g in enumerate(generated):
+        text = tok.decode([t for t in g if t != end], skip_special_tokens=False)
+        out.append((text, masks.get(i) if masks is not None else None))
+    model.train(was_training)
+    return out
+
+
+def _left_pad(rows, pad_id):
+    length = max(map(len, rows))
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    att = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, length - len(r):], att[i, length - len(r):] = torch.tensor(r), 1
+    return ids, att
+
+
+# --- the same samples as the polygon models ------------------------------------------------------
+def pixel_prompt(sample) -> tuple[str, np.ndarray | None]:
+    """A ``data.Sample`` (any task) as Pixel-SAIL is asked it: ``(prompt, region)``. Text tasks ask
+    "Please segment {expression}."; point→polygon and box→polygon give the same point (the mask's
+    interior point) or box (its tight box) as ``<Prompt0>``."""
+    from pycocotools import mask as mask_utils
+
+    from .metrics import interior_point
+
+    if sample.task in ("polygon", "box", "point"):
+        return TASK_PROMPTS["mask"].format(expr=sample.expression), None
+    h, w = sample.height, sample.width
+    region = np.zeros((h, w), np.uint8)
+    if sample.task == "point_polygon":
+        x, y = interior_point(mask_utils.decode(sample.gt_rle))
+        region[min(int(y), h - 1), min(int(x), w - 1)] = 1
+        return TASK_PROMPTS["point_mask"], region
+    if sample.task == "box_polygon":
+        x0, y0, x1, y1 = np.asarray(sample.gt_box) * (w, h, w, h)
+        region[int(round(y0)):int(round(y1)), int(round(x0)):int(round(x1))] = 1
+        return TASK_PROMPTS["box_mask"], region
+    raise ValueError(f"Pixel-SAIL-lite has no prompt for task {sample.task!r}")
+
+
+def predict_samples(model, tok, samples, batch_size: int = 32, images=None, desc: str = "eval") -> list:
+    """``predict`` over ``data.Sample``s (``images`` overrides their images: the image-dependence check)."""
+    from tqdm.std import tqdm
+
+    samples = list(samples)
+    images = images or [s.load_image() for s in samples]
+    asked = [pixel_prompt(s) for s in samples]
+    out = []
+    for k in tqdm(range(0, len(samples), batch_size), desc=desc, unit="batch", leave=False):
+        chunk = asked[k : k + batch_size]
+        out += predict(model, tok, images[k : k + batch_size], [a[0] for a in chunk], [a[1] for a in chunk])
+    return out
+
+
+# --- training (transformers' Trainer) ----------------------------------------------------------------
+@dataclass
+class PixelSailTrainConfig:
+    """One Pixel-SAIL-lite run on the synthetic stream. Defaults: the lite run on this CPU."""
+
+    out: str = "runs/lite-pixelsail"
+    init: str | None = None  # a Pixel-SAIL-lite checkpoint to continue from; None: a fresh model
+    max_steps: int = 600
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    seed: int = 2
+    threads: int = 2
+    save_steps: int = 100
+    eval_steps: int = 100  # held-out gIoU every this many steps (0: never)
+    eval_n: int = 48
+    eval_seed: int = 999
+    image_size: int = 112
+    max_objects: int = 3
+    task_mix: dict | None = None  # None: TASK_MIX
+    model: dict | None = None  # PixelSailConfig fields of a fresh model, e.g. {"upsample_blocks": 0}
+
+
+class PixelStream(torch.utils.data.Dataset):
+    """Example ``i`` = ``make_pixel_samples`` at seed ``seed · 10**7 + i`` (disjoint from evaluation seeds)."""
+
+    def __init__(self, length: int, cfg: PixelSailTrainConfig):
+        from . import data
+
+        self.length, self.cfg = length, cfg
+        self.scene = data.SyntheticConfig(image_size=cfg.image_size, max_objects=cfg.max_objects)
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        return next(make_pixel_samples(1, self.cfg.seed * 10**7 + i, self.scene, self.cfg.task_mix))
+
+
+def _trainer_class():
+    from transformers import Trainer
+
+    class PixelSailTrainer(Trainer):
+        """``Trainer`` whose logs carry the parts of the loss: ``lm_loss``, ``bce``, ``dice``."""
+
+        parts: dict = {}
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = model(**inputs)
+            for k in ("lm_loss", "bce", "dice"):
+                if k in out:
+                    s, n = self.parts.get(k, (0.0, 0))
+                    self.parts[k] = (s + float(out[k]), n + 1)
+            return (out["loss"], out) if return_outputs else out["loss"]
+
+        def log(self, logs, *args, **kwargs):
+            logs = {**logs, **{k: round(s / n, 4) for k, (s, n) in self.parts.items() if n}}
+            self.parts = {}
+            super().log(logs, *args, **kwargs)
+
+    return PixelSailTrainer
+
+
+def train_pixelsail(cfg: PixelSailTrainConfig, resume: bool = False):
+    """Train; returns the folder with the final model, its tokenizer, ``summary.json`` and ``history.jsonl``
+    (the trainer's logs with the loss parts, plus held-out gIoU every ``eval_steps``)."""
+    import json
+    import time
+    from dataclasses import asdict
+    from functools import partial
+    from pathlib import Path
+
+    from transformers import TrainerCallback, TrainingArguments
+
+    from . import data
+
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, tok = load(cfg.init) if cfg.init else build_model({"image_size": cfg.image_size, **(cfg.model or {})},
+                                                             seed=cfg.seed)
+    cuda = torch.cuda.is_available()
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay, adam_beta2=0.98, max_grad_norm=1.0, logging_steps=10,
+        save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, report_to=[], use_cpu=not cuda,
+        remove_unused_columns=False, dataloader_num_workers=0)
+    history = out / "history.jsonl"
+    if not resume and history.exists():
+        history.unlink()
+    heldout = list(data.make_samples(cfg.eval_n, cfg.eval_seed, data.SyntheticConfig(image_size=cfg.image_size),
+                                     {"polygon": 1.0}, 0.02, decimals=2)) if cfg.eval_steps else []
+
+    def write(row):
+        with history.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    class History(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            write({"step": state.global_step, **(logs or {})})
+
+        def on_step_end(self, args, state, control, **kw):
+            if cfg.eval_steps and heldout and state.global_step % cfg.eval_steps == 0:
+                from .evaluate import score_masks
+
+                r = score_masks(heldout, predict_samples(trainer.model, tok, heldout, desc="held-out"))
+                write({"step": state.global_step, "eval_gIoU": r["gIoU"], "eval_valid_rate": r["valid_rate"]})
+
+    trainer = _trainer_class()(model=model, args=args, train_dataset=PixelStream(cfg.max_steps * cfg.batch_size, cfg),
+                               data_collator=partial(collate, tok=tok, config=model.config))
+    trainer.add_callback(History())
+    checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
+    wall = time.perf_counter() - start
+    trainer.model.save_pretrained(out)
+    tok.save_pretrained(out)
+    summary = {"config": {**asdict(cfg), "stage": "pixelsail"}, "steps": cfg.max_steps, "wall_seconds": round(wall, 1),
+               "resumed": bool(resume and checkpoints), "torch_threads": cfg.threads,
+               "params_M": round(sum(p.numel() for p in trainer.model.parameters()) / 1e6, 2)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return out
