@@ -70,3 +70,54 @@ def bench_geometry(n_masks: int = 64, seed: int = 0, min_seconds: float = 1.0, e
         "masks": f"{n_masks} wobbly blobs, 640x480, seed {seed}, epsilon {epsilon} (perimeter)",
         "threads": 1,
     }
+
+
+# --- answer latency of the two systems (notebook 08) ---------------------------------------------------
+def answer_latency(model, processor, samples, repeats: int = 3) -> dict:
+    """Seconds per answer, one sample at a time, split into **prefill** (the prompt and image up to the first
+    new token), **decode** (the rest of the answer) and **mask head** (Pixel-SAIL-lite only: decoding the
+    mask at ``[SEG]``), plus the tokens generated per answer. Median over ``repeats`` passes of ``samples``;
+    the threads are whatever ``torch`` is set to. Works for the polygon models (``model.generate``) and for
+    Pixel-SAIL-lite (``pixelsail.predict``)."""
+    import torch
+
+    from .pixelsail import PixelSailLite, pixel_prompt, predict
+
+    def timed(fn):
+        start = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - start, out
+
+    rows = []
+    for _ in range(repeats):
+        for s in samples:
+            image = s.load_image()
+            if isinstance(model, PixelSailLite):
+                from .pixelsail import _left_pad, _prefix_ids, patch_coverage, pixel_values
+
+                prompt, region = pixel_prompt(s)
+                tok, cfg = processor, model.config
+                pv = pixel_values([image], cfg.image_size)
+                reg = torch.from_numpy(patch_coverage(region, cfg.grid))[None, None]
+                ids, att = _left_pad([_prefix_ids(tok, cfg, prompt)], tok.pad_token_id)
+                with torch.no_grad():  # prefill: one forward over image + prompt, and the first token's logits
+                    first, _ = timed(lambda: model.lm_head(model.hidden(pv, ids, att, reg)[:, -1]))
+                total, out = timed(lambda: predict(model, tok, [image], [prompt], [region]))
+                answer = tok(out[0][0], add_special_tokens=False)["input_ids"]
+                ids, att = _left_pad([_prefix_ids(tok, cfg, prompt) + answer], tok.pad_token_id)
+                with torch.no_grad():  # the mask head alone, on the hidden states of the full answer
+                    hidden = model.hidden(pv, ids, att, reg)
+                    head, _ = timed(lambda: model.mask_logits(hidden, ids, torch.tensor([ids.shape[1] - 1])))
+                rows.append((first, max(total - first - head, 0.0), head, len(answer) + 1))
+            else:
+                from .model import generate
+
+                first, _ = timed(lambda: generate(model, processor, [image], [s.prompt], max_new_tokens=1))
+                total, out = timed(lambda: generate(model, processor, [image], [s.prompt], max_new_tokens=256))
+                tokens = len(processor.tokenizer(out[0], add_special_tokens=False)["input_ids"]) + 1
+                rows.append((first, max(total - first, 0.0), 0.0, tokens))
+    a = np.asarray(rows)
+    return {"prefill_s": float(np.median(a[:, 0])), "decode_s": float(np.median(a[:, 1])),
+            "mask_head_s": float(np.median(a[:, 2])), "total_s": float(np.median(a[:, :3].sum(1))),
+            "tokens_per_answer": float(np.mean(a[:, 3])), "n": len(samples), "repeats": repeats,
+            "threads": torch.get_num_threads()}
