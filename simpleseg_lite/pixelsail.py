@@ -616,3 +616,36 @@ def train_pixelsail(cfg: PixelSailTrainConfig, resume: bool = False):
                "params_M": round(sum(p.numel() for p in trainer.model.parameters()) / 1e6, 2)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return out
+
+
+# --- judging (validation seed) ---------------------------------------------------------------------------
+def vp_accuracy(model, tok, n: int = 100, seed: int = 2000, max_objects: int = 3) -> dict:
+    """The visual-prompt question on ``n`` held-out scenes: "What is <Prompt0>?" answered exactly ("the red
+    star"). ``chance`` is the accuracy of naming a random object of the scene (mean 1 / objects): what a
+    model that cannot see the region, but knows the scene, would get. Returns accuracy, chance, per-sample."""
+    from . import data
+
+    scene = data.SyntheticConfig(max_objects=max_objects)
+    exs = list(make_pixel_samples(n, seed, scene, {"vp_question": 1.0}))
+    right = []
+    for k in range(0, n, 32):
+        chunk = exs[k : k + 32]
+        out = predict(model, tok, [e.image for e in chunk], [e.prompt for e in chunk], [e.region for e in chunk])
+        right += [float(text.strip() == e.answer) for (text, _), e in zip(out, chunk)]
+    return {"accuracy": float(np.mean(right)), "chance": float(np.mean([1 / e.objects for e in exs])),
+            "per_sample": right, "n": n}
+
+
+def judge(model, tok, n: int = 100, seed: int = 2000) -> dict:
+    """Validation scores of one Pixel-SAIL-lite: gIoU on text→mask, point→mask and box→mask (the polygon
+    models' samples of those tasks, 1–3 objects) and the visual-prompt question's accuracy, per sample too."""
+    from .evaluate import eval_samples, score_masks
+
+    out = {}
+    for task in ("polygon", "point_polygon", "box_polygon"):
+        samples = eval_samples("synthetic", n, seed, task)
+        r = score_masks(samples, predict_samples(model, tok, samples, desc=task))
+        out[task] = {"gIoU": r["gIoU"], "cIoU": r["cIoU"], "valid_rate": r["valid_rate"],
+                     "per_sample": [row["iou"] for row in r["rows"]]}
+    out["vp_question"] = vp_accuracy(model, tok, n, seed)
+    return out
