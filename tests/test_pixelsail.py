@@ -129,3 +129,31 @@ def test_predict_decodes_a_mask_at_a_generated_seg(tiny, monkeypatch):
     img = np.zeros((112, 112, 3), np.uint8)
     (text, mask), = ps.predict(model, tok, [img], ["Please segment the red star."])
     assert "[SEG]" in text and mask is not None and mask.shape == (112, 112) and mask.dtype == np.uint8
+
+
+def test_judge_reports_every_task_and_the_prompt_question(tiny):
+    model, tok = tiny
+    r = ps.judge(model, tok, n=2)
+    assert set(r) == {"polygon", "point_polygon", "box_polygon", "vp_question"}
+    for task in ("polygon", "point_polygon", "box_polygon"):
+        assert 0 <= r[task]["gIoU"] <= 1 and len(r[task]["per_sample"]) == 2
+    vp = r["vp_question"]
+    assert 0 <= vp["accuracy"] <= 1 and 1 / 3 <= vp["chance"] <= 1
+
+
+def test_ablation_table_pairs_variants_on_the_same_samples():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("abl", Path(__file__).parent.parent / "scripts" / "pixelsail_ablations.py")
+    abl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(abl)
+
+    def row(name, ious):
+        task = {"gIoU": float(np.mean(ious)), "per_sample": ious}
+        return {"variant": name, "train_wall_s": 60.0, "scores": {
+            "polygon": task, "point_polygon": task, "box_polygon": task,
+            "vp_question": {"accuracy": 0.9, "chance": 0.5}}}
+
+    text = abl.table([row("learnable", [0.8, 0.6, 0.7]), row("plain", [0.5, 0.4, 0.4])])
+    assert "| plain | 0.433 (-0.267 [" in text and "0.90 (0.50)" in text
