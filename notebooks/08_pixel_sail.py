@@ -309,8 +309,9 @@ save_notebook_metrics(RUN_DIR, "08_pixel_sail", {
 #   mask is a dot product between the `[SEG]` state and upsampled token features.
 # - The mask head reads position from where each feature sits in the map; SimpleSeg must *write* position
 #   as digits — which is exactly what the tiny polygon model finds hard (notebook 05 §6).
-# - The side-by-side numbers above are measured on the same samples; the model cards give the training
-#   budgets behind them.
+# - The side-by-side numbers above are measured on the same samples, but **not at equal training budgets**:
+#   the committed Pixel-SAIL-lite trained 26 min, the polygon lite-sft ~3.4 h (their model cards). Read the
+#   gap as "which design learns faster here", not as a settled ranking; the equal-budget run is still to do.
 #
 # ## Exercises
 # 1. *(easy)* Set `upsample_blocks = 0` in a fresh `PixelSailConfig` and look at section 3's maps: what does

@@ -90,7 +90,9 @@ def test_malformed_never_raises_and_is_fast(text, valid, error):
         assert r.error is None and all(len(p) >= 3 for p in r.polygons)
         assert all(((p >= 0) & (p <= 1)).all() for p in r.polygons)
     assert not r.well_formed or valid
-    assert elapsed < 0.010, f"{elapsed * 1e3:.2f} ms"
+    # A guard against pathological inputs (a hang, quadratic backtracking), not a speed target: that lives in
+    # `simpleseg-lite bench geometry` (parse_per_s). 10 ms was too tight for CI's busy 2-core machine (11.2 ms).
+    assert elapsed < 0.1, f"{elapsed * 1e3:.2f} ms"
 
 
 @pytest.mark.parametrize("text,valid,error", MALFORMED, ids=[f"case{i}" for i in range(len(MALFORMED))])

@@ -114,7 +114,7 @@ def test_train_resume_save_load_and_eval_cli(tmp_path, capsys):
     assert "PixelSailConfig" in capsys.readouterr().err
 
 
-def test_predict_decodes_a_mask_at_a_generated_seg(tiny, monkeypatch):
+def test_predict_decodes_a_mask_at_a_generated_seg(tiny):
     model, tok = tiny
     seg, end = model.config.seg_token_id, tok.convert_tokens_to_ids("<|im_end|>")
     script = iter([seg, end])
@@ -125,9 +125,13 @@ def test_predict_decodes_a_mask_at_a_generated_seg(tiny, monkeypatch):
             logits[:, next(script)] = 1.0
             return logits
 
-    monkeypatch.setattr(model, "lm_head", Forced())
-    img = np.zeros((112, 112, 3), np.uint8)
-    (text, mask), = ps.predict(model, tok, [img], ["Please segment the red star."])
+    real = model.lm_head  # swapped by hand: monkeypatch would delattr a submodule on undo (it lives in _modules)
+    model.lm_head = Forced()
+    try:
+        img = np.zeros((112, 112, 3), np.uint8)
+        (text, mask), = ps.predict(model, tok, [img], ["Please segment the red star."])
+    finally:
+        model.lm_head = real
     assert "[SEG]" in text and mask is not None and mask.shape == (112, 112) and mask.dtype == np.uint8
 
 
