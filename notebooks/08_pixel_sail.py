@@ -61,7 +61,7 @@ from simpleseg_lite.metrics import boundary_f_score, paired_difference
 from simpleseg_lite.model import load_model
 from simpleseg_lite.parse import parse_polygons
 from simpleseg_lite.report import save_notebook_metrics
-from simpleseg_lite.viz import overlay
+from simpleseg_lite.viz import overlay, pca_rgb
 
 if SMOKE:
     N, LATENCY_N, TRAIN_STEPS = 4, 1, max(TRAIN_STEPS, 2)
@@ -149,16 +149,6 @@ plt.show()
 # the thresholded mask.
 
 # %%
-def pca_rgb(features: torch.Tensor) -> np.ndarray:
-    """(C, h, w) → (h, w, 3) in [0, 1]: the first three principal components."""
-    f = features.flatten(1).T.numpy()
-    f = f - f.mean(0)
-    _, _, vt = np.linalg.svd(f, full_matrices=False)
-    rgb = f @ vt[:3].T
-    rgb = (rgb - rgb.min(0)) / (np.ptp(rgb, 0) + 1e-8)
-    return rgb.reshape(features.shape[1], features.shape[2], 3)
-
-
 samples = eval_samples("synthetic", N, SEED)
 s0 = samples[0]
 prompt, region = ps.pixel_prompt(s0)

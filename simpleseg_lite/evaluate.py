@@ -165,9 +165,7 @@ def evaluate_pixelsail(model, tok, samples, batch_size: int = 32, swap_seed: int
     result["centre_square_gIoU"] = centre_square_giou([samples[i] for i in poly])
     result["image_dependence"] = float("nan")
     if dependence and len(poly) > 1:
-        rng = np.random.default_rng(swap_seed)
-        other = rng.permutation(len(poly))
-        other = np.where(other == np.arange(len(poly)), np.roll(other, 1), other)
+        other = swap_order(len(poly), swap_seed)
         swapped = predict_samples(model, tok, [samples[i] for i in poly], batch_size,
                                   [images[poly[j]] for j in other], desc="swapped images")
         result["image_dependence"] = mask_image_dependence([samples[i] for i in poly], [preds[i][1] for i in poly],
@@ -211,6 +209,14 @@ def _answers(model, processor, images, prompts, batch_size, max_new_tokens, desc
     return out
 
 
+def swap_order(n: int, seed: int = 0) -> np.ndarray:
+    """Which other sample's image each of ``n`` samples is answered with in the image-dependence check:
+    a seeded permutation whose fixed points are replaced by their neighbour's entry, so no sample keeps its
+    own image (an image may then serve twice; kept as it is so that earlier image-dependence numbers repeat)."""
+    other = np.random.default_rng(seed).permutation(n)
+    return np.where(other == np.arange(n), np.roll(other, 1), other)
+
+
 def image_dependence(samples, answers, swapped_answers) -> float:
     """1 − mean IoU between the answer on the right image and on another image (same prompt)."""
     same = []
@@ -241,9 +247,7 @@ def evaluate(model, processor, samples, batch_size: int = 32, max_new_tokens: in
     poly = [i for i, s in enumerate(samples) if s.task in POLYGON_TASKS]
     result["centre_square_gIoU"] = centre_square_giou([samples[i] for i in poly])
     if dependence and len(poly) > 1:
-        rng = np.random.default_rng(swap_seed)
-        other = rng.permutation(len(poly))
-        other = np.where(other == np.arange(len(poly)), np.roll(other, 1), other)  # never the same image
+        other = swap_order(len(poly), swap_seed)
         swapped = _answers(model, processor, [images[poly[j]] for j in other], [prompts[i] for i in poly],
                            batch_size, max_new_tokens, "swapped images")
         result["image_dependence"] = image_dependence([samples[i] for i in poly], [answers[i] for i in poly],

@@ -311,3 +311,14 @@ def prediction_explorer(samples, answers: dict):
     holder["box"] = box
     update()
     return box
+
+
+def pca_rgb(features) -> np.ndarray:
+    """A (C, h, w) feature map (tensor or array) → (h, w, 3) in [0, 1]: its first three principal components
+    as RGB, the way Pixel-SAIL's paper pictures features (notebook 08)."""
+    f = np.asarray(features, dtype=np.float64).reshape(len(features), -1).T
+    f = f - f.mean(0)
+    _, _, vt = np.linalg.svd(f, full_matrices=False)
+    rgb = f @ vt[:3].T
+    rgb = (rgb - rgb.min(0)) / (np.ptp(rgb, 0) + 1e-8)
+    return rgb.reshape(*np.shape(features)[1:], 3)

@@ -162,3 +162,11 @@ def test_box_answers_are_scored_by_box_iou(answers, box_miou, prec):
     else:
         assert r["box_mIoU"] == pytest.approx(box_miou, abs=0.02) and r["prec_at_0.5"] == prec
     assert np.isnan(r["gIoU"]) or r["gIoU"] == 0.0  # no polygon rows
+
+
+@pytest.mark.parametrize("n", [2, 3, 17])
+def test_swap_order_never_keeps_a_sample_on_its_own_image(n):
+    from simpleseg_lite.evaluate import swap_order
+
+    order = swap_order(n, seed=0)
+    assert set(order.tolist()) <= set(range(n)) and (order != np.arange(n)).all()

@@ -102,3 +102,13 @@ def test_answer_and_truth_colours_are_no_object_colour():
     for colour in (ANSWER_COLOUR, TRUTH_COLOUR):
         rgb = np.array(to_rgb(colour)) * 255
         assert min(np.abs(rgb - np.array(c)).max() for c in COLOURS.values()) > 100
+
+
+def test_pca_rgb_shape_and_range():
+    import numpy as np
+
+    from simpleseg_lite.viz import pca_rgb
+
+    f = np.random.default_rng(0).normal(size=(16, 8, 6))
+    rgb = pca_rgb(f)
+    assert rgb.shape == (8, 6, 3) and rgb.min() >= 0 and rgb.max() <= 1 + 1e-9
