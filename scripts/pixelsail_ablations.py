@@ -19,6 +19,8 @@ VARIANTS = {
     "learnable": ({}, "the full lite design: three learnable upsampling blocks, prompt injection"),
     "plain": ({"upsample_blocks": 0}, "the paper's plain baseline: dot product on the 8×8 token grid, bilinear"),
     "no_injection": ({"inject_prompts": False}, "no visual-prompt injection (<Prompt0> carries no region)"),
+    # not in the paper: the prompt before the image, so the vision tokens read the question (grounding)
+    "text_first": ({"text_first": True}, "prompt before the image: vision tokens also attend to the question"),
 }
 TASKS = (("polygon", "text→mask"), ("point_polygon", "point→mask"), ("box_polygon", "box→mask"))
 
@@ -47,7 +49,7 @@ def table(rows: list[dict], against: str = "learnable") -> str:
     from simpleseg_lite.metrics import paired_difference
 
     ref = next((r for r in rows if r["variant"] == against), None)
-    head = "| variant | " + " | ".join(f"{label} gIoU" for _, label in TASKS) + " | prompt question acc. (chance) | train min |"
+    head = "| variant | " + " | ".join(f"{label} gIoU" for _, label in TASKS) + " | prompt question: exact / colour / shape (chance) | train min |"
     lines = [head, "|" + "---|" * (len(TASKS) + 3)]
     for r in rows:
         s = r["scores"]
@@ -60,8 +62,29 @@ def table(rows: list[dict], against: str = "learnable") -> str:
             cells.append(cell)
         vp = s["vp_question"]
         lines.append(f"| {r['variant']} | " + " | ".join(cells) +
-                     f" | {vp['accuracy']:.2f} ({vp['chance']:.2f}) | {r['train_wall_s'] / 60:.1f} |")
+                     f" | {vp['accuracy']:.2f} / {vp.get('colour_accuracy', float('nan')):.2f} / "
+                     f"{vp.get('shape_accuracy', float('nan')):.2f} ({vp['chance']:.2f}) | {r['train_wall_s'] / 60:.1f} |")
     return "\n".join(lines) + f"\n\nIn brackets: paired difference from '{against}' on the same validation samples (95% CI)."
+
+
+def reading(rows: list[dict], against: str = "learnable") -> str:
+    """One sentence per variant and task, read off the paired intervals: which way, and whether beyond noise."""
+    from simpleseg_lite.metrics import paired_difference
+
+    ref = next((r for r in rows if r["variant"] == against), None)
+    if ref is None:
+        return ""
+    out = []
+    for r in rows:
+        if r is ref:
+            continue
+        for task, label in TASKS:
+            d = paired_difference(ref["scores"][task]["per_sample"], r["scores"][task]["per_sample"])
+            lo, hi = d["ci95"]
+            verdict = (f"{against} is better beyond the interval" if hi < 0 else
+                       f"{r['variant']} is better beyond the interval" if lo > 0 else "inside the noise")
+            out.append(f"{r['variant']} − {against}, {label}: {d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}] — {verdict}.")
+    return "\n".join(out)
 
 
 def main() -> None:
@@ -83,7 +106,8 @@ def main() -> None:
             Path(args.export).parent.mkdir(parents=True, exist_ok=True)
             slim = [{**r, "scores": {k: {a: b for a, b in v.items() if a != "per_sample"} for k, v in r["scores"].items()}}
                     for r in rows]
-            Path(args.export).write_text(json.dumps({"rows": slim, "table": text}, indent=1))
+            Path(args.export).write_text(json.dumps({"rows": slim, "table": text, "reading": reading(rows)}, indent=1))
+        print(reading(rows))
         return
     if not args.variant:
         ap.error("give --variant NAME or --table DIR")

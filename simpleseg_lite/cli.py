@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--digit-loss", type=float, default=0.0,
                    help="weight of the ordinal loss on coordinate digits beside cross-entropy (0: off)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--text-init", default=None,
+                   help="--stage pixelsail, full path: a Qwen2 / Qwen2.5(-VL) checkpoint (local folder or hub id) "
+                        "whose language model becomes the single transformer")
 
     p = sub.add_parser("gspo", help="the RL stage: GSPO with IoU rewards (trl GRPOTrainer)")
     p.add_argument("--out", required=True, help="run folder (final policy, checkpoints/, history.jsonl)")
@@ -301,13 +304,18 @@ def run(args) -> int:
     elif args.command == "train" and args.stage == "pixelsail":
         from .pixelsail import PixelSailTrainConfig, train_pixelsail
 
-        if args.lora or args.data != "synthetic":
-            raise CLIError("--stage pixelsail trains the lite model on synthetic scenes (no --lora, no --data refcoco)")
+        if args.lora:
+            raise CLIError("--stage pixelsail trains every weight (no --lora)")
+        if args.data == "refcoco" and not args.refer_root:
+            raise CLIError("--data refcoco needs --refer-root PATH (the REFER layout, see simpleseg_lite/refcoco.py)")
+        if args.init and args.text_init:
+            raise CLIError("give --init (a Pixel-SAIL checkpoint to continue) or --text-init (a language model), not both")
         cfg = PixelSailTrainConfig(out=args.out, init=args.init, max_steps=args.steps, batch_size=args.batch_size,
                                    lr=args.lr, seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
                                    save_steps=args.save_steps, image_size=args.image_size, max_objects=args.max_objects,
                                    task_mix=json.loads(args.task_mix) if args.task_mix else None,
-                                   model=_model_config(args.model_config, "pixelsail"))
+                                   model=_model_config(args.model_config, "pixelsail"), text_init=args.text_init,
+                                   data=args.data, refer_root=args.refer_root)
         try:
             print(f"model saved in {train_pixelsail(cfg, resume=args.resume)}")
         except FileNotFoundError as e:

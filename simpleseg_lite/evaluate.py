@@ -153,8 +153,10 @@ def mask_image_dependence(samples, masks, swapped_masks) -> float:
     return 1.0 - float(np.mean(same)) if same else float("nan")
 
 
-def evaluate_pixelsail(model, tok, samples, batch_size: int = 32, swap_seed: int = 0, dependence: bool = True) -> dict:
-    """``evaluate`` for Pixel-SAIL-lite: the same metrics, the same image-dependence check."""
+def evaluate_pixelsail(model, tok, samples, batch_size: int = 32, swap_seed: int = 0, dependence: bool = True,
+                       keep_masks: bool = False) -> dict:
+    """``evaluate`` for Pixel-SAIL-lite: the same metrics, the same image-dependence check. ``keep_masks``:
+    also return the predicted masks (``masks``: (H, W) uint8 or None per sample) for pictures and shape metrics."""
     from .pixelsail import predict_samples
 
     samples = list(samples)
@@ -170,6 +172,8 @@ def evaluate_pixelsail(model, tok, samples, batch_size: int = 32, swap_seed: int
                                   [images[poly[j]] for j in other], desc="swapped images")
         result["image_dependence"] = mask_image_dependence([samples[i] for i in poly], [preds[i][1] for i in poly],
                                                            [m for _, m in swapped])
+    if keep_masks:
+        result["masks"] = [m for _, m in preds]
     return result
 
 
@@ -200,10 +204,18 @@ def centre_square_giou(samples) -> float:
 
 
 def _answers(model, processor, images, prompts, batch_size, max_new_tokens, desc):
+    """Greedy text answers. A Pixel-SAIL-lite model answers through ``pixelsail.predict`` (its text only):
+    the encoder-free arm, trained to write SimpleSeg's answers, is judged by the same functions."""
     from .model import generate
 
     out = []
     for k in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch", leave=False):
+        if getattr(model.config, "model_type", "") == "simpleseg_pixelsail_lite":
+            from .pixelsail import predict
+
+            out += [text for text, _ in predict(model, processor, images[k : k + batch_size],
+                                                 prompts[k : k + batch_size], max_new_tokens=max_new_tokens)]
+            continue
         out += generate(model, processor, images[k : k + batch_size], prompts[k : k + batch_size],
                         max_new_tokens=max_new_tokens)
     return out

@@ -31,8 +31,10 @@ Departures from the paper, and why:
   pre-trained encoder-free MLLM (SOLO / EVEv2, 0.5B–7B).
 * **The region of a visual prompt is the set of patches it touches** (a point: its patch; a box: every
   patch it overlaps; a mask: every patch with an object pixel), each with weight 1.
-* Built from transformers' ``Qwen2_5_VLTextModel`` (the decoder with mRoPE) and a 4-D attention mask;
-  the full path uses the same class with a real language model's weights (``PixelSailConfig.text_init``).
+* Built from transformers' ``Qwen2_5_VLTextModel`` (the decoder with mRoPE) and a 4-D attention mask.
+  The full path (``from_language_model``) puts a real Qwen2 / Qwen2.5 language model's weights into the same
+  class (``PixelSailConfig.text_init`` records which) and trains on RefCOCO/+/g (``ReferPixelStream``); that
+  model has never seen a patch, where the paper starts from an encoder-free MLLM pre-trained on images.
 
 Taught in ``notebooks/08_pixel_sail.py``.
 """
@@ -66,14 +68,17 @@ def build_tokenizer():
 
 class PixelSailConfig(PretrainedConfig):
     """Sizes of the single transformer and the mask head. ``upsample_blocks = 0``: the plain baseline;
-    ``inject_prompts = False``: visual prompts are ignored (the injection ablation)."""
+    ``inject_prompts = False``: visual prompts are ignored (the injection ablation); ``text_first = True``:
+    the prompt comes before the image, so the vision tokens — causal towards the text, bidirectional among
+    themselves — also read the question (a departure from the paper's image-first layout, an ablation)."""
 
     model_type = "simpleseg_pixelsail_lite"
 
     def __init__(self, image_size=112, patch_size=14, hidden_size=256, num_layers=6, num_heads=4, num_kv_heads=2,
                  intermediate_size=768, vocab_size=120, upsample_blocks=3, upsample_channels=(128, 64, 32),
                  mask_dim=64, inject_prompts=True, seg_token_id=0, prompt_token_ids=(), image_token_id=0,
-                 pad_token_id=0, eos_token_id=0, rope_theta=10000.0, **kwargs):
+                 pad_token_id=0, eos_token_id=0, rope_theta=10000.0, rms_norm_eps=1e-6, mrope_section=None,
+                 max_position_embeddings=1024, text_init=None, text_first=False, **kwargs):
         super().__init__(pad_token_id=pad_token_id, eos_token_id=eos_token_id, **kwargs)
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
@@ -83,6 +88,10 @@ class PixelSailConfig(PretrainedConfig):
         self.upsample_blocks, self.upsample_channels = upsample_blocks, list(upsample_channels)
         self.mask_dim, self.inject_prompts = mask_dim, inject_prompts
         self.seg_token_id, self.prompt_token_ids, self.image_token_id = seg_token_id, list(prompt_token_ids), image_token_id
+        self.rms_norm_eps, self.max_position_embeddings = rms_norm_eps, max_position_embeddings
+        self.mrope_section = list(mrope_section) if mrope_section else None
+        self.text_init = text_init  # the language model the transformer started from (None: from scratch)
+        self.text_first = text_first  # the user's prompt before the image tokens (see _prefix_ids)
 
     @property
     def grid(self) -> int:
@@ -93,11 +102,12 @@ class PixelSailConfig(PretrainedConfig):
 
         half = self.hidden_size // self.num_heads // 2  # rotary frequencies split among (t, h, w)
         t = half // 4
-        section = [t, (half - t) // 2, half - t - (half - t) // 2]
+        section = self.mrope_section or [t, (half - t) // 2, half - t - (half - t) // 2]  # 128-dim heads: [16, 24, 24]
         return Qwen2_5_VLTextConfig(
             vocab_size=self.vocab_size, hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
             num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
-            num_key_value_heads=self.num_kv_heads, max_position_embeddings=1024,
+            num_key_value_heads=self.num_kv_heads, max_position_embeddings=self.max_position_embeddings,
+            rms_norm_eps=self.rms_norm_eps,
             rope_parameters={"rope_type": "default", "mrope_section": section, "rope_theta": self.rope_theta},
             pad_token_id=self.pad_token_id, bos_token_id=self.pad_token_id, eos_token_id=self.eos_token_id)
 
@@ -178,19 +188,20 @@ class PixelSailLite(PreTrainedModel):
         return emb
 
     def positions(self, input_ids, attention_mask) -> torch.Tensor:
-        """(3, B, L) mRoPE positions: vision tokens (0, row, col); text continues from g, +1 per token."""
+        """(3, B, L) mRoPE positions, Qwen2.5-VL's rule: a text token gets p on all three axes (+1 per token);
+        the image block that starts at text position p gets (p, p + row, p + col), and the text after it
+        continues at p + g. Image first: vision (0, row, col), text from g. Padding stays 0."""
         g = self.config.grid
-        b, length = input_ids.shape
-        pos = torch.zeros(3, b, length, dtype=torch.long, device=input_ids.device)
-        for i in range(b):
-            valid = attention_mask[i].bool()
-            img = (input_ids[i] == self.config.image_token_id) & valid
-            n = int(img.sum())
-            grid = torch.arange(n, device=input_ids.device)
-            pos[1, i, img], pos[2, i, img] = grid // g, grid % g
-            text = valid & ~img
-            pos[:, i, text] = g + torch.arange(int(text.sum()), device=input_ids.device)
-        return pos
+        valid = attention_mask.bool()
+        img = (input_ids == self.config.image_token_id) & valid
+        text = valid & ~img
+        text_before = text.long().cumsum(1) - text.long()  # valid text tokens strictly before each position
+        img_before = img.long().cumsum(1) - img.long()  # vision tokens strictly before (row-major index)
+        at_text = text_before + g * (img_before > 0)
+        rows, cols = text_before + img_before // g, text_before + img_before % g
+        pos = torch.stack([torch.where(img, text_before, at_text), torch.where(img, rows, at_text),
+                           torch.where(img, cols, at_text)])
+        return pos * valid[None]
 
     def attention(self, input_ids, attention_mask, dtype) -> torch.Tensor:
         """(B, 1, L, L) additive mask: causal, except that vision tokens see each other both ways;
@@ -267,6 +278,84 @@ def build_model(cfg: dict | None = None, seed: int = 0) -> tuple[PixelSailLite, 
     return PixelSailLite(config), tok
 
 
+# The full path: a real language model becomes the single transformer. Its Hugging Face model type and the
+# class that holds its weights (no ``trust_remote_code``: both are transformers' own).
+LANGUAGE_MODELS = {"qwen2": "Qwen2ForCausalLM", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}
+
+
+def from_language_model(path, image_size: int = 448, patch_size: int = 14, dtype=None, head: dict | None = None,
+                        trust_remote_code: bool = False) -> tuple[PixelSailLite, object]:
+    """The full path: ``(model, tokenizer)`` whose single transformer is a real Qwen2 / Qwen2.5 language model
+    (``path``: a local folder or hub id of a ``qwen2`` or ``qwen2_5_vl`` checkpoint; of a Qwen2.5-VL only the
+    language model is kept — its vision tower is exactly what Pixel-SAIL does without).
+
+    What is carried over: every decoder layer, the final norm, the embeddings and the LM head (the rows of
+    the added tokens ``[SEG]``, ``<Prompt0..3>`` — and ``<|image_pad|>`` if the tokenizer lacks it — start
+    at the mean embedding). New and trained from scratch: the linear patch embedding, the prompt projection
+    and the mask head (``head``: ``PixelSailConfig`` fields such as ``upsample_blocks``). The rotary sections
+    are the checkpoint's own for Qwen2.5-VL and the lite rule otherwise ([16, 24, 24] for 128-dim heads, which
+    is Qwen2.5-VL's). Text-only positions give all three mRoPE axes the same index, so on text the carried
+    model computes what the original did (tested).
+
+    Departure from the paper: Pixel-SAIL starts from an encoder-free MLLM already pre-trained on images
+    (SOLO / EVEv2); here the language model has never seen a patch, so the patch embedding learns from the
+    segmentation data alone. ``image_size`` must be a multiple of ``patch_size`` (448 / 14: 1,024 patches)."""
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
+
+    from .model import IMAGE_TOKEN
+
+    try:
+        source = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as e:  # neither a folder with a config.json nor a hub id that can be reached
+        raise FileNotFoundError(f"--text-init {path}: not a local checkpoint folder with config.json, nor a hub "
+                                f"id this machine can download ({str(e).splitlines()[0]})") from e
+    if source.model_type not in LANGUAGE_MODELS:
+        raise ValueError(f"{path}: model type {source.model_type!r}; the Pixel-SAIL full path takes "
+                         f"{sorted(LANGUAGE_MODELS)} checkpoints (a Qwen2 / Qwen2.5 LM or a Qwen2.5-VL)")
+    text = source.get_text_config()
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    known = len(tok)
+    added = [t for t in (SEG_TOKEN, *PROMPT_TOKENS, IMAGE_TOKEN) if t not in tok.get_vocab()]
+    tok.add_tokens(added, special_tokens=True)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    src = getattr(transformers, LANGUAGE_MODELS[source.model_type]).from_pretrained(
+        path, dtype=dtype or torch.float32, trust_remote_code=trust_remote_code)
+    src_lm = src.model.language_model if source.model_type == "qwen2_5_vl" else src.model
+    rope = dict(getattr(text, "rope_parameters", None) or {})
+    config = PixelSailConfig(
+        image_size=image_size, patch_size=patch_size, hidden_size=text.hidden_size,
+        num_layers=text.num_hidden_layers, num_heads=text.num_attention_heads,
+        num_kv_heads=text.num_key_value_heads, intermediate_size=text.intermediate_size, vocab_size=len(tok),
+        rope_theta=rope.get("rope_theta", getattr(text, "rope_theta", 10000.0)), rms_norm_eps=text.rms_norm_eps,
+        mrope_section=rope.get("mrope_section"), max_position_embeddings=text.max_position_embeddings,
+        text_init=str(path), seg_token_id=tok.convert_tokens_to_ids(SEG_TOKEN),
+        prompt_token_ids=tok.convert_tokens_to_ids(list(PROMPT_TOKENS)),
+        image_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN), pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id, **(head or {}))
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype or torch.float32)  # build in the target precision (a 3B model: 6 GB, not 12)
+    try:
+        model = PixelSailLite(config)
+    finally:
+        torch.set_default_dtype(default)
+    state = {k: v for k, v in src_lm.state_dict().items() if k != "embed_tokens.weight"}
+    missing, unexpected = model.lm.load_state_dict(state, strict=False)
+    if unexpected or set(missing) != {"embed_tokens.weight"}:
+        raise ValueError(f"{path}: its language model does not match Qwen2_5_VLTextModel "
+                         f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})")
+    new_ids = tok.convert_tokens_to_ids(added)
+    with torch.no_grad():  # (a checkpoint's matrices may have spare rows past the tokenizer: dropped)
+        pairs = ((model.lm.embed_tokens.weight, src_lm.embed_tokens.weight), (model.lm_head.weight, src.lm_head.weight))
+        for dst, w in pairs:
+            rows = min(len(dst), w.shape[0])
+            dst[:rows] = w[:rows].to(dst.dtype)
+            dst[new_ids] = w[:known].mean(0).to(dst.dtype)
+    del src
+    return model, tok
+
+
 def load(path) -> tuple[PixelSailLite, object]:
     """``(model, tokenizer)`` from a folder written by ``save``."""
     from pathlib import Path
@@ -314,7 +403,6 @@ def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None 
     text→mask, point→mask and box→mask through ``<Prompt0>``, and "What is <Prompt0>?" → "the red star"
     (the object's colour and shape: answerable only through the injected region)."""
     from . import data
-    from .metrics import interior_point, mask_box
 
     scene_cfg = scene_cfg or data.SyntheticConfig()
     mix = task_mix or TASK_MIX
@@ -328,30 +416,44 @@ def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None 
         task = tasks[rng.choice(len(tasks), p=p)]
         scene, t, ref = data._pick(rng, scene_cfg, needs_expression=task == "mask")
         obj = scene.objects[t]
-        region = None
-        if task == "point_mask":
-            x, y = interior_point(obj.mask)
-            region = np.zeros_like(obj.mask)
-            region[min(int(y), region.shape[0] - 1), min(int(x), region.shape[1] - 1)] = 1
-        elif task == "box_mask":
-            x0, y0, x1, y1 = (int(round(v)) for v in mask_box(obj.mask))
-            region = np.zeros_like(obj.mask)
-            region[y0:y1, x0:x1] = 1
-        elif task == "vp_question":
-            region = obj.mask
+        region = _region(task, obj.mask)
         answer = f"the {obj.colour} {obj.name}" if task == "vp_question" else SEG_ANSWER
         yield PixelSample(scene.image, TASK_PROMPTS[task].format(expr=ref[0] if ref else None), answer, task,
                           None if task == "vp_question" else obj.mask, region, len(scene.objects),
                           ref[0] if ref else None)
 
 
+def _region(task: str, mask: np.ndarray) -> np.ndarray | None:
+    """The ``<Prompt0>`` region of a task on target ``mask`` (H, W): its interior point (one pixel), its tight
+    box, the mask itself (the question), or None (text→mask)."""
+    from .metrics import interior_point, mask_box
+
+    if task == "point_mask":
+        x, y = interior_point(mask)
+        region = np.zeros_like(mask)
+        region[min(int(y), mask.shape[0] - 1), min(int(x), mask.shape[1] - 1)] = 1
+        return region
+    if task == "box_mask":
+        x0, y0, x1, y1 = (int(round(v)) for v in mask_box(mask))
+        region = np.zeros_like(mask)
+        region[y0:y1, x0:x1] = 1
+        return region
+    return mask if task == "vp_question" else None
+
+
 def patch_coverage(region: np.ndarray | None, grid: int) -> np.ndarray:
-    """(grid, grid) float: 1 where a patch holds at least one region pixel (all zeros for no region)."""
+    """(grid, grid) float: 1 where a patch holds at least one region pixel (all zeros for no region).
+    ``region`` is (H, W) at the image's own size; the image is resized to a square before patching, so
+    patch (i, j) covers rows [i·H/grid, (i+1)·H/grid) and columns [j·W/grid, (j+1)·W/grid)."""
     if region is None:
         return np.zeros((grid, grid), np.float32)
     h, w = region.shape
-    cells = region.reshape(grid, h // grid, grid, w // grid).max(axis=(1, 3))
-    return cells.astype(np.float32)
+    if h < grid or w < grid:
+        raise ValueError(f"a {h}×{w} region is smaller than the {grid}×{grid} patch grid")
+    rows = np.linspace(0, h, grid + 1).astype(int)[:-1]
+    cols = np.linspace(0, w, grid + 1).astype(int)[:-1]
+    cells = np.maximum.reduceat(np.maximum.reduceat(np.asarray(region, np.uint8), rows, axis=0), cols, axis=1)
+    return (cells > 0).astype(np.float32)
 
 
 def pixel_values(images, size: int) -> torch.Tensor:
@@ -367,11 +469,16 @@ def pixel_values(images, size: int) -> torch.Tensor:
 
 
 def _prefix_ids(tok, config, prompt: str) -> list[int]:
+    """The tokens before the answer: ``[N image tokens] <|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>
+    assistant\n``, or with ``config.text_first`` the image tokens after the prompt, before ``<|im_end|>``."""
     from .model import IM_END, IM_START
 
-    n = config.grid**2
+    image = [config.image_token_id] * config.grid**2
+    if getattr(config, "text_first", False):
+        return (tok(f"{IM_START}user\n{prompt}", add_special_tokens=False)["input_ids"] + image
+                + tok(f"{IM_END}\n{IM_START}assistant\n", add_special_tokens=False)["input_ids"])
     text = f"{IM_START}user\n{prompt}{IM_END}\n{IM_START}assistant\n"
-    return [config.image_token_id] * n + tok(text, add_special_tokens=False)["input_ids"]
+    return image + tok(text, add_special_tokens=False)["input_ids"]
 
 
 def collate(examples: list[PixelSample], tok, config) -> dict:
@@ -404,21 +511,25 @@ def collate(examples: list[PixelSample], tok, config) -> dict:
 def predict(model, tok, images, prompts, regions=None, max_new_tokens: int = 24, threshold: float = 0.0):
     """Greedy answers and masks: ``[(text, mask (H, W) uint8 or None)]``. The mask is decoded at the first
     generated ``[SEG]`` (logit > ``threshold``); an answer without ``[SEG]`` has no mask (scored as empty).
-    ``regions``: one (H, W) region or None per image (the ``<Prompt0>`` of that prompt)."""
+    ``regions``: one (H, W) region or None per image (the ``<Prompt0>`` of that prompt). Masks come back at
+    each image's own (H, W): the logits at ``image_size`` are resized bilinearly before the threshold."""
     from .model import IM_END
 
     cfg, end = model.config, tok.convert_tokens_to_ids(IM_END)
     was_training = model.training
     model.eval()
     prefixes = [_prefix_ids(tok, cfg, p) for p in prompts]
-    pv = pixel_values(images, cfg.image_size)
+    sizes = [(im.height, im.width) if isinstance(im, Image.Image) else np.asarray(im).shape[:2] for im in images]
+    dev, dtype = model.patch_embed.weight.device, model.patch_embed.weight.dtype
+    pv = pixel_values(images, cfg.image_size).to(dev, dtype)
     reg = torch.from_numpy(np.stack([patch_coverage(r, cfg.grid) for r in (regions or [None] * len(prompts))]))[:, None]
+    reg = reg.to(dev, dtype)
     generated = [[] for _ in prompts]
     done = [False] * len(prompts)
     for _ in range(max_new_tokens):
         rows = [p + g for p, g in zip(prefixes, generated)]
-        ids, att = _left_pad(rows, tok.pad_token_id)
-        logits = model.lm_head(model.hidden(pv, ids, att, reg)[:, -1])
+        ids, att = (t.to(dev) for t in _left_pad(rows, tok.pad_token_id))
+        logits = model.lm_head(model.hidden(pv, ids, att, reg)[:, -1]).float()
         logits[:, [cfg.image_token_id, tok.pad_token_id]] = float("-inf")  # never an image token or padding
         nxt = logits.argmax(-1).tolist()
         for i, t in enumerate(nxt):
@@ -428,7 +539,7 @@ def predict(model, tok, images, prompts, regions=None, max_new_tokens: int = 24,
         if all(done):
             break
     rows = [p + g for p, g in zip(prefixes, generated)]
-    ids, att = _left_pad(rows, tok.pad_token_id)
+    ids, att = (t.to(dev) for t in _left_pad(rows, tok.pad_token_id))
     hidden = model.hidden(pv, ids, att, reg)
     out = []
     has_seg = (ids == cfg.seg_token_id) & att.bool()  # prompts never hold [SEG]: these are generated
@@ -437,7 +548,11 @@ def predict(model, tok, images, prompts, regions=None, max_new_tokens: int = 24,
     if found.any():
         idx = found.nonzero()[:, 0]
         logits = model.mask_logits(hidden[idx], ids[idx], has_seg[idx].float().argmax(1))
-        masks = dict(zip(idx.tolist(), (logits > threshold).to(torch.uint8).numpy()))
+        masks = {}
+        for i, m in zip(idx.tolist(), logits):  # back to the image's own size (a no-op on the lite scenes)
+            if tuple(m.shape) != tuple(sizes[i]):
+                m = F.interpolate(m[None, None], size=tuple(sizes[i]), mode="bilinear", align_corners=False)[0, 0]
+            masks[i] = (m.float() > threshold).to(torch.uint8).cpu().numpy()
     for i, g in enumerate(generated):
         text = tok.decode([t for t in g if t != end], skip_special_tokens=False)
         out.append((text, masks.get(i) if masks is not None else None))
@@ -514,6 +629,16 @@ class PixelSailTrainConfig:
     max_objects: int = 3
     task_mix: dict | None = None  # None: TASK_MIX
     model: dict | None = None  # PixelSailConfig fields of a fresh model, e.g. {"upsample_blocks": 0}
+    # the full path: a real language model as the transformer, trained on RefCOCO-family data
+    text_init: str | None = None  # local folder or hub id of a qwen2 / qwen2_5_vl checkpoint (from_language_model)
+    # the encoder-free arm of the localization study: SimpleSeg's own tasks answered as text (no mask), e.g.
+    # {"polygon": 2, "box": 1, "point": 1} (data.make_samples tasks, ε and decimals below); None: the mask tasks
+    text_tasks: dict | None = None
+    epsilon: float = 0.02
+    decimals: int = 2
+    data: str = "synthetic"  # "refcoco": the train splits of refer_datasets under refer_root
+    refer_root: str | None = None
+    refer_datasets: tuple = ("refcoco", "refcoco+", "refcocog")
 
 
 class PixelStream(torch.utils.data.Dataset):
@@ -529,7 +654,73 @@ class PixelStream(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, i):
+        if self.cfg.text_tasks:
+            return next(text_pixel_samples(1, self.cfg.seed * 10**7 + i, self.scene, self.cfg.text_tasks,
+                                           self.cfg.epsilon, self.cfg.decimals))
         return next(make_pixel_samples(1, self.cfg.seed * 10**7 + i, self.scene, self.cfg.task_mix))
+
+
+def text_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None = None, epsilon: float = 0.02,
+                       decimals: int = 2):
+    """SimpleSeg's own samples (``data.make_samples``: the same prompts and text answers — polygons, boxes,
+    points) as Pixel-SAIL examples without a mask: the single transformer trained to *write* coordinates,
+    with the language-model loss alone. The encoder-free arm of ``scripts/localization_arms.py``."""
+    from . import data
+
+    for s in data.make_samples(n, seed, scene_cfg, task_mix, epsilon, decimals=decimals):
+        yield PixelSample(np.asarray(s.load_image()), s.prompt, s.answer, s.task, None, None,
+                          len(s.metadata.get("objects", [])) or 1, s.expression)
+
+
+class ReferPixelStream(torch.utils.data.Dataset):
+    """RefCOCO-family referring expressions (one per sentence) as Pixel-SAIL examples, cycled to ``length``:
+    example ``i`` is ``refer_pixel_sample`` of sample ``i mod n`` with its task drawn at ``(seed, i)``."""
+
+    def __init__(self, length: int, cfg: PixelSailTrainConfig):
+        from pathlib import Path
+
+        from .refcoco import refer_samples
+
+        root = Path(cfg.refer_root or "")
+        found = [d for d in cfg.refer_datasets if (root / d).is_dir()]
+        if not found:
+            raise FileNotFoundError(f"no REFER datasets {tuple(cfg.refer_datasets)} under {root!s}: expected "
+                                    "<root>/<dataset>/refs(<split_by>).p and instances.json (see refcoco.py)")
+        self.samples = [s for d in found for s in refer_samples(root, d, "train")]
+        self.length, self.cfg = length, cfg
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng((self.cfg.seed, i))
+        return refer_pixel_sample(self.samples[i % len(self.samples)], self.cfg.image_size, rng, self.cfg.task_mix)
+
+
+def refer_pixel_sample(sample, image_size: int, rng=None, task_mix: dict | None = None) -> PixelSample:
+    """One ``data.Sample`` with a real image and mask (RefCOCO) as a Pixel-SAIL example at ``image_size``²:
+    the image is resized to the square (as the model sees it), the mask with it (nearest). Tasks as on the
+    lite scenes; the visual-prompt question's answer is the referring sentence itself."""
+    import cv2
+    from pycocotools import mask as mask_utils
+
+    rng = rng if rng is not None else np.random.default_rng(0)
+    mix = task_mix or TASK_MIX
+    if set(mix) - set(TASK_MIX):
+        raise ValueError(f"unknown Pixel-SAIL task(s) {sorted(set(mix) - set(TASK_MIX))}; known: {sorted(TASK_MIX)}")
+    tasks = list(mix)
+    p = np.array([mix[t] for t in tasks], float)
+    task = tasks[rng.choice(len(tasks), p=p / p.sum())]
+    image = np.asarray(sample.load_image().resize((image_size, image_size), Image.BICUBIC))
+    mask = cv2.resize(mask_utils.decode(sample.gt_rle), (image_size, image_size), interpolation=cv2.INTER_NEAREST)
+    if not mask.any():  # a sliver lost in the resize: keep its nearest pixel
+        mask = np.zeros_like(mask)
+        ys, xs = np.nonzero(mask_utils.decode(sample.gt_rle))
+        mask[int(ys.mean() * image_size / sample.height), int(xs.mean() * image_size / sample.width)] = 1
+    region = _region(task, mask)
+    answer = sample.expression if task == "vp_question" else SEG_ANSWER
+    return PixelSample(image, TASK_PROMPTS[task].format(expr=sample.expression), answer, task,
+                       None if task == "vp_question" else mask, region, 1, sample.expression)
 
 
 def _trainer_class():
@@ -558,7 +749,7 @@ def _trainer_class():
 
 def train_pixelsail(cfg: PixelSailTrainConfig, resume: bool = False):
     """Train; returns the folder with the final model, its tokenizer, ``summary.json`` and ``history.jsonl``
-    (the trainer's logs with the loss parts, plus held-out gIoU every ``eval_steps``)."""
+    (the trainer's logs with the loss parts, plus held-out gIoU and visual-prompt accuracy every ``eval_steps``)."""
     import json
     import time
     from dataclasses import asdict
@@ -569,23 +760,38 @@ def train_pixelsail(cfg: PixelSailTrainConfig, resume: bool = False):
 
     from . import data
 
+    if cfg.data not in ("synthetic", "refcoco"):
+        raise ValueError(f"unknown data {cfg.data!r}: synthetic | refcoco")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    model, tok = load(cfg.init) if cfg.init else build_model({"image_size": cfg.image_size, **(cfg.model or {})},
-                                                             seed=cfg.seed)
     cuda = torch.cuda.is_available()
+    if cfg.init:
+        model, tok = load(cfg.init)
+    elif cfg.text_init:  # the full path: a real language model as the single transformer
+        torch.manual_seed(cfg.seed)
+        model, tok = from_language_model(cfg.text_init, cfg.image_size, head=cfg.model)
+    else:
+        model, tok = build_model({"image_size": cfg.image_size, **(cfg.model or {})}, seed=cfg.seed)
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.lr, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_steps,
         weight_decay=cfg.weight_decay, adam_beta2=0.98, max_grad_norm=1.0, logging_steps=10,
         save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, report_to=[], use_cpu=not cuda,
-        remove_unused_columns=False, dataloader_num_workers=0)
+        remove_unused_columns=False, dataloader_num_workers=0, bf16=cuda and cfg.text_init is not None)
     history = out / "history.jsonl"
     if not resume and history.exists():
         history.unlink()
-    heldout = list(data.make_samples(cfg.eval_n, cfg.eval_seed, data.SyntheticConfig(image_size=cfg.image_size),
-                                     {"polygon": 1.0}, 0.02, decimals=2)) if cfg.eval_steps else []
+    synthetic = cfg.data == "synthetic"
+    if not cfg.eval_steps:
+        heldout = []
+    elif synthetic:
+        heldout = list(data.make_samples(cfg.eval_n, cfg.eval_seed, data.SyntheticConfig(image_size=cfg.image_size),
+                                         {"polygon": 1.0}, 0.02, decimals=2))
+    else:  # the first sentences of RefCOCO val
+        from .refcoco import refer_samples
+
+        heldout = refer_samples(cfg.refer_root, cfg.refer_datasets[0], "val", max_refs=cfg.eval_n)[: cfg.eval_n]
 
     def write(row):
         with history.open("a") as f:
@@ -600,9 +806,14 @@ def train_pixelsail(cfg: PixelSailTrainConfig, resume: bool = False):
                 from .evaluate import score_masks
 
                 r = score_masks(heldout, predict_samples(trainer.model, tok, heldout, desc="held-out"))
-                write({"step": state.global_step, "eval_gIoU": r["gIoU"], "eval_valid_rate": r["valid_rate"]})
+                row = {"step": state.global_step, "eval_gIoU": r["gIoU"], "eval_valid_rate": r["valid_rate"]}
+                if synthetic:
+                    row["eval_vp_accuracy"] = vp_accuracy(trainer.model, tok, cfg.eval_n, cfg.eval_seed,
+                                                          cfg.max_objects)["accuracy"]
+                write(row)
 
-    trainer = _trainer_class()(model=model, args=args, train_dataset=PixelStream(cfg.max_steps * cfg.batch_size, cfg),
+    stream = (PixelStream if synthetic else ReferPixelStream)(cfg.max_steps * cfg.batch_size, cfg)
+    trainer = _trainer_class()(model=model, args=args, train_dataset=stream,
                                data_collator=partial(collate, tok=tok, config=model.config))
     trainer.add_callback(History())
     checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
@@ -622,17 +833,22 @@ def train_pixelsail(cfg: PixelSailTrainConfig, resume: bool = False):
 def vp_accuracy(model, tok, n: int = 100, seed: int = 2000, max_objects: int = 3) -> dict:
     """The visual-prompt question on ``n`` held-out scenes: "What is <Prompt0>?" answered exactly ("the red
     star"). ``chance`` is the accuracy of naming a random object of the scene (mean 1 / objects): what a
-    model that cannot see the region, but knows the scene, would get. Returns accuracy, chance, per-sample."""
+    model that cannot see the region, but knows the scene, would get. Returns accuracy, chance, the share of
+    answers whose colour word / shape word is right (``colour_accuracy``, ``shape_accuracy``), per-sample."""
     from . import data
 
     scene = data.SyntheticConfig(max_objects=max_objects)
     exs = list(make_pixel_samples(n, seed, scene, {"vp_question": 1.0}))
-    right = []
+    right, words = [], []
     for k in range(0, n, 32):
         chunk = exs[k : k + 32]
         out = predict(model, tok, [e.image for e in chunk], [e.prompt for e in chunk], [e.region for e in chunk])
         right += [float(text.strip() == e.answer) for (text, _), e in zip(out, chunk)]
+        words += [(text.strip().split() + ["", "", ""])[1:3] for text, _ in out]
+    truth = [e.answer.split()[1:3] for e in exs]
     return {"accuracy": float(np.mean(right)), "chance": float(np.mean([1 / e.objects for e in exs])),
+            "colour_accuracy": float(np.mean([w[0] == t[0] for w, t in zip(words, truth)])),
+            "shape_accuracy": float(np.mean([w[1] == t[1] for w, t in zip(words, truth)])),
             "per_sample": right, "n": n}
 
 

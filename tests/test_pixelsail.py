@@ -114,6 +114,19 @@ def test_train_resume_save_load_and_eval_cli(tmp_path, capsys):
     assert "PixelSailConfig" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--data", "refcoco"], "needs --refer-root"),
+    (["--init", "a", "--text-init", "b"], "not both"),
+    (["--lora"], "no --lora"),
+    (["--text-init", "/no/such/model"], "no/such/model"),  # transformers' own message names the path
+])
+def test_train_pixelsail_cli_refuses_clearly(tmp_path, capsys, extra, message):
+    from simpleseg_lite.cli import main
+
+    assert main(["train", "--stage", "pixelsail", "--out", str(tmp_path / "x"), "--steps", "1", *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_predict_decodes_a_mask_at_a_generated_seg(tiny):
     model, tok = tiny
     seg, end = model.config.seg_token_id, tok.convert_tokens_to_ids("<|im_end|>")
@@ -143,6 +156,7 @@ def test_judge_reports_every_task_and_the_prompt_question(tiny):
         assert 0 <= r[task]["gIoU"] <= 1 and len(r[task]["per_sample"]) == 2
     vp = r["vp_question"]
     assert 0 <= vp["accuracy"] <= 1 and 1 / 3 <= vp["chance"] <= 1
+    assert vp["accuracy"] <= min(vp["colour_accuracy"], vp["shape_accuracy"])  # exact needs both words
 
 
 def test_ablation_table_pairs_variants_on_the_same_samples():
@@ -157,7 +171,207 @@ def test_ablation_table_pairs_variants_on_the_same_samples():
         task = {"gIoU": float(np.mean(ious)), "per_sample": ious}
         return {"variant": name, "train_wall_s": 60.0, "scores": {
             "polygon": task, "point_polygon": task, "box_polygon": task,
-            "vp_question": {"accuracy": 0.9, "chance": 0.5}}}
+            "vp_question": {"accuracy": 0.9, "chance": 0.5, "colour_accuracy": 1.0, "shape_accuracy": 0.9}}}
 
     text = abl.table([row("learnable", [0.8, 0.6, 0.7]), row("plain", [0.5, 0.4, 0.4])])
-    assert "| plain | 0.433 (-0.267 [" in text and "0.90 (0.50)" in text
+    assert "| plain | 0.433 (-0.267 [" in text and "0.90 / 1.00 / 0.90 (0.50)" in text
+
+
+# --- the full path: a real language model as the single transformer (tiny stand-ins here) ---------------
+REFER = __import__("pathlib").Path(__file__).parent / "fixtures" / "refer"
+TINY_LM = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+           "num_key_value_heads": 2, "max_position_embeddings": 512, "rms_norm_eps": 1e-5}
+
+
+def _save_language_model(folder, kind: str):
+    """A randomly initialized tiny checkpoint of ``kind`` with the lite tokenizer, saved the way a real one is."""
+    from simpleseg_lite.model import TinyConfig, build_tiny_model, build_tokenizer
+
+    torch.manual_seed(0)
+    if kind == "qwen2":
+        from transformers import Qwen2Config, Qwen2ForCausalLM
+
+        tok = build_tokenizer()
+        model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok) + 7, tie_word_embeddings=True, **TINY_LM))
+    elif kind == "qwen2_5_vl":
+        model, processor = build_tiny_model(TinyConfig(hidden_size=64, num_layers=2, intermediate_size=128,
+                                                       vision_hidden_size=32, vision_depth=1, vision_heads=2,
+                                                       vision_intermediate_size=64, vision_fullatt_blocks=(0,),
+                                                       position_fix=False))
+        tok = processor.tokenizer
+    else:  # a model type the full path does not take
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        tok = build_tokenizer()
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), **TINY_LM))
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return model
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "qwen2_5_vl"])
+def test_full_path_carries_the_language_model(tmp_path, kind):
+    source = _save_language_model(tmp_path / "lm", kind).eval()
+    model, tok = ps.from_language_model(tmp_path / "lm", image_size=112, head={"mask_dim": 16,
+                                                                               "upsample_channels": (32, 16, 8)})
+    model.eval()
+    src_lm = source.model.language_model if kind == "qwen2_5_vl" else source.model
+    assert model.config.hidden_size == 64 and model.config.text_init == str(tmp_path / "lm")
+    assert torch.equal(model.lm.layers[1].mlp.down_proj.weight, src_lm.layers[1].mlp.down_proj.weight)
+    # on text the carried transformer computes what the original did (all three mRoPE axes equal)
+    ids = torch.tensor([tok("Please segment the red star.", add_special_tokens=False)["input_ids"]])
+    pos = torch.arange(ids.shape[1])[None]
+    with torch.no_grad():
+        ours = model.lm_head(model.lm(input_ids=ids, position_ids=pos.expand(3, 1, -1)).last_hidden_state)
+        theirs = source(input_ids=ids, position_ids=pos if kind == "qwen2" else None).logits
+    seg = tok.convert_tokens_to_ids(ps.SEG_TOKEN)  # the first added token: the source's vocabulary ends here
+    assert torch.allclose(ours[..., :seg], theirs[..., :seg], atol=1e-5)
+    # the added tokens start at the mean embedding, and the model trains and round-trips
+    assert torch.allclose(model.lm.embed_tokens.weight[seg], src_lm.embed_tokens.weight[: seg].mean(0), atol=1e-6)
+    model.train()
+    out = model(**ps.collate(list(ps.make_pixel_samples(3, 1)), tok, model.config))
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and model.patch_embed.weight.grad is not None
+    model.save_pretrained(tmp_path / "ps")
+    tok.save_pretrained(tmp_path / "ps")
+    again, _ = ps.load(tmp_path / "ps")
+    assert torch.equal(again.lm.layers[0].self_attn.q_proj.weight, model.lm.layers[0].self_attn.q_proj.weight)
+
+
+def test_full_path_refuses_other_model_types(tmp_path):
+    _save_language_model(tmp_path / "llama", "llama")
+    with pytest.raises(ValueError, match="model type 'llama'"):
+        ps.from_language_model(tmp_path / "llama")
+
+
+@pytest.mark.parametrize("shape", [(112, 112), (48, 64), (480, 640)])
+def test_patch_coverage_at_any_size(shape):
+    h, w = shape
+    region = np.zeros(shape, np.uint8)
+    region[h // 2, w - 1] = 1  # one pixel in the last column, half-way down
+    cells = ps.patch_coverage(region, 8)
+    assert cells.shape == (8, 8) and cells.sum() == 1 and cells[4, 7] == 1
+    with pytest.raises(ValueError, match="smaller than"):
+        ps.patch_coverage(np.ones((4, 4), np.uint8), 8)
+
+
+def test_masks_come_back_at_the_image_size(tiny):
+    model, tok = tiny
+    image = np.zeros((60, 80, 3), np.uint8)
+    region = np.zeros((60, 80), np.uint8)
+    region[10:20, 10:30] = 1
+    out = ps.predict(model, tok, [image], ["Please segment <Prompt0>."], [region], max_new_tokens=6)
+    text, mask = out[0]
+    assert mask is None or mask.shape == (60, 80)
+    model.eval()
+    with torch.no_grad():  # force a [SEG] answer: the mask is decoded and resized
+        prefix = ps._prefix_ids(tok, model.config, "Please segment <Prompt0>.")
+        ids = torch.tensor([prefix + tok(ps.SEG_ANSWER, add_special_tokens=False)["input_ids"]])
+        hidden = model.hidden(ps.pixel_values([image], 112), ids, torch.ones_like(ids))
+        logits = model.mask_logits(hidden, ids, (ids == model.config.seg_token_id).float().argmax(1))
+    assert logits.shape == (1, 112, 112)
+
+
+def test_refcoco_pixel_samples_and_training(tmp_path):
+    from simpleseg_lite.refcoco import refer_samples
+
+    sample = refer_samples(REFER, "refcoco", "train")[0]
+    seen = {}
+    for i in range(40):
+        ex = ps.refer_pixel_sample(sample, 56, np.random.default_rng(i))
+        seen[ex.task] = ex
+    assert set(seen) == set(ps.TASK_MIX)
+    assert seen["mask"].image.shape == (56, 56, 3) and seen["mask"].mask.shape == (56, 56) and seen["mask"].mask.any()
+    assert seen["vp_question"].answer == sample.expression and seen["vp_question"].mask is None
+    assert seen["point_mask"].region.sum() == 1
+    cfg = ps.PixelSailTrainConfig(out=str(tmp_path / "run"), data="refcoco", refer_root=str(REFER), max_steps=2,
+                                  batch_size=2, eval_steps=2, eval_n=1, save_steps=2, image_size=56,
+                                  model={"hidden_size": 32, "num_layers": 1, "intermediate_size": 64, "mask_dim": 8,
+                                         "upsample_channels": (16, 8, 8)})
+    folder = ps.train_pixelsail(cfg)
+    rows = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
+    assert any("eval_gIoU" in r for r in rows) and not any("eval_vp_accuracy" in r for r in rows)
+    with pytest.raises(FileNotFoundError, match="no REFER datasets"):
+        ps.ReferPixelStream(2, ps.PixelSailTrainConfig(data="refcoco", refer_root=str(tmp_path)))
+    with pytest.raises(ValueError, match="unknown data"):
+        ps.train_pixelsail(ps.PixelSailTrainConfig(out=str(tmp_path / "x"), data="coco"))
+
+
+def test_encoder_free_arm_writes_text_answers(tiny, tmp_path):
+    """The localization study's encoder-free arm: SimpleSeg's own samples, LM loss only, judged as text."""
+    from simpleseg_lite.evaluate import _answers
+
+    model, tok = tiny
+    exs = list(ps.text_pixel_samples(4, 3, SyntheticConfig(max_objects=1), {"polygon": 1, "box": 1}))
+    assert all(e.mask is None and e.answer.startswith("[") for e in exs)
+    batch = ps.collate(exs, tok, model.config)
+    out = model(**batch)
+    assert not batch["has_mask"].any() and "bce" not in out and torch.isfinite(out["loss"])
+    texts = _answers(model, tok, [e.image for e in exs], [e.prompt for e in exs], 2, 5, "test")
+    assert len(texts) == 4 and all(isinstance(t, str) for t in texts)
+    cfg = ps.PixelSailTrainConfig(out=str(tmp_path / "ef"), max_steps=2, batch_size=2, eval_steps=0, save_steps=2,
+                                  max_objects=1, text_tasks={"point": 1},
+                                  model={"hidden_size": 32, "num_layers": 1, "intermediate_size": 64, "mask_dim": 8,
+                                         "upsample_channels": (16, 8, 8)})
+    rows = [json.loads(line) for line in (ps.train_pixelsail(cfg) / "history.jsonl").read_text().splitlines()]
+    assert all(r.get("bce") is None for r in rows)  # no mask loss was ever computed
+
+
+def test_ablation_reading_says_which_way_and_whether_beyond_noise():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("abl", Path(__file__).parent.parent / "scripts" / "pixelsail_ablations.py")
+    abl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(abl)
+
+    def row(name, ious):
+        task = {"gIoU": float(np.mean(ious)), "per_sample": ious}
+        return {"variant": name, "scores": {"polygon": task, "point_polygon": task, "box_polygon": task}}
+
+    worse = abl.reading([row("learnable", [0.8] * 20), row("plain", [0.5] * 20)])
+    assert "plain − learnable, text→mask: -0.300" in worse and "learnable is better beyond the interval" in worse
+    same = abl.reading([row("learnable", [0.5, 0.7] * 10), row("plain", [0.7, 0.5] * 10)])
+    assert "inside the noise" in same
+
+
+def _positions_image_first(ids, att, image_id, g):
+    """The image-first rule written out token by token: vision (0, row, col), text from g."""
+    pos = torch.zeros(3, *ids.shape, dtype=torch.long)
+    for i in range(ids.shape[0]):
+        valid = att[i].bool()
+        img = (ids[i] == image_id) & valid
+        k = torch.arange(int(img.sum()))
+        pos[1, i, img], pos[2, i, img] = k // g, k % g
+        text = valid & ~img
+        pos[:, i, text] = g + torch.arange(int(text.sum()))
+    return pos
+
+
+@pytest.mark.parametrize("padding", ["right", "left"])
+def test_positions_follow_qwen_rule_for_both_layouts(tiny, padding):
+    model, tok = tiny
+    c = model.config
+    rows = [ps._prefix_ids(tok, c, p) for p in ("Please segment the red star.", "What is <Prompt0>?")]
+    if padding == "left":
+        ids, att = ps._left_pad(rows, tok.pad_token_id)
+    else:
+        ids = torch.full((2, max(map(len, rows))), tok.pad_token_id)
+        att = torch.zeros_like(ids)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)], att[i, : len(r)] = torch.tensor(r), 1
+    assert torch.equal(model.positions(ids, att), _positions_image_first(ids, att, c.image_token_id, c.grid))
+    c.text_first = True
+    try:
+        r = ps._prefix_ids(tok, c, "Please segment the red star.")
+        ids, att = torch.tensor([r]), torch.ones(1, len(r), dtype=torch.long)
+        pos = model.positions(ids, att)[:, 0]
+        first = r.index(c.image_token_id)  # the prompt's tokens come first
+        assert first > 0 and pos[:, :first].tolist() == [list(range(first))] * 3
+        last = first + c.grid**2 - 1
+        assert pos[:, last].tolist() == [first, first + c.grid - 1, first + c.grid - 1]  # bottom-right patch
+        assert pos[:, last + 1].tolist() == [first + c.grid] * 3  # the text after continues past the grid
+        out = model(**ps.collate(list(ps.make_pixel_samples(2, 1)), tok, c))
+        assert torch.isfinite(out["loss"])
+    finally:
+        c.text_first = False

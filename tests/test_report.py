@@ -142,13 +142,48 @@ def test_shape_metrics(answer, tolerance, boundary_f, distance, distance_n):
     assert out["vertex_distance"] == pytest.approx(distance, nan_ok=True)
 
 
+_SQUARE = np.pad(np.ones((20, 20), np.uint8), 10)
+
+
+@pytest.mark.parametrize("mask, boundary_f", [
+    (_SQUARE, 1.0),  # the exact mask
+    (np.roll(_SQUARE, 2, axis=1), 1.0),  # 2 px right: within the 2-px tolerance
+    (None, 0.0),  # no [SEG]: an empty mask
+])
+def test_shape_metrics_of_mask_answers(mask, boundary_f):
+    out = report.shape_metrics([_square_sample()], [mask])
+    assert out["boundary_F"] == pytest.approx(boundary_f) and out["vertex_distance_n"] == 0  # masks have no vertices
+
+
 def test_shape_metrics_skip_non_polygon_samples():
     assert report.shape_metrics([_square_sample("box")], ["[0.25, 0.25, 0.75, 0.75]"])["n"] == 0
 
 
 def test_paper_tables_have_nine_columns():
     paper = report.paper_tables()
-    for task in ("RES", "REC"):
+    for task in report.PUBLISHED:
         for values in paper[task]["rows"].values():
             assert len(values) == len(paper["columns"]) == 9
             assert values[-1] == pytest.approx(np.mean(values[:-1]), abs=0.1)  # Avg. is the mean of the eight
+
+
+def _stage(folder, prefix, steps, wall, evals):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{prefix}summary.json").write_text(json.dumps({"steps": steps, "wall_seconds": wall,
+                                                              "config": {"batch_size": 4}}))
+    (folder / f"{prefix}history.jsonl").write_text("".join(json.dumps({"step": s, "eval_gIoU": g}) + "\n"
+                                                           for s, g in evals) + '{"step": 5, "loss": 1.0}\n')
+
+
+@pytest.mark.parametrize("threshold, reached, minutes, samples", [
+    (0.3, True, 1.0, 40),  # stage 1, step 10 of 20 (2 min over 20 steps)
+    (0.6, True, 2.5, 100),  # stage 2 starts after stage 1's 2 min and 80 samples
+    (0.9, False, 3.0, 120),  # never: the whole chain's cost
+])
+def test_training_curve_and_cost_to_reach(tmp_path, threshold, reached, minutes, samples):
+    _stage(tmp_path / "a", "stage1_", 20, 120, [(10, 0.35), (20, 0.4)])
+    _stage(tmp_path / "b", "", 10, 60, [(5, 0.65), (10, 0.7)])
+    curve = report.training_curve([("a", "stage1_"), ("missing", ""), ("b", "")], tmp_path)
+    assert [r["eval_gIoU"] for r in curve] == [0.35, 0.4, 0.65, 0.7] and curve[0]["skipped"]
+    got = report.cost_to_reach(curve, threshold)
+    assert got["reached"] == reached and got["minutes"] == pytest.approx(minutes) and got["samples"] == samples
