@@ -43,11 +43,48 @@ def combined(names: list[str]) -> tuple[dict, float, str]:
     return cfg, weight, " + ".join(names)
 
 
+VALUE_KEYS = ("x_pred", "y_pred", "x_gt", "y_gt", "polygon_per_sample", "box_per_sample", "point_per_sample")
+
+
+def _train_timed(folder: Path, run, judge_only: bool) -> tuple[bool, float]:
+    """``(resumed, wall seconds)`` of ``run(resume)`` — or, with ``judge_only``, of the arm's earlier run."""
+    if judge_only:  # judge a trained arm again (e.g. after the judge changed); keeps its training record
+        old = json.loads((folder / "arm.json").read_text())
+        return old["resumed"], old["train_wall_s"]
+    resume = (folder / "checkpoints").is_dir()
+    start = time.perf_counter()
+    run(resume)
+    return resume, time.perf_counter() - start
+
+
+def _judge(load, folder: Path, steps: int, n: int, val_seed: int, threads: int) -> tuple[dict, dict, object]:
+    """The judge at both budgets (mid-run checkpoint, end): ``(scores per budget, the end's values, model)``."""
+    import torch
+
+    from simpleseg_lite.localization import localization_scores
+
+    torch.set_num_threads(threads)
+    budgets, values = {}, {}
+    for label, path in ((f"step {steps // 2}", folder / "checkpoints" / f"checkpoint-{steps // 2}"),
+                        (f"step {steps}", folder)):
+        model, processor = load(path)
+        budgets[label] = localization_scores(model, processor, n=n, seed=val_seed, keep_values=True)
+        values = {k: budgets[label].pop(k) for k in VALUE_KEYS}  # the last budget's
+    return budgets, values, model
+
+
+def _record(folder: Path, model, values: dict, **fields) -> dict:
+    row = {**fields, "s_per_step": round(fields["train_wall_s"] / fields["steps"], 2),
+           "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+           "values_at_end": values}  # polygon coordinates at the end (the lattice picture)
+    (folder / "arm.json").write_text(json.dumps(row, indent=1))
+    return row
+
+
 def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, threads: int,
             judge_only: bool = False) -> dict:
     import torch
 
-    from simpleseg_lite.localization import localization_scores
     from simpleseg_lite.model import load_model
     from simpleseg_lite.sft import TrainConfig, train
 
@@ -58,30 +95,11 @@ def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, 
     cfg = TrainConfig(out=str(folder), stage="pretrain", max_steps=steps, batch_size=32, lr=2e-3, warmup_steps=20,
                       seed=seed, threads=threads, max_objects=1, task_mix=MIX, eval_steps=0, save_steps=steps // 2,
                       model=model_cfg, digit_loss=weight)
-    if judge_only:  # judge a trained arm again (e.g. after the judge changed); keeps its training record
-        old = json.loads((folder / "arm.json").read_text())
-        resume, wall = old["resumed"], old["train_wall_s"]
-    else:
-        resume = (folder / "checkpoints").is_dir()
-        start = time.perf_counter()
-        train(cfg, resume=resume)
-        wall = time.perf_counter() - start
-    torch.set_num_threads(threads)
-    budgets = {}
-    values = {}
-    for label, path in ((f"step {steps // 2}", folder / "checkpoints" / f"checkpoint-{steps // 2}"),
-                        (f"step {steps}", folder)):
-        model, processor = load_model(path, dtype=torch.float32)
-        budgets[label] = localization_scores(model, processor, n=n, seed=val_seed, keep_values=True)
-        values = {k: budgets[label].pop(k) for k in ("x_pred", "y_pred", "x_gt", "y_gt", "polygon_per_sample",
-                                                     "box_per_sample", "point_per_sample")}  # the last budget's
-    row = {"arm": name, "what": what, "model": model_cfg, "digit_loss": weight, "steps": steps, "seed": seed,
-           "val_seed": val_seed, "n": n, "threads": threads, "train_wall_s": round(wall, 1),
-           "s_per_step": round(wall / steps, 2), "resumed": resume, "scores": budgets,
-           "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-           "values_at_end": values}  # polygon coordinates at the end (the lattice picture)
-    (folder / "arm.json").write_text(json.dumps(row, indent=1))
-    return row
+    resume, wall = _train_timed(folder, lambda r: train(cfg, resume=r), judge_only)
+    budgets, values, model = _judge(lambda p: load_model(p, dtype=torch.float32), folder, steps, n, val_seed, threads)
+    return _record(folder, model, values, arm=name, what=what, model=model_cfg, digit_loss=weight, steps=steps,
+                   seed=seed, val_seed=val_seed, n=n, threads=threads, train_wall_s=round(wall, 1), resumed=resume,
+                   scores=budgets)
 
 
 def run_encoder_free(out: Path, steps: int, seed: int, val_seed: int, n: int, threads: int,
@@ -90,36 +108,19 @@ def run_encoder_free(out: Path, steps: int, seed: int, val_seed: int, n: int, th
     ``pixelsail.train_pixelsail`` with ``text_tasks`` — the language-model loss on SimpleSeg's answers, no mask."""
     import torch
 
-    from simpleseg_lite.localization import localization_scores
-    from simpleseg_lite.pixelsail import PixelSailLite, PixelSailTrainConfig, load, train_pixelsail
+    from simpleseg_lite.pixelsail import PixelSailLite, PixelSailTrainConfig, train_pixelsail
+    from simpleseg_lite.pixelsail import load as load_pixelsail
 
     folder = out / "encoder_free"
     cfg = PixelSailTrainConfig(out=str(folder), max_steps=steps, batch_size=32, lr=2e-3, warmup_steps=20, seed=seed,
                                threads=threads, max_objects=1, text_tasks=MIX, eval_steps=0, save_steps=steps // 2)
-    if judge_only:
-        old = json.loads((folder / "arm.json").read_text())
-        resume, wall = old["resumed"], old["train_wall_s"]
-    else:
-        resume = (folder / "checkpoints").is_dir()
-        start = time.perf_counter()
-        train_pixelsail(cfg, resume=resume)
-        wall = time.perf_counter() - start
-    torch.set_num_threads(threads)
-    budgets, values = {}, {}
-    _, tok = load(folder)
-    for label, path in ((f"step {steps // 2}", folder / "checkpoints" / f"checkpoint-{steps // 2}"),
-                        (f"step {steps}", folder)):
-        model = PixelSailLite.from_pretrained(path, dtype=torch.float32)  # (trainer checkpoints hold no tokenizer)
-        budgets[label] = localization_scores(model, tok, n=n, seed=val_seed, keep_values=True)
-        values = {k: budgets[label].pop(k) for k in ("x_pred", "y_pred", "x_gt", "y_gt", "polygon_per_sample",
-                                                     "box_per_sample", "point_per_sample")}
-    row = {"arm": "encoder_free", "what": ARMS["encoder_free"][2], "model": {"pixelsail": True}, "digit_loss": 0.0,
-           "steps": steps, "seed": seed, "val_seed": val_seed, "n": n, "threads": threads,
-           "train_wall_s": round(wall, 1), "s_per_step": round(wall / steps, 2), "resumed": resume,
-           "scores": budgets, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-           "values_at_end": values}
-    (folder / "arm.json").write_text(json.dumps(row, indent=1))
-    return row
+    resume, wall = _train_timed(folder, lambda r: train_pixelsail(cfg, resume=r), judge_only)
+    tok = load_pixelsail(folder)[1]  # trainer checkpoints hold no tokenizer
+    budgets, values, model = _judge(lambda p: (PixelSailLite.from_pretrained(p, dtype=torch.float32), tok), folder,
+                                    steps, n, val_seed, threads)
+    return _record(folder, model, values, arm="encoder_free", what=ARMS["encoder_free"][2],
+                   model={"pixelsail": True}, digit_loss=0.0, steps=steps, seed=seed, val_seed=val_seed, n=n,
+                   threads=threads, train_wall_s=round(wall, 1), resumed=resume, scores=budgets)
 
 
 def quiet_bench(names: list[str], threads: int, steps: int = 6) -> dict:

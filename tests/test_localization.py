@@ -96,3 +96,23 @@ def test_paired_difference(a, b, mean, excludes_zero):
     assert r["mean"] == pytest.approx(mean)
     assert (r["ci95"][0] > 0 or r["ci95"][1] < 0) == excludes_zero
     assert r["better"] + r["worse"] <= r["n"] == 50
+
+
+def test_arms_script_records_train_time_and_reuses_it_when_judging_again(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("arms", Path(__file__).parent.parent / "scripts" / "localization_arms.py")
+    arms = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(arms)
+    calls = []
+    resumed, wall = arms._train_timed(tmp_path, calls.append, judge_only=False)
+    assert calls == [False] and not resumed and wall >= 0  # no checkpoints/: a fresh run
+    row = arms._record(tmp_path, torch.nn.Linear(3, 2), {"x_pred": [0.5]}, arm="a", steps=10, train_wall_s=20.0,
+                       resumed=False)
+    assert row["s_per_step"] == 2.0 and row["params_M"] == 0.0 and json.loads((tmp_path / "arm.json").read_text())["arm"] == "a"
+    assert arms._train_timed(tmp_path, calls.append, judge_only=True) == (False, 20.0) and calls == [False]
+    assert "encoder_free" in arms.ARMS
