@@ -49,61 +49,69 @@ VALUE_KEYS = ("x_pred", "y_pred", "x_gt", "y_gt", "polygon_per_sample", "box_per
 def _train_timed(folder: Path, run, judge_only: bool) -> tuple[bool, float]:
     """``(resumed, wall seconds)`` of ``run(resume)`` — or, with ``judge_only``, of the arm's earlier run."""
     if judge_only:  # judge a trained arm again (e.g. after the judge changed); keeps its training record
-        old = json.loads((folder / "arm.json").read_text())
-        return old["resumed"], old["train_wall_s"]
+        record = folder / "arm.json"
+        if record.is_file():
+            old = json.loads(record.read_text())
+            return old["resumed"], old["train_wall_s"]
+        summary = json.loads((folder / "summary.json").read_text())  # trained, never judged: the run's own record
+        return bool(summary.get("resumed")), float(summary["wall_seconds"])
     resume = (folder / "checkpoints").is_dir()
     start = time.perf_counter()
     run(resume)
     return resume, time.perf_counter() - start
 
 
-def _judge(load, folder: Path, steps: int, n: int, val_seed: int, threads: int) -> tuple[dict, dict, object]:
-    """The judge at both budgets (mid-run checkpoint, end): ``(scores per budget, the end's values, model)``."""
+def _judge(load, folder: Path, steps: int, n: int, val_seed: int, threads: int,
+           end_only: bool = False) -> tuple[dict, dict, object]:
+    """The judge at both budgets (mid-run checkpoint, end; ``end_only``: the end alone):
+    ``(scores per budget, the end's values, model)``."""
     import torch
 
     from simpleseg_lite.localization import localization_scores
 
     torch.set_num_threads(threads)
     budgets, values = {}, {}
-    for label, path in ((f"step {steps // 2}", folder / "checkpoints" / f"checkpoint-{steps // 2}"),
-                        (f"step {steps}", folder)):
+    chosen = ((f"step {steps // 2}", folder / "checkpoints" / f"checkpoint-{steps // 2}"), (f"step {steps}", folder))
+    for label, path in chosen[1:] if end_only else chosen:
         model, processor = load(path)
         budgets[label] = localization_scores(model, processor, n=n, seed=val_seed, keep_values=True)
         values = {k: budgets[label].pop(k) for k in VALUE_KEYS}  # the last budget's
     return budgets, values, model
 
 
-def _record(folder: Path, model, values: dict, **fields) -> dict:
+def _record(folder: Path, net, values: dict, **fields) -> dict:
+    """Write ``arm.json``: the fields, s/step, the parameter count of ``net`` and the end's coordinate values."""
     row = {**fields, "s_per_step": round(fields["train_wall_s"] / fields["steps"], 2),
-           "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+           "params_M": round(sum(p.numel() for p in net.parameters()) / 1e6, 2),
            "values_at_end": values}  # polygon coordinates at the end (the lattice picture)
     (folder / "arm.json").write_text(json.dumps(row, indent=1))
     return row
 
 
 def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, threads: int,
-            judge_only: bool = False) -> dict:
+            judge_only: bool = False, end_only: bool = False) -> dict:
     import torch
 
     from simpleseg_lite.model import load_model
     from simpleseg_lite.sft import TrainConfig, train
 
     if name == "encoder_free":
-        return run_encoder_free(out, steps, seed, val_seed, n, threads, judge_only)
+        return run_encoder_free(out, steps, seed, val_seed, n, threads, judge_only, end_only)
     model_cfg, weight, what = combined(name.split("+"))
     folder = out / name
     cfg = TrainConfig(out=str(folder), stage="pretrain", max_steps=steps, batch_size=32, lr=2e-3, warmup_steps=20,
                       seed=seed, threads=threads, max_objects=1, task_mix=MIX, eval_steps=0, save_steps=steps // 2,
                       model=model_cfg, digit_loss=weight)
     resume, wall = _train_timed(folder, lambda r: train(cfg, resume=r), judge_only)
-    budgets, values, model = _judge(lambda p: load_model(p, dtype=torch.float32), folder, steps, n, val_seed, threads)
+    budgets, values, model = _judge(lambda p: load_model(p, dtype=torch.float32), folder, steps, n, val_seed, threads,
+                                    end_only)
     return _record(folder, model, values, arm=name, what=what, model=model_cfg, digit_loss=weight, steps=steps,
                    seed=seed, val_seed=val_seed, n=n, threads=threads, train_wall_s=round(wall, 1), resumed=resume,
                    scores=budgets)
 
 
 def run_encoder_free(out: Path, steps: int, seed: int, val_seed: int, n: int, threads: int,
-                     judge_only: bool = False) -> dict:
+                     judge_only: bool = False, end_only: bool = False) -> dict:
     """The encoder-free arm: the same recipe (single objects, MIX, 300 × 32, lr 2e-3, warm-up 20, seed) through
     ``pixelsail.train_pixelsail`` with ``text_tasks`` — the language-model loss on SimpleSeg's answers, no mask."""
     import torch
@@ -117,7 +125,7 @@ def run_encoder_free(out: Path, steps: int, seed: int, val_seed: int, n: int, th
     resume, wall = _train_timed(folder, lambda r: train_pixelsail(cfg, resume=r), judge_only)
     tok = load_pixelsail(folder)[1]  # trainer checkpoints hold no tokenizer
     budgets, values, model = _judge(lambda p: (PixelSailLite.from_pretrained(p, dtype=torch.float32), tok), folder,
-                                    steps, n, val_seed, threads)
+                                    steps, n, val_seed, threads, end_only)
     return _record(folder, model, values, arm="encoder_free", what=ARMS["encoder_free"][2],
                    model={"pixelsail": True}, digit_loss=0.0, steps=steps, seed=seed, val_seed=val_seed, n=n,
                    threads=threads, train_wall_s=round(wall, 1), resumed=resume, scores=budgets)
@@ -185,6 +193,7 @@ def main() -> None:
     ap.add_argument("--export", metavar="JSON", help="with --table: also write every arm's record to this file")
     ap.add_argument("--quiet-bench", metavar="ARMS", help="comma-separated arms: s/step on a fixed batch, nothing else")
     ap.add_argument("--judge-only", action="store_true", help="judge an arm trained before, without training")
+    ap.add_argument("--end-only", action="store_true", help="judge the end of the run only (not the mid-run budget)")
     args = ap.parse_args()
     if args.quiet_bench:
         print(json.dumps(quiet_bench(args.quiet_bench.split(","), args.threads)))
@@ -200,8 +209,8 @@ def main() -> None:
             Path(args.export).write_text(json.dumps({"mix": MIX, "arms": rows}, indent=1))
         return
     row = run_arm(args.arm, Path(args.out), args.steps, args.seed, args.val_seed, args.n, args.threads,
-                  args.judge_only)
-    print(json.dumps(row, indent=1))
+                  args.judge_only, args.end_only)
+    print(json.dumps({k: v for k, v in row.items() if k != "values_at_end"}, indent=1))
 
 
 if __name__ == "__main__":

@@ -112,7 +112,10 @@ def test_arms_script_records_train_time_and_reuses_it_when_judging_again(tmp_pat
     resumed, wall = arms._train_timed(tmp_path, calls.append, judge_only=False)
     assert calls == [False] and not resumed and wall >= 0  # no checkpoints/: a fresh run
     row = arms._record(tmp_path, torch.nn.Linear(3, 2), {"x_pred": [0.5]}, arm="a", steps=10, train_wall_s=20.0,
-                       resumed=False)
+                       resumed=False, model={"merge_size": 1})  # an arm's record names its model config
     assert row["s_per_step"] == 2.0 and row["params_M"] == 0.0 and json.loads((tmp_path / "arm.json").read_text())["arm"] == "a"
     assert arms._train_timed(tmp_path, calls.append, judge_only=True) == (False, 20.0) and calls == [False]
     assert "encoder_free" in arms.ARMS
+    (tmp_path / "arm.json").unlink()  # trained but never judged: the run's summary.json is the record
+    (tmp_path / "summary.json").write_text(json.dumps({"wall_seconds": 31.5, "resumed": True}))
+    assert arms._train_timed(tmp_path, calls.append, judge_only=True) == (True, 31.5)
