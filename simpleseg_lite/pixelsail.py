@@ -405,15 +405,10 @@ def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None 
     from . import data
 
     scene_cfg = scene_cfg or data.SyntheticConfig()
-    mix = task_mix or TASK_MIX
-    if set(mix) - set(TASK_MIX):
-        raise ValueError(f"unknown Pixel-SAIL task(s) {sorted(set(mix) - set(TASK_MIX))}; known: {sorted(TASK_MIX)}")
-    tasks = list(mix)
-    p = np.array([mix[t] for t in tasks], float)
-    p /= p.sum()
+    _draw_task(np.random.default_rng(0), task_mix)  # an unknown task fails here, before any sample
     for i in range(n):
         rng = np.random.default_rng((seed, i))
-        task = tasks[rng.choice(len(tasks), p=p)]
+        task = _draw_task(rng, task_mix)
         scene, t, ref = data._pick(rng, scene_cfg, needs_expression=task == "mask")
         obj = scene.objects[t]
         region = _region(task, obj.mask)
@@ -421,6 +416,16 @@ def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None 
         yield PixelSample(scene.image, TASK_PROMPTS[task].format(expr=ref[0] if ref else None), answer, task,
                           None if task == "vp_question" else obj.mask, region, len(scene.objects),
                           ref[0] if ref else None)
+
+
+def _draw_task(rng, task_mix: dict | None = None) -> str:
+    """One task drawn from ``task_mix`` (weights; None: ``TASK_MIX``); unknown task names are refused."""
+    mix = task_mix or TASK_MIX
+    if set(mix) - set(TASK_MIX):
+        raise ValueError(f"unknown Pixel-SAIL task(s) {sorted(set(mix) - set(TASK_MIX))}; known: {sorted(TASK_MIX)}")
+    tasks = list(mix)
+    p = np.array([mix[t] for t in tasks], float)
+    return tasks[rng.choice(len(tasks), p=p / p.sum())]
 
 
 def _region(task: str, mask: np.ndarray) -> np.ndarray | None:
@@ -705,12 +710,7 @@ def refer_pixel_sample(sample, image_size: int, rng=None, task_mix: dict | None 
     from pycocotools import mask as mask_utils
 
     rng = rng if rng is not None else np.random.default_rng(0)
-    mix = task_mix or TASK_MIX
-    if set(mix) - set(TASK_MIX):
-        raise ValueError(f"unknown Pixel-SAIL task(s) {sorted(set(mix) - set(TASK_MIX))}; known: {sorted(TASK_MIX)}")
-    tasks = list(mix)
-    p = np.array([mix[t] for t in tasks], float)
-    task = tasks[rng.choice(len(tasks), p=p / p.sum())]
+    task = _draw_task(rng, task_mix)
     image = np.asarray(sample.load_image().resize((image_size, image_size), Image.BICUBIC))
     mask = cv2.resize(mask_utils.decode(sample.gt_rle), (image_size, image_size), interpolation=cv2.INTER_NEAREST)
     if not mask.any():  # a sliver lost in the resize: keep its nearest pixel

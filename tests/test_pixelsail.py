@@ -12,6 +12,18 @@ from simpleseg_lite.data import SyntheticConfig, make_samples
 
 
 @pytest.fixture(scope="module")
+def abl():
+    """scripts/pixelsail_ablations.py as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("abl", Path(__file__).parent.parent / "scripts" / "pixelsail_ablations.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
 def tiny():
     return ps.build_model({"hidden_size": 64, "num_layers": 2, "intermediate_size": 128, "mask_dim": 16,
                            "upsample_channels": (32, 16, 8)}, seed=0)
@@ -159,13 +171,7 @@ def test_judge_reports_every_task_and_the_prompt_question(tiny):
     assert vp["accuracy"] <= min(vp["colour_accuracy"], vp["shape_accuracy"])  # exact needs both words
 
 
-def test_ablation_table_pairs_variants_on_the_same_samples():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("abl", Path(__file__).parent.parent / "scripts" / "pixelsail_ablations.py")
-    abl = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(abl)
+def test_ablation_table_pairs_variants_on_the_same_samples(abl):
 
     def row(name, ious):
         task = {"gIoU": float(np.mean(ious)), "per_sample": ious}
@@ -317,13 +323,7 @@ def test_encoder_free_arm_writes_text_answers(tiny, tmp_path):
     assert all(r.get("bce") is None for r in rows)  # no mask loss was ever computed
 
 
-def test_ablation_reading_says_which_way_and_whether_beyond_noise():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("abl", Path(__file__).parent.parent / "scripts" / "pixelsail_ablations.py")
-    abl = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(abl)
+def test_ablation_reading_says_which_way_and_whether_beyond_noise(abl):
 
     def row(name, ious):
         task = {"gIoU": float(np.mean(ious)), "per_sample": ious}
