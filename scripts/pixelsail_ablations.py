@@ -21,6 +21,14 @@ VARIANTS = {
     "no_injection": ({"inject_prompts": False}, "no visual-prompt injection (<Prompt0> carries no region)"),
     # not in the paper: the prompt before the image, so the vision tokens read the question (grounding)
     "text_first": ({"text_first": True}, "prompt before the image: vision tokens also attend to the question"),
+    # grounding (text→mask on 2–3 objects): the dot-product head collapses to "every object" at lite scale
+    "mlp_decoder": ({"mask_decoder": "mlp"}, "mask logit = MLP([SEG] vector + pixel features), not their dot product"),
+    "multi_only": ({}, "every training scene has 2–3 objects (a distractor always there)", {"min_objects": 2}),
+    "word_tokens": ({"word_tokens": True}, "the scenes' words as single tokens (a colour is one token, not 3–6 letters)"),
+    "word_text_first": ({"word_tokens": True, "text_first": True}, "word tokens, and the prompt before the image"),
+    "token_match": ({"token_match": True}, "+ a full-rank match of [SEG] against each vision token's state"),
+    "token_match_words": ({"token_match": True, "word_tokens": True}, "token match and word tokens"),
+    "mlp_multi": ({"mask_decoder": "mlp"}, "the MLP decoder and 2–3-object training scenes", {"min_objects": 2}),
 }
 TASKS = (("polygon", "text→mask"), ("point_polygon", "point→mask"), ("box_polygon", "box→mask"))
 
@@ -31,15 +39,16 @@ def run_variant(name: str, out: Path, steps: int, seed: int, n: int, threads: in
     from simpleseg_lite.pixelsail import PixelSailTrainConfig, judge, load, train_pixelsail
 
     folder = out / name
+    model_fields, what, *train_fields = VARIANTS[name]
     cfg = PixelSailTrainConfig(out=str(folder), max_steps=steps, seed=seed, threads=threads, eval_steps=0,
-                               save_steps=max(steps // 4, 1), model=VARIANTS[name][0])
+                               save_steps=max(steps // 4, 1), model=model_fields, **(train_fields[0] if train_fields else {}))
     resume = (folder / "checkpoints").is_dir()
     start = time.perf_counter()
     train_pixelsail(cfg, resume=resume)
     wall = time.perf_counter() - start
     torch.set_num_threads(threads)
     model, tok = load(folder)
-    row = {"variant": name, "what": VARIANTS[name][1], "steps": steps, "seed": seed, "threads": threads,
+    row = {"variant": name, "what": what, "steps": steps, "seed": seed, "threads": threads,
            "train_wall_s": round(wall, 1), "resumed": resume, "scores": judge(model, tok, n=n)}
     (folder / "variant.json").write_text(json.dumps(row, indent=1))
     return row
@@ -49,8 +58,8 @@ def table(rows: list[dict], against: str = "learnable") -> str:
     from simpleseg_lite.metrics import paired_difference
 
     ref = next((r for r in rows if r["variant"] == against), None)
-    head = "| variant | " + " | ".join(f"{label} gIoU" for _, label in TASKS) + " | prompt question: exact / colour / shape (chance) | train min |"
-    lines = [head, "|" + "---|" * (len(TASKS) + 3)]
+    head = "| variant | " + " | ".join(f"{label} gIoU" for _, label in TASKS) + " | prompt question: exact / colour / shape (chance) | text→mask on target (chance) | train min (threads) |"
+    lines = [head, "|" + "---|" * (len(TASKS) + 4)]
     for r in rows:
         s = r["scores"]
         cells = []
@@ -60,11 +69,15 @@ def table(rows: list[dict], against: str = "learnable") -> str:
                 d = paired_difference(ref["scores"][task]["per_sample"], s[task]["per_sample"])
                 cell += f" ({d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}])"
             cells.append(cell)
-        vp = s["vp_question"]
+        vp, g = s["vp_question"], s.get("grounding")
+        on_target = f"{g['share_on_target']:.2f} ({g['chance_share']:.2f})" if g else "—"
         lines.append(f"| {r['variant']} | " + " | ".join(cells) +
                      f" | {vp['accuracy']:.2f} / {vp.get('colour_accuracy', float('nan')):.2f} / "
-                     f"{vp.get('shape_accuracy', float('nan')):.2f} ({vp['chance']:.2f}) | {r['train_wall_s'] / 60:.1f} |")
-    return "\n".join(lines) + f"\n\nIn brackets: paired difference from '{against}' on the same validation samples (95% CI)."
+                     f"{vp.get('shape_accuracy', float('nan')):.2f} ({vp['chance']:.2f}) | {on_target} | "
+                     f"{r['train_wall_s'] / 60:.1f} ({r.get('threads', '?')}) |")
+    return "\n".join(lines) + (f"\n\nIn brackets: paired difference from '{against}' on the same validation samples (95% CI). "
+                               "On target: the share of the mask's object pixels on the referred object in 2–3-object "
+                               "scenes (pixelsail.grounding; chance: what masking every object alike gives).")
 
 
 def reading(rows: list[dict], against: str = "learnable") -> str:
@@ -95,9 +108,24 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--n", type=int, default=100, help="validation samples per task (seed 2000)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--grounding", default=None, help="add pixelsail.grounding to every judged variant in this folder "
+                    "that lacks it (variants judged before it existed)")
     ap.add_argument("--table", default=None, help="print the table of the judged variants in this folder")
     ap.add_argument("--export", default=None, help="with --table: write rows + table as JSON (notebook 08)")
     args = ap.parse_args()
+    if args.grounding:
+        import torch
+
+        from simpleseg_lite.pixelsail import grounding, load
+
+        torch.set_num_threads(args.threads)
+        for p in sorted(Path(args.grounding).glob("*/variant.json")):
+            row = json.loads(p.read_text())
+            if "grounding" not in row["scores"]:
+                row["scores"]["grounding"] = grounding(*load(p.parent), n=args.n)
+                p.write_text(json.dumps(row, indent=1))
+                print(p.parent.name, {k: v for k, v in row["scores"]["grounding"].items()})
+        return
     if args.table:
         rows = [json.loads(p.read_text()) for p in sorted(Path(args.table).glob("*/variant.json"))]
         text = table(rows)

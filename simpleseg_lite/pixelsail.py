@@ -35,6 +35,10 @@ Departures from the paper, and why:
   The full path (``from_language_model``) puts a real Qwen2 / Qwen2.5 language model's weights into the same
   class (``PixelSailConfig.text_init`` records which) and trains on RefCOCO/+/g (``ReferPixelStream``); that
   model has never seen a patch, where the paper starts from an encoder-free MLLM pre-trained on images.
+* **Switches that are not the paper's**, off by default, measured as ablations in notebook 08 §4:
+  ``token_match`` (a full-rank ⟨M·h_[SEG], h_vision⟩ added to the head's logits on the token grid — the dot-
+  product head trained from scratch collapses to "every object", see ``mask_logits``), ``word_tokens`` (the
+  scenes' words as single tokens, as a BPE vocabulary has them), ``mask_decoder = "mlp"`` and ``text_first``.
 
 Taught in ``notebooks/08_pixel_sail.py``.
 """
@@ -56,19 +60,47 @@ SEG_ANSWER = f"It is {SEG_TOKEN}."
 MASK_LOSS_WEIGHTS = {"bce": 2.0, "dice": 0.5, "lm_with_mask": 0.1}  # the paper's
 
 
-def build_tokenizer():
+def scene_words() -> list[str]:
+    """Every word the synthetic scenes' prompts and answers use: colours, shape names, the referring
+    phrases' words and the task prompts' (``word_tokens``)."""
+    import re
+
+    from .data import COLOURS, SHAPES
+    from .referring import PHRASES
+
+    text = " ".join([*COLOURS, *SHAPES, "shape", "object", *(p for ps in PHRASES.values() for p in ps),
+                     *TASK_PROMPTS.values(), SEG_ANSWER])
+    text = re.sub(r"<[^>]*>|\[SEG\]|\{\w*\}", " ", text)  # the special tokens and the templates' slots
+    return sorted(set(re.findall(r"[A-Za-z]+", text)))
+
+
+def build_tokenizer(word_tokens: bool = False):
     """``model.build_tokenizer`` (characters + Qwen's special tokens) plus ``[SEG]`` and ``<Prompt0..3>``,
-    each one token."""
+    each one token. ``word_tokens``: also each of ``scene_words()`` as one token when it stands as a whole
+    word ("green" is one token, "greenish" stays characters) — what a real BPE vocabulary does for common
+    words. Spelled out in characters, a colour word is 3–6 tokens that a 6-layer model trained from scratch
+    must first assemble before it can match them to the image (see ``PixelSailConfig.word_tokens``)."""
+    from tokenizers import AddedToken
+
     from .model import build_tokenizer as base
 
     tok = base()
     tok.add_tokens([SEG_TOKEN, *PROMPT_TOKENS], special_tokens=True)
+    if word_tokens:
+        tok.add_tokens([AddedToken(w, single_word=True, normalized=False) for w in scene_words()])
     return tok
+
+
+MASK_DECODERS = ("dot", "mlp")
 
 
 class PixelSailConfig(PretrainedConfig):
     """Sizes of the single transformer and the mask head. ``upsample_blocks = 0``: the plain baseline;
-    ``inject_prompts = False``: visual prompts are ignored (the injection ablation); ``text_first = True``:
+    ``inject_prompts = False``: visual prompts are ignored (the injection ablation); ``mask_decoder``: "dot" (the
+    paper's: mask logit = ⟨MLP(h_[SEG]), MLP(pixel)⟩) or "mlp" (a lite departure: the [SEG] vector is added to
+    every pixel's features and a two-layer 1×1-conv MLP reads the logit — see ``mask_logits``); ``word_tokens``:
+    the lite tokenizer also has the scenes' words as tokens (``build_tokenizer``; a real LM's BPE already
+    does this, so ``from_language_model`` ignores it); ``text_first = True``:
     the prompt comes before the image, so the vision tokens — causal towards the text, bidirectional among
     themselves — also read the question (a departure from the paper's image-first layout, an ablation)."""
 
@@ -78,7 +110,8 @@ class PixelSailConfig(PretrainedConfig):
                  intermediate_size=768, vocab_size=120, upsample_blocks=3, upsample_channels=(128, 64, 32),
                  mask_dim=64, inject_prompts=True, seg_token_id=0, prompt_token_ids=(), image_token_id=0,
                  pad_token_id=0, eos_token_id=0, rope_theta=10000.0, rms_norm_eps=1e-6, mrope_section=None,
-                 max_position_embeddings=1024, text_init=None, text_first=False, **kwargs):
+                 max_position_embeddings=1024, text_init=None, text_first=False, mask_decoder="dot", word_tokens=False,
+                 token_match=False, **kwargs):
         super().__init__(pad_token_id=pad_token_id, eos_token_id=eos_token_id, **kwargs)
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
@@ -92,6 +125,11 @@ class PixelSailConfig(PretrainedConfig):
         self.mrope_section = list(mrope_section) if mrope_section else None
         self.text_init = text_init  # the language model the transformer started from (None: from scratch)
         self.text_first = text_first  # the user's prompt before the image tokens (see _prefix_ids)
+        if mask_decoder not in MASK_DECODERS:
+            raise ValueError(f"mask_decoder must be one of {MASK_DECODERS}, got {mask_decoder!r}")
+        self.mask_decoder = mask_decoder
+        self.word_tokens = word_tokens  # the tokenizer has the scenes' words as tokens (build_tokenizer)
+        self.token_match = token_match  # + ⟨M·h_[SEG], h_vision⟩ on the token grid (mask_logits)
 
     @property
     def grid(self) -> int:
@@ -164,6 +202,11 @@ class PixelSailLite(PreTrainedModel):
         self.upsample = nn.Sequential(*[UpsampleBlock(a, b) for a, b in zip(chans, chans[1:])])
         self.pixel_mlp = _mlp(chans[-1], config.mask_dim, conv=True)
         self.seg_mlp = _mlp(c, config.mask_dim)
+        if config.token_match:
+            self.match = nn.Linear(c, c, bias=False)  # M of the token-grid match
+        if config.mask_decoder == "mlp":
+            self.mask_mlp = nn.Sequential(nn.GELU(), nn.Conv2d(config.mask_dim, config.mask_dim, 1), nn.GELU(),
+                                          nn.Conv2d(config.mask_dim, 1, 1))
         self.post_init()
 
     # --- inputs ------------------------------------------------------------------------------------
@@ -231,9 +274,31 @@ class PixelSailLite(PreTrainedModel):
         return self.pixel_mlp(self.upsample(vision))
 
     def mask_logits(self, hidden, input_ids, seg_index) -> torch.Tensor:
-        """(B, H, W) logits from the hidden state at ``seg_index`` (B,) and the pixel features."""
+        """(B, H, W) logits from the hidden state at ``seg_index`` (B,) and the pixel features.
+
+        "dot" (the paper's): logit = ⟨s, f(x)⟩. Trained from scratch at lite scale it collapses: the gradient
+        on f(x) is (σ − y)·s, so while s barely depends on the prompt every pixel feature is pushed along one
+        direction, s gets gradients only along it too, and the head settles on "every object" (measured on the
+        first lite checkpoint: the second singular value of the pixel features is 7% of the first, and on 2–3-object
+        scenes 43% of the predicted pixels fall on the target — what segmenting all objects gives).
+        "mlp": logit = MLP(s + f(x)), so which direction f(x) is pushed depends on s through the MLP's gates.
+        ``token_match`` (a lite departure) adds ⟨M·h_[SEG], h_v⟩ / √C for every vision token v, resized to the
+        head's map: the last-layer vision states keep each object's colour (a linear probe reads it on 100% of
+        objects, while the collapsed head's pixel features give 30%, chance 23%), and the loss is convex in the
+        full matrix M, so no factorization has to escape the "every object" saddle first."""
         seg = self.seg_mlp(hidden[torch.arange(hidden.shape[0]), seg_index])  # B, D
-        logits = torch.einsum("bd,bdhw->bhw", seg, self.mask_features(hidden, input_ids))
+        feats = self.mask_features(hidden, input_ids)  # B, D, h', w'
+        if self.config.mask_decoder == "mlp":
+            logits = self.mask_mlp(feats + seg[:, :, None, None])[:, 0]
+        else:
+            logits = torch.einsum("bd,bdhw->bhw", seg, feats)
+        if self.config.token_match:  # which token: the [SEG] state against each vision state, full rank
+            g = self.config.grid
+            vision = hidden[input_ids == self.config.image_token_id].reshape(hidden.shape[0], g, g, -1)
+            query = self.match(hidden[torch.arange(hidden.shape[0]), seg_index])  # B, C
+            coarse = torch.einsum("bc,bhwc->bhw", query, vision) / vision.shape[-1] ** 0.5
+            logits = logits + F.interpolate(coarse[:, None], size=logits.shape[-2:], mode="bilinear",
+                                            align_corners=False)[:, 0]
         size = self.config.image_size
         return F.interpolate(logits[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
 
@@ -269,7 +334,7 @@ def build_model(cfg: dict | None = None, seed: int = 0) -> tuple[PixelSailLite, 
     """A fresh Pixel-SAIL-lite and its tokenizer: ``(model, tokenizer)``. ``cfg``: ``PixelSailConfig`` fields."""
     from .model import IMAGE_TOKEN
 
-    tok = build_tokenizer()
+    tok = build_tokenizer(bool((cfg or {}).get("word_tokens")))
     torch.manual_seed(seed)
     config = PixelSailConfig(vocab_size=len(tok), seg_token_id=tok.convert_tokens_to_ids(SEG_TOKEN),
                              prompt_token_ids=tok.convert_tokens_to_ids(list(PROMPT_TOKENS)),
@@ -333,7 +398,7 @@ def from_language_model(path, image_size: int = 448, patch_size: int = 14, dtype
         text_init=str(path), seg_token_id=tok.convert_tokens_to_ids(SEG_TOKEN),
         prompt_token_ids=tok.convert_tokens_to_ids(list(PROMPT_TOKENS)),
         image_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN), pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id, **(head or {}))
+        eos_token_id=tok.eos_token_id, **{k: v for k, v in (head or {}).items() if k != "word_tokens"})  # its own BPE has words
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype or torch.float32)  # build in the target precision (a 3B model: 6 GB, not 12)
     try:
@@ -632,6 +697,7 @@ class PixelSailTrainConfig:
     eval_seed: int = 999
     image_size: int = 112
     max_objects: int = 3
+    min_objects: int = 1  # 2: every training scene has a distractor (evaluation keeps 1–3)
     task_mix: dict | None = None  # None: TASK_MIX
     model: dict | None = None  # PixelSailConfig fields of a fresh model, e.g. {"upsample_blocks": 0}
     # the full path: a real language model as the transformer, trained on RefCOCO-family data
@@ -653,7 +719,8 @@ class PixelStream(torch.utils.data.Dataset):
         from . import data
 
         self.length, self.cfg = length, cfg
-        self.scene = data.SyntheticConfig(image_size=cfg.image_size, max_objects=cfg.max_objects)
+        self.scene = data.SyntheticConfig(image_size=cfg.image_size, min_objects=cfg.min_objects,
+                                          max_objects=cfg.max_objects)
 
     def __len__(self):
         return self.length
@@ -852,6 +919,50 @@ def vp_accuracy(model, tok, n: int = 100, seed: int = 2000, max_objects: int = 3
             "per_sample": right, "n": n}
 
 
+def grounding(model, tok, n: int = 96, seed: int = 2000, batch_size: int = 32) -> dict:
+    """Does text→mask pick the referred object, or every object? On ``n`` scenes of 2–3 objects, the share of
+    the predicted mask's object pixels that lie on the target (``share_on_target``: 1 = only the target;
+    about 1 / objects = all of them alike), how often the target holds the most (``target_is_largest``), how
+    often the mask covers ≥ half of the target *and* ≥ half of a distractor (``covers_several``), and the
+    pixel features' spectrum (``feature_rank``: singular values 2 and 3 over the first, of the head's
+    per-pixel features pooled over the scenes; near 0 = the head has collapsed to one direction)."""
+    from . import data
+
+    cfg = data.SyntheticConfig(image_size=model.config.image_size, min_objects=2, max_objects=3)
+    scenes, prompts = [], []
+    for i in range(n):
+        scene, t, ref = data._pick(np.random.default_rng((seed, i)), cfg)
+        scenes.append((scene, t))
+        prompts.append(TASK_PROMPTS["mask"].format(expr=ref[0]))
+    share, largest, several, feats = [], [], [], []
+    for k in range(0, n, batch_size):
+        chunk, texts = scenes[k : k + batch_size], prompts[k : k + batch_size]
+        for (scene, t), (_, mask) in zip(chunk, predict(model, tok, [sc.image for sc, _ in chunk], texts)):
+            mask = np.zeros_like(scene.objects[t].mask) if mask is None else mask
+            on = np.array([(mask.astype(bool) & o.mask.astype(bool)).sum() for o in scene.objects], float)
+            cover = on / np.array([max(o.mask.sum(), 1) for o in scene.objects])
+            share.append(on[t] / on.sum() if on.sum() else 0.0)
+            largest.append(float(on.sum() > 0 and on.argmax() == t))
+            several.append(float(cover[t] >= 0.5 and np.delete(cover, t).max() >= 0.5))
+    exs = [PixelSample(sc.image, p, SEG_ANSWER, "mask", sc.objects[t].mask, None, len(sc.objects))
+           for (sc, t), p in zip(scenes[:batch_size], prompts[:batch_size])]
+    batch = collate(exs, tok, model.config)
+    dev = model.patch_embed.weight.device
+    batch = {k: v.to(dev) for k, v in batch.items()}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        h = model.hidden(batch["pixel_values"], batch["input_ids"], batch["attention_mask"], batch["prompt_regions"])
+        f = model.mask_features(h, batch["input_ids"]).float()
+    model.train(was_training)
+    f = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
+    sv = torch.linalg.svdvals(f - f.mean(0)).cpu().numpy()
+    return {"share_on_target": float(np.mean(share)), "target_is_largest": float(np.mean(largest)),
+            "covers_several": float(np.mean(several)), "chance_share": float(np.mean([1 / len(sc.objects)
+                                                                                  for sc, _ in scenes])),
+            "feature_rank": [float(sv[1] / sv[0]), float(sv[2] / sv[0])], "n": n}
+
+
 def judge(model, tok, n: int = 100, seed: int = 2000) -> dict:
     """Validation scores of one Pixel-SAIL-lite: gIoU on text→mask, point→mask and box→mask (the polygon
     models' samples of those tasks, 1–3 objects) and the visual-prompt question's accuracy, per sample too."""
@@ -864,6 +975,7 @@ def judge(model, tok, n: int = 100, seed: int = 2000) -> dict:
         out[task] = {"gIoU": r["gIoU"], "cIoU": r["cIoU"], "valid_rate": r["valid_rate"],
                      "per_sample": [row["iou"] for row in r["rows"]]}
     out["vp_question"] = vp_accuracy(model, tok, n, seed)
+    out["grounding"] = grounding(model, tok, n, seed)
     return out
 
 
@@ -878,13 +990,16 @@ def write_model_card(folder, command: str, metrics: dict, notes: str = ""):
     cfg, model_cfg = summary["config"], json.loads((folder / "config.json").read_text())
     size_mb = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6
     rows = "\n".join(f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
+    lite = {"token_match": False, "word_tokens": False, "mask_decoder": "dot", "text_first": False}
+    switches = ", ".join(f"`{k}={model_cfg[k]}`" for k, v in lite.items() if model_cfg.get(k, v) != v)
     text = f"""# lite-pixelsail — Pixel-SAIL-lite ({summary['params_M']}M parameters, {size_mb:.1f} MB of safetensors)
 
 One transformer (`Qwen2_5_VLTextModel`, hidden {model_cfg['hidden_size']}, {model_cfg['num_layers']} layers) over
 {model_cfg['patch_size']}-px patches and text, a `[SEG]` token decoded by {model_cfg['upsample_blocks']} learnable
 upsampling blocks, `<Prompt0..3>` injection {'on' if model_cfg['inject_prompts'] else 'off'}
-(`simpleseg_lite/pixelsail.py`). Trained from scratch by simpleseg-lite's own code on synthetic scenes with
-1–{cfg['max_objects']} objects; task mix `{cfg['task_mix'] or dict(TASK_MIX)}`.
+(`simpleseg_lite/pixelsail.py`). Switches that are not the paper's: {switches or 'none'}. Trained from scratch by
+simpleseg-lite's own code on synthetic scenes with {cfg.get('min_objects', 1)}–{cfg['max_objects']} objects; task mix
+`{cfg['task_mix'] or dict(TASK_MIX)}`.
 
 ## Regenerate
 

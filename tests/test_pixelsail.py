@@ -163,7 +163,7 @@ def test_predict_decodes_a_mask_at_a_generated_seg(tiny):
 def test_judge_reports_every_task_and_the_prompt_question(tiny):
     model, tok = tiny
     r = ps.judge(model, tok, n=2)
-    assert set(r) == {"polygon", "point_polygon", "box_polygon", "vp_question"}
+    assert set(r) == {"polygon", "point_polygon", "box_polygon", "vp_question", "grounding"}
     for task in ("polygon", "point_polygon", "box_polygon"):
         assert 0 <= r[task]["gIoU"] <= 1 and len(r[task]["per_sample"]) == 2
     vp = r["vp_question"]
@@ -179,8 +179,11 @@ def test_ablation_table_pairs_variants_on_the_same_samples(abl):
             "polygon": task, "point_polygon": task, "box_polygon": task,
             "vp_question": {"accuracy": 0.9, "chance": 0.5, "colour_accuracy": 1.0, "shape_accuracy": 0.9}}}
 
-    text = abl.table([row("learnable", [0.8, 0.6, 0.7]), row("plain", [0.5, 0.4, 0.4])])
+    grounded = row("word_tokens", [0.9, 0.7, 0.8])
+    grounded["scores"]["grounding"] = {"share_on_target": 0.81, "chance_share": 0.42}
+    text = abl.table([row("learnable", [0.8, 0.6, 0.7]), row("plain", [0.5, 0.4, 0.4]), grounded])
     assert "| plain | 0.433 (-0.267 [" in text and "0.90 / 1.00 / 0.90 (0.50)" in text
+    assert "| 0.81 (0.42) |" in text and text.count("| — |") == 2  # no grounding judged: a dash
 
 
 # --- the full path: a real language model as the single transformer (tiny stand-ins here) ---------------
@@ -375,3 +378,135 @@ def test_positions_follow_qwen_rule_for_both_layouts(tiny, padding):
         assert torch.isfinite(out["loss"])
     finally:
         c.text_first = False
+
+
+@pytest.mark.parametrize("decoder", ["dot", "mlp"])
+def test_mask_decoders_and_why_the_dot_product_collapses(decoder):
+    """The dot decoder's gradient on the pixel features is the [SEG] vector at every pixel (one direction per
+    image: the collapse mechanism); the MLP decoder's varies from pixel to pixel."""
+    model, tok = ps.build_model({"hidden_size": 64, "num_layers": 2, "intermediate_size": 128, "mask_dim": 16,
+                                 "upsample_channels": (32, 16, 8), "mask_decoder": decoder}, seed=0)
+    batch = ps.collate(list(ps.make_pixel_samples(2, 3, task_mix={"mask": 1.0})), tok, model.config)
+    assert torch.isfinite(model(**batch)["loss"])
+    torch.manual_seed(0)  # features and [SEG] vectors of order one, as after some training (at init both are ~0.02)
+    feats = torch.randn(2, 16, 8, 8, requires_grad=True)
+    seg = torch.randn(2, 16)
+    logits = (model.mask_mlp(feats + seg[:, :, None, None])[:, 0] if decoder == "mlp"
+              else torch.einsum("bd,bdhw->bhw", seg, feats))
+    logits.sum().backward()
+    grads = feats.grad[0].flatten(1).T  # pixels × mask_dim
+    sv = torch.linalg.svdvals(grads)
+    assert (sv[1] / sv[0] < 1e-5) == (decoder == "dot")
+
+
+def test_unknown_mask_decoder_is_refused():
+    with pytest.raises(ValueError, match="mask_decoder must be one of"):
+        ps.PixelSailConfig(mask_decoder="attention")
+
+
+@pytest.mark.parametrize("answer, share, largest, several", [
+    ("target", 1.0, 1.0, 0.0),  # only the referred object
+    ("all", None, 0.0, 1.0),  # every object alike: the collapsed head
+    ("none", 0.0, 0.0, 0.0),  # no [SEG]: an empty mask
+])
+def test_grounding_tells_the_target_from_every_object(tiny, monkeypatch, answer, share, largest, several):
+    from simpleseg_lite import data
+
+    cfg = data.SyntheticConfig(min_objects=2, max_objects=3)
+    scenes = {i: data._pick(np.random.default_rng((5, i)), cfg) for i in range(6)}
+
+    def fake_predict(model, tok, images, prompts, regions=None, **kw):
+        out = []
+        for im in images:  # the same (seed, i) draws the same scene: find it by its image
+            scene, t, _ = next(v for v in scenes.values() if np.array_equal(v[0].image, im))
+            union = np.max([o.mask for o in scene.objects], axis=0)
+            out.append(("It is [SEG].", {"target": scene.objects[t].mask, "all": union, "none": None}[answer]))
+        return out
+
+    monkeypatch.setattr(ps, "predict", fake_predict)
+    r = ps.grounding(*tiny, n=6, seed=5, batch_size=4)
+    assert r["n"] == 6 and 1 / 3 <= r["chance_share"] <= 1 / 2
+    if share is not None:
+        assert r["share_on_target"] == pytest.approx(share)
+    else:
+        assert r["share_on_target"] < 0.8
+    assert r["target_is_largest"] <= 1 and r["covers_several"] == pytest.approx(several)
+    if answer != "all":
+        assert r["target_is_largest"] == pytest.approx(largest)
+    assert len(r["feature_rank"]) == 2 and all(0 <= v <= 1 for v in r["feature_rank"])
+
+
+def test_min_objects_gives_every_training_scene_a_distractor():
+    stream = ps.PixelStream(12, ps.PixelSailTrainConfig(min_objects=2))
+    assert all(stream[i].objects >= 2 for i in range(12))
+
+
+@pytest.mark.parametrize("text, tokens", [
+    ("the green square", ["the", " ", "green", " ", "square"]),
+    ("greenish", list("greenish")),  # only whole words
+    ("It is [SEG].", ["It", " ", "is", " ", "[SEG]", "."]),
+    ("What is <Prompt0>?", ["What", " ", "is", " ", "<Prompt0>", "?"]),
+])
+def test_word_tokens(text, tokens):
+    tok = ps.build_tokenizer(word_tokens=True)
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.convert_ids_to_tokens(ids) == tokens and tok.decode(ids) == text
+    assert len(ps.build_tokenizer()(text, add_special_tokens=False)["input_ids"]) >= len(ids)
+
+
+def test_scene_words_cover_the_prompts_and_no_special_token():
+    from simpleseg_lite.data import COLOURS, SHAPES
+
+    words = ps.scene_words()
+    assert set(COLOURS) | set(SHAPES) | {"leftmost", "above", "segment"} <= set(words)
+    assert not {"SEG", "Prompt", "expr"} & set(words)
+
+
+def test_word_token_model_saves_and_loads(tmp_path):
+    model, tok = ps.build_model({"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1,
+                                 "intermediate_size": 64, "mask_dim": 8, "upsample_channels": (16, 8, 8),
+                                 "word_tokens": True})
+    assert model.config.vocab_size == len(tok) > len(ps.build_tokenizer())
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    again, tok2 = ps.load(tmp_path)
+    text = "Please segment the leftmost red star."
+    assert tok2(text)["input_ids"] == tok(text)["input_ids"] and again.config.word_tokens
+
+
+def test_token_match_adds_a_full_rank_term_that_trains_and_round_trips(tmp_path):
+    small = {"hidden_size": 64, "num_layers": 2, "intermediate_size": 128, "mask_dim": 16,
+             "upsample_channels": (32, 16, 8)}
+    plain, tok = ps.build_model(small, seed=0)
+    model, _ = ps.build_model({**small, "token_match": True}, seed=0)
+    batch = ps.collate(list(ps.make_pixel_samples(4, 1, task_mix={"mask": 1.0})), tok, model.config)
+    out = model(**batch)
+    out["loss"].backward()
+    assert model.match.weight.grad.abs().sum() > 0 and not hasattr(plain, "match")
+    with torch.no_grad():  # M = 0 gives back the dot-product head exactly
+        model.match.weight.zero_()
+        hidden = model.hidden(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
+        seg_index = (batch["input_ids"] == model.config.seg_token_id).float().argmax(1)
+        base = torch.einsum("bd,bdhw->bhw", model.seg_mlp(hidden[torch.arange(4), seg_index]),
+                            model.mask_features(hidden, batch["input_ids"]))
+        base = torch.nn.functional.interpolate(base[:, None], size=(112, 112), mode="bilinear", align_corners=False)[:, 0]
+        assert torch.allclose(model.mask_logits(hidden, batch["input_ids"], seg_index), base, atol=1e-5)
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    again, _ = ps.load(tmp_path)
+    assert again.config.token_match and torch.equal(again.match.weight, model.match.weight)
+
+
+@pytest.mark.parametrize("fields, says", [({}, "not the paper's: none"),
+                                          ({"token_match": True, "word_tokens": True},
+                                           "`token_match=True`, `word_tokens=True`")])
+def test_model_card_names_the_lite_switches(tmp_path, fields, says):
+    from dataclasses import asdict
+
+    model, tok = ps.build_model({"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1,
+                                 "intermediate_size": 64, "mask_dim": 8, "upsample_channels": (16, 8, 8), **fields})
+    model.save_pretrained(tmp_path)
+    (tmp_path / "summary.json").write_text(json.dumps({"config": asdict(ps.PixelSailTrainConfig()), "params_M": 0.1,
+                                                       "wall_seconds": 60.0, "torch_threads": 2}))
+    text = ps.write_model_card(tmp_path, "simpleseg-lite train --stage pixelsail", {"gIoU": 0.5}).read_text()
+    assert says in text and "| gIoU | 0.500 |" in text and "1–3 objects" in text
