@@ -28,6 +28,20 @@ VARIANTS = {
     "word_text_first": ({"word_tokens": True, "text_first": True}, "word tokens, and the prompt before the image"),
     "token_match": ({"token_match": True}, "+ a full-rank match of [SEG] against each vision token's state"),
     "token_match_words": ({"token_match": True, "word_tokens": True}, "token match and word tokens"),
+    # the vision states carry almost no absolute position (rotary positions act only inside attention)
+    "sincos_pos": ({"vision_position": "sincos"}, "a fixed 2-D sinusoidal position code added to every patch"),
+    "learned_pos": ({"vision_position": "learned"}, "a learned absolute position embedding added to every patch"),
+    "sincos_match_words": ({"vision_position": "sincos", "token_match": True, "word_tokens": True},
+                           "sinusoidal position code, token match and word tokens"),
+    # which object: a signal through the language-model loss, and the simplest grounding problem alone
+    "named_match_words": ({"token_match": True, "word_tokens": True}, "token match, word tokens, and text→mask "
+                          "answers that name the object: 'It is the red star [SEG].'", {"named_answers": True}),
+    "select": ({"select_loss": 1.0}, "+ a per-image softmax over pixels (selection_loss, weight 1) beside BCE and Dice"),
+    "select_match_words": ({"select_loss": 1.0, "token_match": True, "word_tokens": True},
+                           "selection loss, token match and word tokens"),
+    "attribute_match_words": ({"token_match": True, "word_tokens": True}, "token match, word tokens, trained on "
+                              "attribute expressions only ('the red star', 'the star')",
+                              {"expression_mix": {"attribute": 1.0}}),
 }
 TASKS = (("polygon", "text→mask"), ("point_polygon", "point→mask"), ("box_polygon", "box→mask"))
 

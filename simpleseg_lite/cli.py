@@ -119,7 +119,8 @@ def _segment(args) -> None:
 
 PIXELSAIL_FIELDS = ("patch_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
                     "upsample_blocks", "upsample_channels", "mask_dim", "inject_prompts", "mask_decoder", "word_tokens",
-                    "token_match", "text_first")
+                    "token_match", "text_first", "vision_position",
+                    "select_loss")
 
 
 def _model_config(text: str | None, stage: str = "sft") -> dict:
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decimals", type=int, default=2, help="decimals of answer coordinates (paper and full path: 3)")
     p.add_argument("--model-config", default=None,
                    help='JSON of model.TinyConfig fields for a fresh model, e.g. \'{"patch_stem": "conv"}\'')
+    p.add_argument("--named-answers", action="store_true",
+                   help="--stage pixelsail: text→mask answers name the object first, 'It is the red star [SEG].'")
     p.add_argument("--digit-loss", type=float, default=0.0,
                    help="weight of the ordinal loss on coordinate digits beside cross-entropy (0: off)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -311,18 +314,23 @@ def run(args) -> int:
             raise CLIError("--data refcoco needs --refer-root PATH (the REFER layout, see simpleseg_lite/refcoco.py)")
         if args.init and args.text_init:
             raise CLIError("give --init (a Pixel-SAIL checkpoint to continue) or --text-init (a language model), not both")
+        if args.named_answers and args.data != "synthetic":
+            raise CLIError("--named-answers names the synthetic object's colour and shape; it needs --data synthetic")
         cfg = PixelSailTrainConfig(out=args.out, init=args.init, max_steps=args.steps, batch_size=args.batch_size,
                                    lr=args.lr, seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
                                    save_steps=args.save_steps, image_size=args.image_size, max_objects=args.max_objects,
                                    task_mix=json.loads(args.task_mix) if args.task_mix else None,
                                    model=_model_config(args.model_config, "pixelsail"), text_init=args.text_init,
-                                   data=args.data, refer_root=args.refer_root)
+                                   data=args.data, refer_root=args.refer_root, named_answers=args.named_answers)
         try:
             print(f"model saved in {train_pixelsail(cfg, resume=args.resume)}")
         except FileNotFoundError as e:
             raise CLIError(str(e)) from e
     elif args.command == "train":
         from .sft import TrainConfig, train
+
+        if args.named_answers:
+            raise CLIError("--named-answers is for --stage pixelsail (the polygon models' answers are coordinates)")
 
         model_config = _model_config(args.model_config)
 

@@ -38,7 +38,16 @@ Departures from the paper, and why:
 * **Switches that are not the paper's**, off by default, measured as ablations in notebook 08 §4:
   ``token_match`` (a full-rank ⟨M·h_[SEG], h_vision⟩ added to the head's logits on the token grid — the dot-
   product head trained from scratch collapses to "every object", see ``mask_logits``), ``word_tokens`` (the
-  scenes' words as single tokens, as a BPE vocabulary has them), ``mask_decoder = "mlp"`` and ``text_first``.
+  scenes' words as single tokens, as a BPE vocabulary has them), ``vision_position`` (an absolute 2-D position
+  code added to every patch embedding, see below), ``select_loss`` (a per-image softmax over pixels beside BCE and
+  Dice, see ``selection_loss``), ``mask_decoder = "mlp"`` and ``text_first``.
+* **Why an absolute position code** (``vision_position = "sincos"`` or ``"learned"``): the paper's vision tokens
+  get only 3-D rotary positions, which act inside attention (on query–key scores) and never enter the hidden
+  states themselves. Measured on the first lite checkpoint (ridge regression from the last-layer vision states,
+  held out): the token's row is explained at R² 0.12, its column at 0.01. The mask head reads those states, so it
+  cannot pick "the shape at the top" or "the circle left of the star" (about 4 in 7 of the synthetic
+  expressions) by where an object is; a pre-trained encoder-free MLLM may have learnt position from its patch
+  content and data, a 6M-parameter model trained for minutes has not.
 
 Taught in ``notebooks/08_pixel_sail.py``.
 """
@@ -92,6 +101,21 @@ def build_tokenizer(word_tokens: bool = False):
 
 
 MASK_DECODERS = ("dot", "mlp")
+VISION_POSITIONS = ("none", "sincos", "learned")
+
+
+def sincos_2d(grid: int, dim: int) -> torch.Tensor:
+    """(grid², dim) fixed 2-D sinusoidal position code, row-major like the patches: the first half of the
+    channels encodes the row, the second half the column, each as sin/cos pairs at ``dim / 4`` frequencies
+    from 1 to 1/100 cycles per patch. Values in [−1, 1]."""
+    if dim % 4:
+        raise ValueError(f"a 2-D sinusoidal code needs a multiple of 4 channels, got {dim}")
+    freq = 100.0 ** (-torch.arange(dim // 4, dtype=torch.float32) / max(dim // 4 - 1, 1))  # 1 … 1/100
+    pos = torch.arange(grid, dtype=torch.float32)[:, None] * freq[None]  # grid, dim/4
+    axis = torch.cat([pos.sin(), pos.cos()], 1)  # grid, dim/2
+    rows = axis[:, None].expand(grid, grid, -1)
+    cols = axis[None].expand(grid, grid, -1)
+    return torch.cat([rows, cols], -1).reshape(grid * grid, dim)
 
 
 class PixelSailConfig(PretrainedConfig):
@@ -111,7 +135,7 @@ class PixelSailConfig(PretrainedConfig):
                  mask_dim=64, inject_prompts=True, seg_token_id=0, prompt_token_ids=(), image_token_id=0,
                  pad_token_id=0, eos_token_id=0, rope_theta=10000.0, rms_norm_eps=1e-6, mrope_section=None,
                  max_position_embeddings=1024, text_init=None, text_first=False, mask_decoder="dot", word_tokens=False,
-                 token_match=False, **kwargs):
+                 token_match=False, vision_position="none", select_loss=0.0, **kwargs):
         super().__init__(pad_token_id=pad_token_id, eos_token_id=eos_token_id, **kwargs)
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
@@ -130,6 +154,12 @@ class PixelSailConfig(PretrainedConfig):
         self.mask_decoder = mask_decoder
         self.word_tokens = word_tokens  # the tokenizer has the scenes' words as tokens (build_tokenizer)
         self.token_match = token_match  # + ⟨M·h_[SEG], h_vision⟩ on the token grid (mask_logits)
+        if vision_position not in VISION_POSITIONS:
+            raise ValueError(f"vision_position must be one of {VISION_POSITIONS}, got {vision_position!r}")
+        self.vision_position = vision_position  # an absolute position code added to each patch (embed)
+        if select_loss < 0:
+            raise ValueError(f"select_loss is a loss weight and must be ≥ 0, got {select_loss}")
+        self.select_loss = float(select_loss)  # weight of selection_loss beside BCE and Dice (0: the paper's loss)
 
     @property
     def grid(self) -> int:
@@ -204,6 +234,10 @@ class PixelSailLite(PreTrainedModel):
         self.seg_mlp = _mlp(c, config.mask_dim)
         if config.token_match:
             self.match = nn.Linear(c, c, bias=False)  # M of the token-grid match
+        if config.vision_position == "sincos":  # fixed code, a learnable gain (starts at the patches' scale)
+            self.pos_gain = nn.Parameter(torch.tensor(0.3))
+        elif config.vision_position == "learned":
+            self.pos_embed = nn.Parameter(torch.zeros(config.grid**2, c))
         if config.mask_decoder == "mlp":
             self.mask_mlp = nn.Sequential(nn.GELU(), nn.Conv2d(config.mask_dim, config.mask_dim, 1), nn.GELU(),
                                           nn.Conv2d(config.mask_dim, 1, 1))
@@ -220,6 +254,11 @@ class PixelSailLite(PreTrainedModel):
         """Token embeddings with the patch embeddings (plus injected prompts) at the image positions."""
         emb = self.lm.embed_tokens(input_ids)
         vision = self.patch_embed(self.patches(pixel_values))  # B, N, C
+        if self.config.vision_position == "sincos":
+            code = sincos_2d(self.config.grid, vision.shape[-1]).to(vision.device, vision.dtype)  # not a buffer:
+            vision = vision + self.pos_gain * code  # from_pretrained would not rebuild a non-saved one faithfully
+        elif self.config.vision_position == "learned":
+            vision = vision + self.pos_embed.to(vision.dtype)
         if prompt_regions is not None and self.config.inject_prompts and self.config.prompt_token_ids:
             k = prompt_regions.shape[1]
             ids = torch.tensor(self.config.prompt_token_ids[:k], device=input_ids.device)
@@ -326,9 +365,32 @@ class PixelSailLite(PreTrainedModel):
             target_m = masks[rows].float()
             bce = F.binary_cross_entropy_with_logits(m, target_m)
             dice = dice_loss(m, target_m)
-            out.update(loss=lm + MASK_LOSS_WEIGHTS["bce"] * bce + MASK_LOSS_WEIGHTS["dice"] * dice,
-                       bce=bce.detach(), dice=dice.detach())
+            loss = lm + MASK_LOSS_WEIGHTS["bce"] * bce + MASK_LOSS_WEIGHTS["dice"] * dice
+            out.update(bce=bce.detach(), dice=dice.detach())
+            if self.config.select_loss:
+                sel = selection_loss(m, target_m)
+                loss = loss + self.config.select_loss * sel
+                out.update(select=sel.detach())
+            out.update(loss=loss)
         return out
+
+
+def selection_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Which object, as a softmax over each image's pixels (a lite departure): −Σ_x p(x) log softmax(logits)(x)
+    with p uniform on the target's pixels, minus its floor log |target|, so a perfect choice costs 0.
+
+    BCE and Dice score every pixel on its own: masking the target *and* a distractor costs them only the
+    distractor's few hundred pixels out of 12,544, and objectness is learnt long before choice. Here the
+    distractor takes softmax mass from the target whatever the scale of the logits, so masking two objects alike
+    costs log 2 and three log 3. ``logits``, ``target``: (B, H, W); rows with an empty target are skipped."""
+    flat, t = logits.flatten(1).float(), target.flatten(1).float()
+    size = t.sum(1)
+    keep = size > 0
+    if not keep.any():
+        return logits.sum() * 0.0
+    flat, t, size = flat[keep], t[keep], size[keep]
+    ce = -(t * flat.log_softmax(1)).sum(1) / size
+    return (ce - size.log()).mean()
 
 
 def build_model(cfg: dict | None = None, seed: int = 0) -> tuple[PixelSailLite, object]:
@@ -464,10 +526,13 @@ class PixelSample:
     expression: str | None = None
 
 
-def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None = None):
+def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None = None, named: bool = False):
     """Yield ``n`` examples on the synthetic scenes of ``data`` (sample ``i`` depends only on (seed, i)):
     text→mask, point→mask and box→mask through ``<Prompt0>``, and "What is <Prompt0>?" → "the red star"
-    (the object's colour and shape: answerable only through the injected region)."""
+    (the object's colour and shape: answerable only through the injected region). ``named`` (a lite
+    departure): text→mask answers name the object before the token, "It is the red star [SEG]." — the
+    language-model loss then has to resolve "the shape left of the circle" to one object, and ``[SEG]``'s
+    state sits right after its name."""
     from . import data
 
     scene_cfg = scene_cfg or data.SyntheticConfig()
@@ -478,7 +543,8 @@ def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None 
         scene, t, ref = data._pick(rng, scene_cfg, needs_expression=task == "mask")
         obj = scene.objects[t]
         region = _region(task, obj.mask)
-        answer = f"the {obj.colour} {obj.name}" if task == "vp_question" else SEG_ANSWER
+        answer = (f"the {obj.colour} {obj.name}" if task == "vp_question" else
+                  f"It is the {obj.colour} {obj.name} {SEG_TOKEN}." if named and task == "mask" else SEG_ANSWER)
         yield PixelSample(scene.image, TASK_PROMPTS[task].format(expr=ref[0] if ref else None), answer, task,
                           None if task == "vp_question" else obj.mask, region, len(scene.objects),
                           ref[0] if ref else None)
@@ -579,7 +645,7 @@ def collate(examples: list[PixelSample], tok, config) -> dict:
 
 
 @torch.no_grad()
-def predict(model, tok, images, prompts, regions=None, max_new_tokens: int = 24, threshold: float = 0.0):
+def predict(model, tok, images, prompts, regions=None, max_new_tokens: int = 32, threshold: float = 0.0):
     """Greedy answers and masks: ``[(text, mask (H, W) uint8 or None)]``. The mask is decoded at the first
     generated ``[SEG]`` (logit > ``threshold``); an answer without ``[SEG]`` has no mask (scored as empty).
     ``regions``: one (H, W) region or None per image (the ``<Prompt0>`` of that prompt). Masks come back at
@@ -700,6 +766,8 @@ class PixelSailTrainConfig:
     max_objects: int = 3
     min_objects: int = 1  # 2: every training scene has a distractor (evaluation keeps 1–3)
     task_mix: dict | None = None  # None: TASK_MIX
+    named_answers: bool = False  # text→mask answers "It is the red star [SEG]." (make_pixel_samples' named)
+    expression_mix: dict | None = None  # weights over referring.EXPRESSION_KINDS; None: the default mix
     model: dict | None = None  # PixelSailConfig fields of a fresh model, e.g. {"upsample_blocks": 0}
     # the full path: a real language model as the transformer, trained on RefCOCO-family data
     text_init: str | None = None  # local folder or hub id of a qwen2 / qwen2_5_vl checkpoint (from_language_model)
@@ -720,8 +788,9 @@ class PixelStream(torch.utils.data.Dataset):
         from . import data
 
         self.length, self.cfg = length, cfg
+        extra = {"expression_mix": dict(cfg.expression_mix)} if cfg.expression_mix else {}
         self.scene = data.SyntheticConfig(image_size=cfg.image_size, min_objects=cfg.min_objects,
-                                          max_objects=cfg.max_objects)
+                                          max_objects=cfg.max_objects, **extra)
 
     def __len__(self):
         return self.length
@@ -730,7 +799,8 @@ class PixelStream(torch.utils.data.Dataset):
         if self.cfg.text_tasks:
             return next(text_pixel_samples(1, self.cfg.seed * 10**7 + i, self.scene, self.cfg.text_tasks,
                                            self.cfg.epsilon, self.cfg.decimals))
-        return next(make_pixel_samples(1, self.cfg.seed * 10**7 + i, self.scene, self.cfg.task_mix))
+        return next(make_pixel_samples(1, self.cfg.seed * 10**7 + i, self.scene, self.cfg.task_mix,
+                                       self.cfg.named_answers))
 
 
 def text_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None = None, epsilon: float = 0.02,
@@ -795,13 +865,13 @@ def _trainer_class():
     from transformers import Trainer
 
     class PixelSailTrainer(Trainer):
-        """``Trainer`` whose logs carry the parts of the loss: ``lm_loss``, ``bce``, ``dice``."""
+        """``Trainer`` whose logs carry the parts of the loss: ``lm_loss``, ``bce``, ``dice`` (and ``select``)."""
 
         parts: dict = {}
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             out = model(**inputs)
-            for k in ("lm_loss", "bce", "dice"):
+            for k in ("lm_loss", "bce", "dice", "select"):
                 if k in out:
                     s, n = self.parts.get(k, (0.0, 0))
                     self.parts[k] = (s + float(out[k]), n + 1)
@@ -926,15 +996,18 @@ def grounding(model, tok, n: int = 100, seed: int = 2000, batch_size: int = 32) 
     about 1 / objects = all of them alike), how often the target holds the most (``target_is_largest``), how
     often the mask covers ≥ half of the target *and* ≥ half of a distractor (``covers_several``), and the
     pixel features' spectrum (``feature_rank``: singular values 2 and 3 over the first, of the head's
-    per-pixel features pooled over the scenes; near 0 = the head has collapsed to one direction)."""
+    per-pixel features pooled over the scenes; near 0 = the head has collapsed to one direction), and the share
+    on target for each kind of expression (``share_by_kind``: attribute, position, size, relation; ``kinds``: how
+    many of each)."""
     from . import data
 
     cfg = data.SyntheticConfig(image_size=model.config.image_size, min_objects=2, max_objects=3)
-    scenes, prompts = [], []
+    scenes, prompts, kinds = [], [], []
     for i in range(n):
         scene, t, ref = data._pick(np.random.default_rng((seed, i)), cfg)
         scenes.append((scene, t))
         prompts.append(TASK_PROMPTS["mask"].format(expr=ref[0]))
+        kinds.append(ref[1][0])
     share, largest, several = [], [], []
     for k in range(0, n, batch_size):
         chunk, texts = scenes[k : k + batch_size], prompts[k : k + batch_size]
@@ -961,7 +1034,9 @@ def grounding(model, tok, n: int = 100, seed: int = 2000, batch_size: int = 32) 
     return {"share_on_target": float(np.mean(share)), "target_is_largest": float(np.mean(largest)),
             "covers_several": float(np.mean(several)), "chance_share": float(np.mean([1 / len(sc.objects)
                                                                                   for sc, _ in scenes])),
-            "feature_rank": [float(sv[1] / sv[0]), float(sv[2] / sv[0])], "n": n}
+            "feature_rank": [float(sv[1] / sv[0]), float(sv[2] / sv[0])], "n": n,
+            "share_by_kind": {k: float(np.mean([v for v, kk in zip(share, kinds) if kk == k])) for k in sorted(set(kinds))},
+            "kinds": {k: kinds.count(k) for k in sorted(set(kinds))}}
 
 
 def judge(model, tok, n: int = 100, seed: int = 2000) -> dict:
@@ -991,7 +1066,8 @@ def write_model_card(folder, command: str, metrics: dict, notes: str = ""):
     cfg, model_cfg = summary["config"], json.loads((folder / "config.json").read_text())
     size_mb = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6
     rows = "\n".join(f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
-    lite = {"token_match": False, "word_tokens": False, "mask_decoder": "dot", "text_first": False}
+    lite = {"token_match": False, "word_tokens": False, "mask_decoder": "dot", "text_first": False,
+            "vision_position": "none", "select_loss": 0.0}
     switches = ", ".join(f"`{k}={model_cfg[k]}`" for k, v in lite.items() if model_cfg.get(k, v) != v)
     text = f"""# lite-pixelsail — Pixel-SAIL-lite ({summary['params_M']}M parameters, {size_mb:.1f} MB of safetensors)
 

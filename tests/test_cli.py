@@ -126,3 +126,15 @@ def test_train_rejects_a_bad_model_config(model_config, message, tmp_path, capsy
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stage", "sft", "--named-answers"], "is for --stage pixelsail"),  # polygon answers are coordinates
+    (["--stage", "pixelsail", "--named-answers", "--data", "refcoco", "--refer-root", "/nowhere"],
+     "needs --data synthetic"),  # RefCOCO objects have no colour-and-shape name
+])
+def test_named_answers_are_refused_where_they_mean_nothing(args, message, tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

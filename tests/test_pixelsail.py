@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from simpleseg_lite import pixelsail as ps
+from simpleseg_lite import data, pixelsail as ps
 from simpleseg_lite.data import SyntheticConfig, make_samples
 
 
@@ -434,6 +434,9 @@ def test_grounding_tells_the_target_from_every_object(tiny, monkeypatch, answer,
     if answer != "all":
         assert r["target_is_largest"] == pytest.approx(largest)
     assert len(r["feature_rank"]) == 2 and all(0 <= v <= 1 for v in r["feature_rank"])
+    assert sum(r["kinds"].values()) == 6 and set(r["kinds"]) <= {"attribute", "position", "size", "relation"}
+    if share is not None:  # every kind scores alike when the answer ignores the words
+        assert all(v == pytest.approx(share) for v in r["share_by_kind"].values())
 
 
 def test_min_objects_gives_every_training_scene_a_distractor():
@@ -510,3 +513,96 @@ def test_model_card_names_the_lite_switches(tmp_path, fields, says):
                                                        "wall_seconds": 60.0, "torch_threads": 2}))
     text = ps.write_model_card(tmp_path, "simpleseg-lite train --stage pixelsail", {"gIoU": 0.5}).read_text()
     assert says in text and "| gIoU | 0.500 |" in text and "1–3 objects" in text
+
+
+def test_sincos_2d_codes_row_and_column_apart():
+    code = ps.sincos_2d(8, 16).reshape(8, 8, 16)
+    assert code.abs().max() <= 1.0
+    assert torch.equal(code[:, 3, :8], code[:, 5, :8])  # the row half ignores the column
+    assert torch.equal(code[2, :, 8:], code[6, :, 8:])  # the column half ignores the row
+    flat = code.reshape(64, 16)
+    assert len({tuple(r.tolist()) for r in flat.round(decimals=4)}) == 64  # every patch gets its own code
+    with pytest.raises(ValueError, match="multiple of 4"):
+        ps.sincos_2d(8, 18)
+
+
+@pytest.mark.parametrize("position, params", [("none", ()), ("sincos", ("pos_gain",)), ("learned", ("pos_embed",))])
+def test_vision_position_code_changes_only_the_patches_and_round_trips(tmp_path, position, params):
+    small = {"hidden_size": 64, "num_layers": 2, "intermediate_size": 128, "mask_dim": 16,
+             "upsample_channels": (32, 16, 8)}
+    model, tok = ps.build_model({**small, "vision_position": position}, seed=0)
+    batch = ps.collate(list(ps.make_pixel_samples(2, 1, task_mix={"mask": 1.0})), tok, model.config)
+    with torch.no_grad():
+        if position == "learned":
+            model.pos_embed.normal_()
+        emb = model.embed(batch["pixel_values"], batch["input_ids"])
+        patches = model.patch_embed(model.patches(batch["pixel_values"]))
+    img = batch["input_ids"] == model.config.image_token_id
+    moved = (emb[img].reshape(2, 64, -1) - patches).abs().sum(-1)
+    assert (moved > 0).all() if params else (moved == 0).all()
+    assert torch.equal(emb[~img], model.lm.embed_tokens(batch["input_ids"])[~img])  # text untouched
+    out = model(**batch)
+    out["loss"].backward()
+    for name in params:
+        assert getattr(model, name).grad.abs().sum() > 0
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    again, _ = ps.load(tmp_path)
+    assert again.config.vision_position == position
+    with torch.no_grad():
+        assert torch.allclose(again.embed(batch["pixel_values"], batch["input_ids"]), emb, atol=1e-6)
+
+
+def test_unknown_vision_position_is_refused():
+    with pytest.raises(ValueError, match="vision_position must be one of"):
+        ps.PixelSailConfig(vision_position="rope")
+
+
+def _two_objects():
+    target = torch.zeros(1, 16, 16)
+    target[0, 2:6, 2:6] = 1
+    other = torch.zeros(1, 16, 16)
+    other[0, 10:14, 10:14] = 1
+    return target, other
+
+
+@pytest.mark.parametrize("mask, expected", [
+    ("target", 0.0),  # only the target: the floor
+    ("both", np.log(2)),  # the target and an equal distractor alike: log 2
+    ("everything", np.log(256 / 16)),  # no choice at all: log(pixels / target pixels)
+])
+def test_selection_loss_charges_for_every_object_masked_alike(mask, expected):
+    target, other = _two_objects()
+    on = {"target": target, "both": target + other, "everything": torch.ones_like(target)}[mask]
+    logits = 50.0 * (2 * on - 1)  # confident: softmax mass spread evenly over the "on" pixels
+    assert float(ps.selection_loss(logits, target)) == pytest.approx(expected, abs=1e-4)
+
+
+def test_selection_loss_skips_empty_targets_and_trains_through_the_model():
+    target, _ = _two_objects()
+    assert float(ps.selection_loss(torch.randn(2, 16, 16), torch.zeros(2, 16, 16))) == 0.0
+    both = torch.cat([target, torch.zeros_like(target)])
+    logits = torch.randn(2, 16, 16)
+    assert float(ps.selection_loss(logits, both)) == pytest.approx(float(ps.selection_loss(logits[:1], target)))
+    small = {"hidden_size": 64, "num_layers": 2, "intermediate_size": 128, "mask_dim": 16,
+             "upsample_channels": (32, 16, 8)}
+    plain, tok = ps.build_model(small, seed=0)
+    model, _ = ps.build_model({**small, "select_loss": 1.0}, seed=0)
+    batch = ps.collate(list(ps.make_pixel_samples(4, 1, task_mix={"mask": 1.0})), tok, model.config)
+    a, b = plain(**batch), model(**batch)
+    assert "select" not in a and float(b["loss"]) == pytest.approx(float(a["loss"]) + float(b["select"]), rel=1e-5)
+    with pytest.raises(ValueError, match="select_loss"):
+        ps.PixelSailConfig(select_loss=-1.0)
+
+
+def test_named_answers_name_the_object_before_seg():
+    plain = list(ps.make_pixel_samples(20, 4, task_mix={"mask": 1.0, "vp_question": 1.0}))
+    named = list(ps.make_pixel_samples(20, 4, task_mix={"mask": 1.0, "vp_question": 1.0}, named=True))
+    for a, b in zip(plain, named):
+        assert (a.prompt, a.task, a.objects) == (b.prompt, b.task, b.objects) and np.array_equal(a.image, b.image)
+        if a.task == "mask":
+            assert a.answer == ps.SEG_ANSWER and b.answer.startswith("It is the ") and b.answer.endswith(" [SEG].")
+            colour, shape = b.answer.split()[3:5]
+            assert colour in data.COLOURS and shape in data.SHAPES
+        else:
+            assert a.answer == b.answer
