@@ -237,7 +237,7 @@ else:
 #
 # Together they gain beyond the interval on all three tasks (the table). But text→mask grounding stays at
 # chance at 300 steps. Three more reasons were tested (LOG "Session 9"), and none grounds at 300 steps:
-# - a position code (the vision states explain a token's row at R² 0.12 and its column at 0.01);
+# - a position code (the vision states explain a token's row at R² 0.13 and its column at 0.02);
 # - a loss that charges for every object masked alike;
 # - training on attribute expressions alone.
 #

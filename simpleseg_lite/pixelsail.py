@@ -44,7 +44,8 @@ Departures from the paper, and why:
 * **Why an absolute position code** (``vision_position = "sincos"`` or ``"learned"``): the paper's vision tokens
   get only 3-D rotary positions, which act inside attention (on query–key scores) and never enter the hidden
   states themselves. Measured on the first lite checkpoint (ridge regression from the last-layer vision states,
-  held out): the token's row is explained at R² 0.12, its column at 0.01. The mask head reads those states, so it
+  held out, ``scripts/pixelsail_probes.py --position``): the token's row is explained at R² 0.13, its column at
+  0.02. The mask head reads those states, so it
   cannot pick "the shape at the top" or "the circle left of the star" (about 4 in 7 of the synthetic
   expressions) by where an object is; a pre-trained encoder-free MLLM may have learnt position from its patch
   content and data, a 6M-parameter model trained for minutes has not.
@@ -54,6 +55,7 @@ Taught in ``notebooks/08_pixel_sail.py``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,10 +106,11 @@ MASK_DECODERS = ("dot", "mlp")
 VISION_POSITIONS = ("none", "sincos", "learned")
 
 
+@functools.lru_cache(maxsize=8)
 def sincos_2d(grid: int, dim: int) -> torch.Tensor:
     """(grid², dim) fixed 2-D sinusoidal position code, row-major like the patches: the first half of the
     channels encodes the row, the second half the column, each as sin/cos pairs at ``dim / 4`` frequencies
-    from 1 to 1/100 cycles per patch. Values in [−1, 1]."""
+    from 1 to 1/100 cycles per patch. Values in [−1, 1]. Cached (read-only: callers add it, never write it)."""
     if dim % 4:
         raise ValueError(f"a 2-D sinusoidal code needs a multiple of 4 channels, got {dim}")
     freq = 100.0 ** (-torch.arange(dim // 4, dtype=torch.float32) / max(dim // 4 - 1, 1))  # 1 … 1/100
@@ -255,8 +258,9 @@ class PixelSailLite(PreTrainedModel):
         emb = self.lm.embed_tokens(input_ids)
         vision = self.patch_embed(self.patches(pixel_values))  # B, N, C
         if self.config.vision_position == "sincos":
-            code = sincos_2d(self.config.grid, vision.shape[-1]).to(vision.device, vision.dtype)  # not a buffer:
-            vision = vision + self.pos_gain * code  # from_pretrained would not rebuild a non-saved one faithfully
+            # a cached tensor, not a non-persistent buffer: from_pretrained did not rebuild such a buffer's values
+            code = sincos_2d(self.config.grid, vision.shape[-1]).to(vision.device, vision.dtype)
+            vision = vision + self.pos_gain * code
         elif self.config.vision_position == "learned":
             vision = vision + self.pos_embed.to(vision.dtype)
         if prompt_regions is not None and self.config.inject_prompts and self.config.prompt_token_ids:
