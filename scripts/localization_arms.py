@@ -23,6 +23,8 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
     "base": ({}, 0.0, "today's design: 16 image tokens of 28 px (2×2 merge), position fix"),
     "no_merge": ({"merge_size": 1}, 0.0, "finer token grid: 64 tokens of 14 px"),
     "patch_pos": ({"patch_positions": True}, 0.0, "learned position per 14-px patch before the ViT"),
+    "interleaved_rope": ({"rope_layout": "interleaved"}, 0.0,
+                         "mRoPE frequencies dealt to (t, h, w) in turn: the width axis gets fast ones too"),
     "conv_stem": ({"patch_stem": "conv"}, 0.0, "two 3×3 convs inside each patch before the projection"),
     "digit_loss": ({}, 1.0, "ordinal expected-value loss on coordinate digits (weight 1) beside CE"),
     "wide_vit": ({"vision_hidden_size": 256, "vision_depth": 6, "vision_intermediate_size": 1024,
@@ -170,6 +172,26 @@ def quiet_bench(names: list[str], threads: int, steps: int = 6) -> dict:
     return out
 
 
+def restore(export: Path, out: Path) -> list[str]:
+    """Write each arm of an ``--export`` file back to ``<out>/<arm>/arm.json`` (and the quiet s/step to
+    ``<out>/quiet_bench.json``); arms already judged under ``out`` are kept as they are. Returns the arms written."""
+    records = json.loads(export.read_text())["arms"]
+    bench_path, written = out / "quiet_bench.json", []
+    quiet = json.loads(bench_path.read_text()) if bench_path.is_file() else {}
+    for r in records:
+        if r.get("quiet_s_per_step") is not None:
+            quiet.setdefault(r["arm"], r["quiet_s_per_step"])
+        target = out / r["arm"] / "arm.json"
+        if target.is_file():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps({k: v for k, v in r.items() if k != "quiet_s_per_step"}, indent=1))
+        written.append(r["arm"])
+    out.mkdir(parents=True, exist_ok=True)
+    bench_path.write_text(json.dumps(quiet))
+    return written
+
+
 def table(out: Path) -> str:
     from simpleseg_lite.localization import arms_paired, arms_table
 
@@ -194,7 +216,13 @@ def main() -> None:
     ap.add_argument("--quiet-bench", metavar="ARMS", help="comma-separated arms: s/step on a fixed batch, nothing else")
     ap.add_argument("--judge-only", action="store_true", help="judge an arm trained before, without training")
     ap.add_argument("--end-only", action="store_true", help="judge the end of the run only (not the mid-run budget)")
+    ap.add_argument("--restore", metavar="JSON", help="write the arm records of an export (e.g. the committed "
+                    "data/arms/localization_arms.json) back under --out, so new arms are tabled and paired with them")
     args = ap.parse_args()
+    if args.restore:
+        for name in restore(Path(args.restore), Path(args.out)):
+            print(f"restored {args.out}/{name}/arm.json")
+        return
     if args.quiet_bench:
         print(json.dumps(quiet_bench(args.quiet_bench.split(","), args.threads)))
         return

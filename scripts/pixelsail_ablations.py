@@ -15,6 +15,8 @@ import json
 import time
 from pathlib import Path
 
+# the first stage of a curriculum: every scene has 2–3 objects and every text→mask expression is a colour
+COLOUR_STAGE = {"min_objects": 2, "shape_free": 1.0, "expression_mix": {"attribute": 1.0}, "task_mix": {"mask": 1.0}}
 VARIANTS = {
     "learnable": ({}, "the full lite design: three learnable upsampling blocks, prompt injection"),
     "plain": ({"upsample_blocks": 0}, "the paper's plain baseline: dot product on the 8×8 token grid, bilinear"),
@@ -42,6 +44,25 @@ VARIANTS = {
     "attribute_match_words": ({"token_match": True, "word_tokens": True}, "token match, word tokens, trained on "
                               "attribute expressions only ('the red star', 'the star')",
                               {"expression_mix": {"attribute": 1.0}}),
+    # session 10: trained on colour-only prompts a fresh model grounds within ~100 steps; shapes it barely names
+    "shapefree_match_words": ({"token_match": True, "word_tokens": True}, "token match, word tokens, and half of the "
+                              "text→mask expressions written without a shape name ('the red shape')",
+                              {"shape_free": 0.5}),
+    "shapefree_sincos_match_words": ({"token_match": True, "word_tokens": True, "vision_position": "sincos"},
+                                     "shape-free half, token match, word tokens and a 2-D sinusoidal position code",
+                                     {"shape_free": 0.5}),
+    # a grounding curriculum: first a stage where colour alone picks the object, then the stream (same total steps)
+    "colour_first_match_words": ({"token_match": True, "word_tokens": True}, "token match, word tokens; the first "
+                                 "100 of the 300 steps are text→mask on 2–3 objects named by colour ('the red shape')",
+                                 {"curriculum": [(100, COLOUR_STAGE)]}),
+    "colour_first_interleaved": ({"token_match": True, "word_tokens": True, "rope_layout": "interleaved"},
+                                 "colour-first curriculum, token match, word tokens, interleaved mRoPE",
+                                 {"curriculum": [(100, COLOUR_STAGE)]}),
+    "colour_keep_match_words": ({"token_match": True, "word_tokens": True}, "token match, word tokens; 150 steps of "
+                                "the colour stage, then 150 of a stream where half the expressions name no shape and "
+                                "attribute expressions are 3× as frequent",
+                                {"curriculum": [(150, COLOUR_STAGE)], "shape_free": 0.5,
+                                 "expression_mix": {"attribute": 3.0, "position": 1.0, "relation": 1.0, "size": 0.5}}),
 }
 TASKS = (("polygon", "text→mask"), ("point_polygon", "point→mask"), ("box_polygon", "box→mask"))
 
@@ -53,10 +74,21 @@ def run_variant(name: str, out: Path, steps: int, seed: int, n: int, threads: in
 
     folder = out / name
     model_fields, what, *train_fields = VARIANTS[name]
-    cfg = PixelSailTrainConfig(out=str(folder), max_steps=steps, seed=seed, threads=threads, eval_steps=0,
-                               save_steps=max(steps // 4, 1), model=model_fields, **(train_fields[0] if train_fields else {}))
-    resume = (folder / "checkpoints").is_dir()
+    fields = dict(train_fields[0]) if train_fields else {}
+    stages = fields.pop("curriculum", [])  # [(steps, PixelSailTrainConfig fields)] before the main stage
+    init, left = None, steps
     start = time.perf_counter()
+    resume = (folder / "checkpoints").is_dir()
+    for k, (stage_steps, stage_fields) in enumerate(stages):
+        stage = folder / f"stage{k}"
+        stage_cfg = PixelSailTrainConfig(out=str(stage), max_steps=stage_steps, seed=seed, threads=threads, eval_steps=0,
+                                         save_steps=max(stage_steps // 2, 1), model=model_fields, init=init,
+                                         **stage_fields)
+        if not (stage / "summary.json").is_file():  # a finished stage is not trained again
+            train_pixelsail(stage_cfg, resume=(stage / "checkpoints").is_dir())
+        init, left = str(stage), left - stage_steps
+    cfg = PixelSailTrainConfig(out=str(folder), max_steps=left, seed=seed, threads=threads, eval_steps=0,
+                               save_steps=max(left // 4, 1), model=model_fields, init=init, **fields)
     train_pixelsail(cfg, resume=resume)
     wall = time.perf_counter() - start
     torch.set_num_threads(threads)

@@ -120,7 +120,7 @@ def _segment(args) -> None:
 PIXELSAIL_FIELDS = ("patch_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
                     "upsample_blocks", "upsample_channels", "mask_dim", "inject_prompts", "mask_decoder", "word_tokens",
                     "token_match", "text_first", "vision_position",
-                    "select_loss")
+                    "select_loss", "patch_stem", "stem_channels", "stem_layers", "rope_layout")
 
 
 def _model_config(text: str | None, stage: str = "sft") -> dict:

@@ -261,12 +261,12 @@ def make_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None, task
                            ordering, paraphrase, metadata=meta, decimals=decimals)
 
 
-def _pick(rng, cfg: SyntheticConfig, needs_expression=True, use_colour=True):
+def _pick(rng, cfg: SyntheticConfig, needs_expression=True, use_colour=True, use_shape=True):
     """(scene, target index, (expression, rule) or None), resampling until some target can be referred to."""
     while True:
         scene = make_scene(rng, cfg)
         for t in map(int, rng.permutation(len(scene.objects))):
-            ref = refer(scene, t, rng, cfg.expression_mix, cfg.margin, cfg.size_ratio, use_colour) \
+            ref = refer(scene, t, rng, cfg.expression_mix, cfg.margin, cfg.size_ratio, use_colour, use_shape) \
                 if needs_expression else None
             if ref or not needs_expression:
                 return scene, t, ref

@@ -26,8 +26,13 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
   patch embedding *before* the vision blocks, so position reaches the ViT's values, not only its rotary
   keys; 64 × width parameters); `patch_stem="conv"` (two 3×3 convolutions with GELU inside each 14-px
   patch before the patch projection, so edges — where an outline's vertices are — become features a
-  linear projection can place; ~+5% cost). They are plain config fields, so `save_pretrained` /
-  `from_pretrained` rebuild the same model.
+  linear projection can place; ~+5% cost); `rope_layout="interleaved"` (mRoPE's rotary frequencies dealt to
+  the (time, height, width) axes in turn instead of in three contiguous chunks). Stock Qwen2.5-VL gives the width
+  axis the last, slowest chunk of frequencies: at this size (64-dim heads, θ = 10⁴) the fastest width
+  frequency is 0.003 rad per token, so across an 8-token row the image tokens' keys turn by 0.02 rad and the
+  language model's attention cannot tell one column from another (height: 0.7 rad; interleaved: 5.2 rad
+  height, 3.9 rad width). It is Qwen3-VL's interleaved MRoPE, through the same `mrope_section` field, at no
+  cost. They are plain config fields, so `save_pretrained` / `from_pretrained` rebuild the same model.
 - Generation suppresses the vision special tokens: an untrained policy samples `<|image_pad|>`, and
   re-scoring such a completion fails ("Image features and image tokens do not match").
 
@@ -256,6 +261,7 @@ class TinyConfig:
     merge_size: int = 2  # 2: 2×2 patches per image token (stock); 1: one 14-px patch per token
     patch_positions: bool = False  # learned position per 14-px patch, before the vision blocks
     patch_stem: str = "linear"  # "linear" (stock) or "conv": 3×3 convs inside each patch first
+    rope_layout: str = "chunked"  # "chunked" (stock mRoPE sections) or "interleaved": frequency k → axis k mod 3
 
 
 def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
@@ -268,6 +274,10 @@ def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
     half = cfg.hidden_size // cfg.num_heads // 2
     time_part = half // 4
     mrope_section = [time_part, (half - time_part) // 2, half - time_part - (half - time_part) // 2]
+    if cfg.rope_layout not in ("chunked", "interleaved"):
+        raise ValueError(f"rope_layout must be 'chunked' or 'interleaved', got {cfg.rope_layout!r}")
+    if cfg.rope_layout == "interleaved":  # sections of one frequency each, cycling t, h, w (see module docstring)
+        mrope_section = [1] * half
     text_config = dict(
         vocab_size=len(tok), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
         num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,

@@ -40,7 +40,8 @@ Departures from the paper, and why:
   product head trained from scratch collapses to "every object", see ``mask_logits``), ``word_tokens`` (the
   scenes' words as single tokens, as a BPE vocabulary has them), ``vision_position`` (an absolute 2-D position
   code added to every patch embedding, see below), ``select_loss`` (a per-image softmax over pixels beside BCE and
-  Dice, see ``selection_loss``), ``mask_decoder = "mlp"`` and ``text_first``.
+  Dice, see ``selection_loss``), ``mask_decoder = "mlp"``, ``text_first`` and ``patch_stem = "conv"`` (two 3×3
+  convolutions over the whole image before a strided projection to the same 64 tokens, see ``vision_embed``).
 * **Why an absolute position code** (``vision_position = "sincos"`` or ``"learned"``): the paper's vision tokens
   get only 3-D rotary positions, which act inside attention (on query–key scores) and never enter the hidden
   states themselves. Measured on the first lite checkpoint (ridge regression from the last-layer vision states,
@@ -104,6 +105,8 @@ def build_tokenizer(word_tokens: bool = False):
 
 MASK_DECODERS = ("dot", "mlp")
 VISION_POSITIONS = ("none", "sincos", "learned")
+PATCH_STEMS = ("linear", "conv")
+ROPE_LAYOUTS = ("chunked", "interleaved")
 
 
 @functools.lru_cache(maxsize=8)
@@ -138,7 +141,8 @@ class PixelSailConfig(PretrainedConfig):
                  mask_dim=64, inject_prompts=True, seg_token_id=0, prompt_token_ids=(), image_token_id=0,
                  pad_token_id=0, eos_token_id=0, rope_theta=10000.0, rms_norm_eps=1e-6, mrope_section=None,
                  max_position_embeddings=1024, text_init=None, text_first=False, mask_decoder="dot", word_tokens=False,
-                 token_match=False, vision_position="none", select_loss=0.0, **kwargs):
+                 token_match=False, vision_position="none", select_loss=0.0, patch_stem="linear", stem_channels=32,
+                 stem_layers=1, rope_layout="chunked", **kwargs):
         super().__init__(pad_token_id=pad_token_id, eos_token_id=eos_token_id, **kwargs)
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
@@ -163,6 +167,17 @@ class PixelSailConfig(PretrainedConfig):
         if select_loss < 0:
             raise ValueError(f"select_loss is a loss weight and must be ≥ 0, got {select_loss}")
         self.select_loss = float(select_loss)  # weight of selection_loss beside BCE and Dice (0: the paper's loss)
+        if patch_stem not in PATCH_STEMS:
+            raise ValueError(f"patch_stem must be one of {PATCH_STEMS}, got {patch_stem!r}")
+        if patch_stem == "conv" and patch_size % 2:
+            raise ValueError(f"the conv stem halves the image first, so patch_size must be even, got {patch_size}")
+        self.patch_stem, self.stem_channels = patch_stem, stem_channels  # see PixelSailLite.vision_embed
+        self.stem_layers = stem_layers  # 3×3 convolutions of the conv stem after its first, strided one
+        if rope_layout not in ROPE_LAYOUTS:
+            raise ValueError(f"rope_layout must be one of {ROPE_LAYOUTS}, got {rope_layout!r}")
+        if rope_layout == "interleaved" and mrope_section:
+            raise ValueError("rope_layout='interleaved' sets the rotary sections itself; give no mrope_section")
+        self.rope_layout = rope_layout  # see text_config
 
     @property
     def grid(self) -> int:
@@ -174,6 +189,8 @@ class PixelSailConfig(PretrainedConfig):
         half = self.hidden_size // self.num_heads // 2  # rotary frequencies split among (t, h, w)
         t = half // 4
         section = self.mrope_section or [t, (half - t) // 2, half - t - (half - t) // 2]  # 128-dim heads: [16, 24, 24]
+        if self.rope_layout == "interleaved":  # frequency k → axis k mod 3: t, h, w, t, h, w, …
+            section = [1] * half
         return Qwen2_5_VLTextConfig(
             vocab_size=self.vocab_size, hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
             num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
@@ -197,6 +214,14 @@ class UpsampleBlock(nn.Module):
     def forward(self, x):
         x = self.pointwise(self.depthwise(F.gelu(self.up(x))))
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over the channels of a (B, C, H, W) map, at each pixel on its own (so a pixel's features never
+    depend on pixels outside its receptive field)."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 def _mlp(c_in: int, c_out: int, conv: bool = False) -> nn.Module:
@@ -229,7 +254,15 @@ class PixelSailLite(PreTrainedModel):
         c = config.hidden_size
         self.lm = Qwen2_5_VLTextModel(config.text_config())
         self.lm_head = nn.Linear(c, config.vocab_size, bias=False)
-        self.patch_embed = nn.Linear(3 * config.patch_size**2, c)
+        if config.patch_stem == "conv":  # see vision_embed
+            k = config.stem_channels
+            layers = [nn.Conv2d(3, k, 3, stride=2, padding=1), ChannelNorm(k), nn.GELU()]
+            for _ in range(config.stem_layers):  # each normalized: without it three layers did not train (LOG)
+                layers += [nn.Conv2d(k, k, 3, padding=1), ChannelNorm(k), nn.GELU()]
+            self.stem = nn.Sequential(*layers)
+            self.patch_embed = nn.Conv2d(k, c, config.patch_size // 2, stride=config.patch_size // 2)
+        else:
+            self.patch_embed = nn.Linear(3 * config.patch_size**2, c)
         self.prompt_proj = nn.Linear(c, c, bias=False)  # W of the injection
         chans = [c, *config.upsample_channels[: config.upsample_blocks]]
         self.upsample = nn.Sequential(*[UpsampleBlock(a, b) for a, b in zip(chans, chans[1:])])
@@ -253,10 +286,20 @@ class PixelSailLite(PreTrainedModel):
         x = pixel_values.unfold(2, p, p).unfold(3, p, p)  # B, 3, g, g, p, p
         return x.permute(0, 2, 3, 1, 4, 5).flatten(3).flatten(1, 2)
 
+    def vision_embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) → (B, N, C) vision tokens, row-major over the g × g grid. ``patch_stem = "linear"`` (the
+        paper's): one linear map of each patch's 3·p·p values. ``"conv"`` (a lite departure): two 3×3
+        convolutions (the first with stride 2) over the whole image, then a (p/2)-strided (p/2)×(p/2) projection,
+        so each token is still one p-px patch but its features come from overlapping windows that cross patch
+        borders — measured in notebook 08 §4: the linear embedding trained from scratch names a shape at chance."""
+        if self.config.patch_stem == "conv":
+            return self.patch_embed(self.stem(pixel_values)).flatten(2).transpose(1, 2)
+        return self.patch_embed(self.patches(pixel_values))
+
     def embed(self, pixel_values, input_ids, prompt_regions=None) -> torch.Tensor:
         """Token embeddings with the patch embeddings (plus injected prompts) at the image positions."""
         emb = self.lm.embed_tokens(input_ids)
-        vision = self.patch_embed(self.patches(pixel_values))  # B, N, C
+        vision = self.vision_embed(pixel_values)  # B, N, C
         if self.config.vision_position == "sincos":
             # a cached tensor, not a non-persistent buffer: from_pretrained did not rebuild such a buffer's values
             code = sincos_2d(self.config.grid, vision.shape[-1]).to(vision.device, vision.dtype)
@@ -530,21 +573,28 @@ class PixelSample:
     expression: str | None = None
 
 
-def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None = None, named: bool = False):
+def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None = None, named: bool = False,
+                       shape_free: float = 0.0):
     """Yield ``n`` examples on the synthetic scenes of ``data`` (sample ``i`` depends only on (seed, i)):
     text→mask, point→mask and box→mask through ``<Prompt0>``, and "What is <Prompt0>?" → "the red star"
     (the object's colour and shape: answerable only through the injected region). ``named`` (a lite
     departure): text→mask answers name the object before the token, "It is the red star [SEG]." — the
     language-model loss then has to resolve "the shape left of the circle" to one object, and ``[SEG]``'s
-    state sits right after its name."""
+    state sits right after its name. ``shape_free`` (a lite departure): the share of text→mask samples whose
+    expression names no shape ("the red shape", "the leftmost shape"; ``referring.valid_rules(use_shape=False)``)
+    — a model trained from scratch learns to pick an object by its colour within ~100 steps, but names a shape
+    barely above chance after 1,200 (LOG, session 10), so these are the expressions it can learn to ground first."""
     from . import data
 
+    if not 0.0 <= shape_free <= 1.0:
+        raise ValueError(f"shape_free is a share of the text→mask samples, in [0, 1]; got {shape_free}")
     scene_cfg = scene_cfg or data.SyntheticConfig()
     _draw_task(np.random.default_rng(0), task_mix)  # an unknown task fails here, before any sample
     for i in range(n):
         rng = np.random.default_rng((seed, i))
         task = _draw_task(rng, task_mix)
-        scene, t, ref = data._pick(rng, scene_cfg, needs_expression=task == "mask")
+        use_shape = not (task == "mask" and shape_free and rng.random() < shape_free)  # no draw at shape_free 0
+        scene, t, ref = data._pick(rng, scene_cfg, needs_expression=task == "mask", use_shape=use_shape)
         obj = scene.objects[t]
         region = _region(task, obj.mask)
         answer = (f"the {obj.colour} {obj.name}" if task == "vp_question" else
@@ -771,6 +821,7 @@ class PixelSailTrainConfig:
     min_objects: int = 1  # 2: every training scene has a distractor (evaluation keeps 1–3)
     task_mix: dict | None = None  # None: TASK_MIX
     named_answers: bool = False  # text→mask answers "It is the red star [SEG]." (make_pixel_samples' named)
+    shape_free: float = 0.0  # share of text→mask expressions that name no shape (make_pixel_samples' shape_free)
     expression_mix: dict | None = None  # weights over referring.EXPRESSION_KINDS; None: the default mix
     model: dict | None = None  # PixelSailConfig fields of a fresh model, e.g. {"upsample_blocks": 0}
     # the full path: a real language model as the transformer, trained on RefCOCO-family data
@@ -804,7 +855,7 @@ class PixelStream(torch.utils.data.Dataset):
             return next(text_pixel_samples(1, self.cfg.seed * 10**7 + i, self.scene, self.cfg.text_tasks,
                                            self.cfg.epsilon, self.cfg.decimals))
         return next(make_pixel_samples(1, self.cfg.seed * 10**7 + i, self.scene, self.cfg.task_mix,
-                                       self.cfg.named_answers))
+                                       self.cfg.named_answers, self.cfg.shape_free))
 
 
 def text_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None = None, epsilon: float = 0.02,
@@ -1071,7 +1122,7 @@ def write_model_card(folder, command: str, metrics: dict, notes: str = ""):
     size_mb = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6
     rows = "\n".join(f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
     lite = {"token_match": False, "word_tokens": False, "mask_decoder": "dot", "text_first": False,
-            "vision_position": "none", "select_loss": 0.0}
+            "vision_position": "none", "select_loss": 0.0, "patch_stem": "linear"}
     switches = ", ".join(f"`{k}={model_cfg[k]}`" for k, v in lite.items() if model_cfg.get(k, v) != v)
     text = f"""# lite-pixelsail — Pixel-SAIL-lite ({summary['params_M']}M parameters, {size_mb:.1f} MB of safetensors)
 

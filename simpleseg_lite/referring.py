@@ -84,16 +84,19 @@ def denotes(rule, objects, size, margin: float = 0.1, size_ratio: float = 1.5) -
     return [k for k in cand if key[k] <= ref - margin], [k for k in cand if key[k] < ref + margin]
 
 
-def _descriptions(o: SceneObject, use_colour: bool = True) -> list:
+def _descriptions(o: SceneObject, use_colour: bool = True, use_shape: bool = True) -> list:
     ds = [(o.colour, o.name), (o.colour, None)] if (use_colour and o.colour) else []
-    return ds + [(None, o.name), (None, None)]
+    ds = ds + [(None, o.name), (None, None)]
+    return ds if use_shape else [d for d in ds if d[1] is None]
 
 
-def valid_rules(scene: Scene, target: int, kind: str, margin=0.1, size_ratio=1.5, use_colour=True) -> list:
-    """Every rule of ``kind`` that picks exactly ``scene.objects[target]``."""
+def valid_rules(scene: Scene, target: int, kind: str, margin=0.1, size_ratio=1.5, use_colour=True,
+                use_shape=True) -> list:
+    """Every rule of ``kind`` that picks exactly ``scene.objects[target]``; ``use_shape = False``: only rules
+    whose descriptions name no shape ("the red shape", "the leftmost shape", "the shape above the blue shape")."""
     objs, t = scene.objects, scene.objects[target]
     size = scene.image.shape[1::-1]
-    ds = _descriptions(t, use_colour)
+    ds = _descriptions(t, use_colour, use_shape)
     count = {d: sum(_fits(o, d) for o in objs) for d in ds}
     if kind == "attribute":
         rules = [(kind, d, None, None) for d in ds if d != (None, None) or len(objs) == 1]
@@ -102,7 +105,7 @@ def valid_rules(scene: Scene, target: int, kind: str, margin=0.1, size_ratio=1.5
         rules = [(kind, d, w, None) for d in ds if count[d] >= 2 for w in words]
     else:
         rules = [(kind, d, w, dr) for d in ds for k, o in enumerate(objs) if k != target
-                 for dr in _descriptions(o, use_colour) for w in ("left of", "right of", "above", "below")]
+                 for dr in _descriptions(o, use_colour, use_shape) for w in ("left of", "right of", "above", "below")]
     good = [r for r in rules if denotes(r, objs, size, margin, size_ratio) == ([target], [target])]
     if kind == "relation":  # prefer relations that are needed: the noun alone matches ≥ 2 non-reference objects
         needed = [r for r in good if sum(_fits(o, r[1]) and not _fits(o, r[3]) for o in objs) >= 2]
@@ -120,14 +123,14 @@ def expression_text(rule, noun: str, rng) -> str:
     return template.format(phrase(d), *([phrase(d_ref)] if d_ref else []))
 
 
-def refer(scene: Scene, target: int, rng, mix=None, margin=0.1, size_ratio=1.5, use_colour=True):
+def refer(scene: Scene, target: int, rng, mix=None, margin=0.1, size_ratio=1.5, use_colour=True, use_shape=True):
     """(expression, rule) for ``scene.objects[target]``, the kind drawn from ``mix`` (weights over
     EXPRESSION_KINDS, default ``EXPRESSION_MIX``) among kinds with a valid rule; ``None`` if no rule
-    picks the target alone."""
+    picks the target alone. ``use_colour`` / ``use_shape`` = False: no rule names a colour / a shape."""
     names, p = mix_weights(mix or EXPRESSION_MIX, EXPRESSION_KINDS)
     while names:
         k = rng.choice(len(names), p=p / p.sum())
-        rules = valid_rules(scene, target, names[k], margin, size_ratio, use_colour)
+        rules = valid_rules(scene, target, names[k], margin, size_ratio, use_colour, use_shape)
         if rules:
             rule = rules[rng.integers(len(rules))]
             return expression_text(rule, scene.noun, rng), rule

@@ -119,3 +119,24 @@ def test_arms_script_records_train_time_and_reuses_it_when_judging_again(tmp_pat
     (tmp_path / "arm.json").unlink()  # trained but never judged: the run's summary.json is the record
     (tmp_path / "summary.json").write_text(json.dumps({"wall_seconds": 31.5, "resumed": True}))
     assert arms._train_timed(tmp_path, calls.append, judge_only=True) == (True, 31.5)
+
+
+def test_arms_script_restores_an_export_without_overwriting_judged_arms(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("arms", Path(__file__).parent.parent / "scripts" / "localization_arms.py")
+    arms = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(arms)
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps({"mix": arms.MIX, "arms": [{"arm": "base", "steps": 300, "quiet_s_per_step": 2.35},
+                                                             {"arm": "no_merge", "steps": 300, "quiet_s_per_step": None}]}))
+    out = tmp_path / "arms"
+    (out / "no_merge").mkdir(parents=True)
+    (out / "no_merge" / "arm.json").write_text(json.dumps({"arm": "no_merge", "steps": 600}))  # judged here: kept
+    assert arms.restore(export, out) == ["base"]
+    assert json.loads((out / "base" / "arm.json").read_text()) == {"arm": "base", "steps": 300}
+    assert json.loads((out / "no_merge" / "arm.json").read_text())["steps"] == 600
+    assert json.loads((out / "quiet_bench.json").read_text()) == {"base": 2.35}
+    assert arms.restore(export, out) == []  # a second restore writes nothing

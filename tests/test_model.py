@@ -176,6 +176,7 @@ def test_trust_remote_code_defaults_false():
     ({"merge_size": 1}, 64, "Qwen2_5_VisionPatchEmbed"),  # one 14-px patch per image token
     ({"patch_positions": True}, 16, "LitePatchEmbed"),  # a learned vector per patch before the ViT
     ({"patch_stem": "conv"}, 16, "LitePatchEmbed"),  # 3×3 convs inside each patch
+    ({"rope_layout": "interleaved"}, 16, "Qwen2_5_VisionPatchEmbed"),  # mRoPE frequencies dealt to t, h, w in turn
 ])
 def test_localization_switches_train_save_and_load(switches, tokens, patch_embed, tmp_path):
     from dataclasses import replace
@@ -194,6 +195,21 @@ def test_localization_switches_train_save_and_load(switches, tokens, patch_embed
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, again(**batch).logits)
     assert again_processor.num_image_tokens == tokens
+
+
+@pytest.mark.parametrize("layout, width_turn", [("chunked", (0.0, 0.05)), ("interleaved", (0.5, 10.0))])
+def test_rope_layout_decides_how_far_the_width_axis_turns(layout, width_turn):
+    """Across the image-token grid, how far the fastest width frequency turns a key (radians): the stock chunked
+    layout gives the width axis only the slowest frequencies."""
+    from dataclasses import replace
+
+    model, _ = build_tiny_model(replace(SMALL, rope_layout=layout), seed=0)
+    rotary = model.model.language_model.rotary_emb
+    axis = [k % 3 for k, n in enumerate(rotary.mrope_section) for _ in range(n)]  # axis of each frequency
+    fastest_width = max(float(f) for f, a in zip(rotary.inv_freq, axis) if a == 2)
+    assert width_turn[0] <= fastest_width * 3 <= width_turn[1]  # 4 columns of image tokens: positions 0..3
+    with pytest.raises(ValueError, match="rope_layout"):
+        build_tiny_model(replace(SMALL, rope_layout="spiral"))
 
 
 def test_conv_stem_without_position_fix_is_refused():

@@ -502,7 +502,8 @@ def test_token_match_adds_a_full_rank_term_that_trains_and_round_trips(tmp_path)
 
 @pytest.mark.parametrize("fields, says", [({}, "not the paper's: none"),
                                           ({"token_match": True, "word_tokens": True},
-                                           "`token_match=True`, `word_tokens=True`")])
+                                           "`token_match=True`, `word_tokens=True`"),
+                                          ({"patch_stem": "conv"}, "`patch_stem=conv`")])
 def test_model_card_names_the_lite_switches(tmp_path, fields, says):
     from dataclasses import asdict
 
@@ -551,6 +552,40 @@ def test_vision_position_code_changes_only_the_patches_and_round_trips(tmp_path,
     assert again.config.vision_position == position
     with torch.no_grad():
         assert torch.allclose(again.embed(batch["pixel_values"], batch["input_ids"]), emb, atol=1e-6)
+
+
+@pytest.mark.parametrize("stem, params", [("linear", ("patch_embed.weight",)),
+                                          ("conv", ("stem.0.weight", "stem.3.weight", "patch_embed.weight"))])
+def test_patch_stem_gives_one_token_per_patch_that_trains_and_round_trips(tmp_path, stem, params):
+    small = {"hidden_size": 64, "num_layers": 2, "intermediate_size": 128, "mask_dim": 16,
+             "upsample_channels": (32, 16, 8), "stem_channels": 8}
+    model, tok = ps.build_model({**small, "patch_stem": stem}, seed=0)
+    batch = ps.collate(list(ps.make_pixel_samples(2, 1, task_mix={"mask": 1.0})), tok, model.config)
+    tokens = model.vision_embed(batch["pixel_values"])
+    assert tokens.shape == (2, 64, 64)
+    # token (i, j) depends on patch (i, j) — and, through the stem's overlapping 3×3 windows, on its border only
+    bumped = batch["pixel_values"].clone()
+    bumped[:, :, 14 * 3 + 5, 14 * 4 + 5] += 1.0  # a pixel inside patch (3, 4), away from its borders
+    moved = (model.vision_embed(bumped) - tokens).abs().sum(-1)[0].reshape(8, 8)
+    assert moved[3, 4] > 0 and (moved.flatten().gt(0).sum() == 1)
+    model(**batch)["loss"].backward()
+    named = dict(model.named_parameters())
+    for name in params:
+        assert named[name].grad.abs().sum() > 0
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    again, _ = ps.load(tmp_path)
+    assert again.config.patch_stem == stem
+    with torch.no_grad():
+        assert torch.allclose(again.vision_embed(batch["pixel_values"]), tokens, atol=1e-6)
+
+
+@pytest.mark.parametrize("fields, message", [({"patch_stem": "vit"}, "patch_stem must be one of"),
+                                             ({"patch_stem": "conv", "patch_size": 7, "image_size": 112},
+                                              "patch_size must be even")])
+def test_unknown_or_impossible_patch_stem_is_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        ps.PixelSailConfig(**fields)
 
 
 def test_unknown_vision_position_is_refused():
@@ -606,3 +641,60 @@ def test_named_answers_name_the_object_before_seg():
             assert colour in data.COLOURS and shape in data.SHAPES
         else:
             assert a.answer == b.answer
+
+
+def test_shape_free_expressions_name_no_shape_and_leave_the_default_stream_alone():
+    mix = {"mask": 1.0, "vp_question": 1.0}
+    plain = list(ps.make_pixel_samples(40, 6, task_mix=mix))
+    assert [(e.prompt, e.answer) for e in plain] == [(e.prompt, e.answer)
+                                                      for e in ps.make_pixel_samples(40, 6, task_mix=mix, shape_free=0.0)]
+    free = list(ps.make_pixel_samples(40, 6, task_mix=mix, shape_free=1.0))
+    shapes = set(data.SHAPES)
+    assert any(shapes & set(e.expression.split()) for e in plain if e.task == "mask")
+    for e in free:
+        if e.task == "mask":
+            assert not shapes & set(e.expression.split()), e.expression
+            assert e.mask is not None and e.mask.sum() > 0
+        else:  # the question still names the shape
+            assert e.answer.split()[-1] in shapes
+    with pytest.raises(ValueError, match="shape_free"):
+        next(ps.make_pixel_samples(1, 0, shape_free=1.5))
+
+
+def test_shape_free_rules_still_pick_exactly_one_object():
+    from simpleseg_lite import referring
+
+    cfg = SyntheticConfig(min_objects=2, max_objects=3)
+    checked = 0
+    for i in range(60):
+        rng = np.random.default_rng((8, i))
+        scene = data.make_scene(rng, cfg)
+        size = scene.image.shape[1::-1]
+        for t in range(len(scene.objects)):
+            for kind in referring.EXPRESSION_KINDS:
+                for rule in referring.valid_rules(scene, t, kind, use_shape=False):
+                    assert rule[1][1] is None and (rule[3] is None or rule[3][1] is None)
+                    assert referring.denotes(rule, scene.objects, size) == ([t], [t])
+                    checked += 1
+    assert checked > 50
+
+
+@pytest.mark.parametrize("layout", ["chunked", "interleaved"])
+def test_rope_layout_round_trips_and_interleaves_the_axes(tmp_path, layout):
+    small = {"hidden_size": 64, "num_layers": 2, "intermediate_size": 128, "mask_dim": 16,
+             "upsample_channels": (32, 16, 8)}
+    model, tok = ps.build_model({**small, "rope_layout": layout}, seed=0)
+    section = model.lm.rotary_emb.mrope_section
+    assert section == ([1] * 8 if layout == "interleaved" else [2, 3, 3])  # 16-dim heads: 8 frequencies
+    batch = ps.collate(list(ps.make_pixel_samples(2, 1, task_mix={"mask": 1.0})), tok, model.config)
+    model.eval()
+    with torch.no_grad():
+        logits = model(**batch)["logits"]
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    again, _ = ps.load(tmp_path)
+    assert again.lm.rotary_emb.mrope_section == section
+    with torch.no_grad():
+        assert torch.allclose(again(**batch)["logits"], logits, atol=1e-5)
+    with pytest.raises(ValueError, match="rope_layout"):
+        ps.PixelSailConfig(rope_layout="spiral")
