@@ -293,7 +293,8 @@ class PixelSailLite(PreTrainedModel):
         so each token is still one p-px patch but its features come from overlapping windows that cross patch
         borders (``stem_layers`` of them after the first, each followed by a per-pixel LayerNorm). Measured
         (papermill_runs/LOG.md, session 10): on the prompt question alone, 300 steps, the linear embedding names the
-        shape on 0.37 of held-out scenes, the conv stem on 0.37 (one layer) and 0.36 (three). It is no fix."""
+        shape on 0.37 of held-out scenes, the conv stem on 0.37 (one layer, measured before the LayerNorms were
+        added) and 0.36 (three layers, with them). It is no fix."""
         if self.config.patch_stem == "conv":
             return self.patch_embed(self.stem(pixel_values)).flatten(2).transpose(1, 2)
         return self.patch_embed(self.patches(pixel_values))
