@@ -200,6 +200,14 @@ class PixelSailConfig(PretrainedConfig):
             pad_token_id=self.pad_token_id, bos_token_id=self.pad_token_id, eos_token_id=self.eos_token_id)
 
 
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over the channels of a (B, C, H, W) map, at each pixel on its own (so a pixel's features never
+    depend on pixels outside its receptive field)."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
 class UpsampleBlock(nn.Module):
     """(B, C_in, h, w) → (B, C_out, 2h, 2w): transposed conv k2 s2 → GELU → depthwise 3×3 → pointwise 1×1
     → LayerNorm over channels."""
@@ -209,19 +217,10 @@ class UpsampleBlock(nn.Module):
         self.up = nn.ConvTranspose2d(c_in, c_out, kernel_size=2, stride=2)
         self.depthwise = nn.Conv2d(c_out, c_out, 3, padding=1, groups=c_out)
         self.pointwise = nn.Conv2d(c_out, c_out, 1)
-        self.norm = nn.LayerNorm(c_out)
+        self.norm = ChannelNorm(c_out)
 
     def forward(self, x):
-        x = self.pointwise(self.depthwise(F.gelu(self.up(x))))
-        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
-class ChannelNorm(nn.LayerNorm):
-    """LayerNorm over the channels of a (B, C, H, W) map, at each pixel on its own (so a pixel's features never
-    depend on pixels outside its receptive field)."""
-
-    def forward(self, x):
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.norm(self.pointwise(self.depthwise(F.gelu(self.up(x)))))
 
 
 def _mlp(c_in: int, c_out: int, conv: bool = False) -> nn.Module:
@@ -1125,7 +1124,7 @@ def write_model_card(folder, command: str, metrics: dict, notes: str = ""):
     size_mb = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6
     rows = "\n".join(f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
     lite = {"token_match": False, "word_tokens": False, "mask_decoder": "dot", "text_first": False,
-            "vision_position": "none", "select_loss": 0.0, "patch_stem": "linear"}
+            "vision_position": "none", "select_loss": 0.0, "patch_stem": "linear", "rope_layout": "chunked"}
     switches = ", ".join(f"`{k}={model_cfg[k]}`" for k, v in lite.items() if model_cfg.get(k, v) != v)
     text = f"""# lite-pixelsail — Pixel-SAIL-lite ({summary['params_M']}M parameters, {size_mb:.1f} MB of safetensors)
 
