@@ -27,6 +27,10 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
                          "mRoPE frequencies dealt to (t, h, w) in turn: the width axis gets fast ones too"),
     "conv_stem": ({"patch_stem": "conv"}, 0.0, "two 3×3 convs inside each patch before the projection"),
     "digit_loss": ({}, 1.0, "ordinal expected-value loss on coordinate digits (weight 1) beside CE"),
+    "coord_tokens": ({"coord_tokens": True}, 1.0,
+                     "one token per two-decimal coordinate and the ordinal loss over them (weight 1) beside CE"),
+    "median_decoding": ({"coord_decoding": "median"}, 0.0,
+                        "greedy coordinates at the median of the coordinate-token distribution (needs coord_tokens)"),
     "wide_vit": ({"vision_hidden_size": 256, "vision_depth": 6, "vision_intermediate_size": 1024,
                   "hidden_size": 192, "intermediate_size": 576}, 0.0,
                  "vision tower 256×6 (from 128×4), language model 192 (from 256) wide"),
@@ -143,7 +147,8 @@ def quiet_bench(names: list[str], threads: int, steps: int = 6) -> dict:
 
     from simpleseg_lite import data
     from simpleseg_lite.model import TinyConfig, build_tiny_model, collate_sft
-    from simpleseg_lite.sft import ordinal_digit_loss
+    from simpleseg_lite.model import coordinate_values
+    from simpleseg_lite.sft import ordinal_coord_loss, ordinal_digit_loss
 
     torch.set_num_threads(threads)
     samples = data.make_samples(32, 5, data.SyntheticConfig(max_objects=1), MIX, 0.02, decimals=2)
@@ -155,13 +160,16 @@ def quiet_bench(names: list[str], threads: int, steps: int = 6) -> dict:
         batch = collate_sft(rows, processor)
         tok = processor.tokenizer
         digits = torch.tensor(tok.convert_tokens_to_ids(list("0123456789")))
+        coord_ids, coord_values = (torch.tensor(v) for v in coordinate_values(tok))
         opt = torch.optim.AdamW(model.parameters(), 1e-3)
         times = []
         for _ in range(steps):
             start = time.perf_counter()
             result = model(**batch)
             loss = result.loss
-            if weight:
+            if weight and len(coord_ids):
+                loss = loss + weight * ordinal_coord_loss(result.logits, batch["labels"], coord_ids, coord_values)
+            elif weight:
                 loss = loss + weight * ordinal_digit_loss(result.logits, batch["labels"], batch["input_ids"], digits,
                                                           tok.convert_tokens_to_ids("."))
             loss.backward()

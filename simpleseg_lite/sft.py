@@ -196,13 +196,36 @@ def ordinal_digit_loss(logits: torch.Tensor, labels: torch.Tensor, input_ids: to
     return (weight * (expected - value).abs()).sum() / (weight > 0).sum()
 
 
+def ordinal_coord_loss(logits: torch.Tensor, labels: torch.Tensor, coord_ids: torch.Tensor,
+                       coord_values: torch.Tensor) -> torch.Tensor:
+    """``ordinal_digit_loss`` for a ``coord_tokens`` tokenizer, where each coordinate is one token.
+
+    At every label position whose target is a coordinate token, ``E = Σ_v v · softmax(logits[coord_ids])_v``
+    over the coordinate tokens' values and the loss is ``10 · |E − t|`` — the error in tenths of the image side,
+    the unit of the digit loss's first decimal — averaged over those positions. logits (B, L, V) predict
+    position t + 1 from t; labels (B, L); coord_ids (K,) with their values (K,) in [0, 1]."""
+    target, logits = labels[:, 1:], logits[:, :-1]
+    match = target.unsqueeze(-1) == coord_ids  # (B, L-1, K)
+    is_coord = match.any(-1)
+    if not is_coord.any():
+        return logits.new_zeros(())
+    p = torch.softmax(logits[is_coord][:, coord_ids].float(), dim=-1)  # (M, K)
+    expected = p @ coord_values.to(p.dtype)
+    value = coord_values.to(p.dtype)[match[is_coord].float().argmax(-1)]
+    return 10 * (expected - value).abs().mean()
+
+
 def digit_loss_trainer(base, weight: float, tokenizer):
-    """``base`` (trl's ``SFTTrainer``) with ``loss = CE + weight · ordinal_digit_loss``; logs both terms.
+    """``base`` (trl's ``SFTTrainer``) with ``loss = CE + weight · ordinal_digit_loss`` (``ordinal_coord_loss``
+    with a ``coord_tokens`` tokenizer); logs both terms.
 
     CE is the mean over the batch's answer tokens, as trl's default without gradient accumulation (with
     accumulation, trl normalizes by the tokens of all micro-batches; this trainer does not)."""
+    from .model import coordinate_values
+
     digit_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list("0123456789")))
     dot_id = tokenizer.convert_tokens_to_ids(".")
+    coord_ids, coord_values = (torch.tensor(v) for v in coordinate_values(tokenizer))  # empty: characters
 
     class DigitLossTrainer(base):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -211,7 +234,10 @@ def digit_loss_trainer(base, weight: float, tokenizer):
             logits = outputs.logits
             ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
                                                    ignore_index=-100)
-            ordinal = ordinal_digit_loss(logits, labels, inputs["input_ids"], digit_ids.to(logits.device), dot_id)
+            if len(coord_ids):  # a coord_tokens tokenizer: the same term over whole-coordinate tokens
+                ordinal = ordinal_coord_loss(logits, labels, coord_ids.to(logits.device), coord_values.to(logits.device))
+            else:
+                ordinal = ordinal_digit_loss(logits, labels, inputs["input_ids"], digit_ids.to(logits.device), dot_id)
             self._digit_terms = (float(ce), float(ordinal))
             loss = ce + weight * ordinal
             return (loss, outputs) if return_outputs else loss

@@ -87,6 +87,72 @@ def test_ordinal_digit_loss_charges_by_distance(pred_digit, expected):
     assert float(ordinal_digit_loss(*_digit_case(pred_digit))) == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.parametrize("pred, expected", [
+    ("0.46", 0.0),  # exact
+    ("0.47", 0.05),  # one hundredth off on the first of the two coordinates: 0.1 tenths, averaged over 2
+    ("0.96", 2.5),  # five tenths off: fifty times the near miss
+])
+def test_ordinal_coord_loss_charges_by_distance(pred, expected):
+    import torch
+
+    from simpleseg_lite.model import build_tokenizer, coordinate_values
+    from simpleseg_lite.sft import ordinal_coord_loss
+
+    tok = build_tokenizer(coord_tokens=True)
+    ids = torch.tensor([tok("[0.46, 0.2]", add_special_tokens=False)["input_ids"]])
+    assert tok.convert_ids_to_tokens(ids[0]) == ["[", "0.46", ", ", "0.2", "]"]
+    logits = torch.full(ids.shape + (len(tok),), -30.0)
+    logits[0, :-1].scatter_(-1, ids[0, 1:, None], 30.0)
+    logits[0, 0] = -30.0
+    logits[0, 0, tok.convert_tokens_to_ids(pred)] = 30.0  # the first coordinate's prediction
+    coord_ids, values = (torch.tensor(v) for v in coordinate_values(tok))
+    assert float(ordinal_coord_loss(logits, ids.clone(), coord_ids, values)) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("text", ["[[[0.54, 0.5], [0.55, 0.71], [0.35, 0.71]]]", "[0.0, 1.0, 0.07, 0.99]",
+                                  "Give the polygon of the red star.", "10.5, 0.300 and 1.00"])
+def test_coord_tokens_keep_the_text_and_shorten_coordinates(text):
+    from simpleseg_lite.model import build_tokenizer
+
+    chars, coords = build_tokenizer(), build_tokenizer(coord_tokens=True)
+    ids = coords(text, add_special_tokens=False)["input_ids"]
+    assert coords.decode(ids) == text == chars.decode(chars(text, add_special_tokens=False)["input_ids"])
+    n_chars = len(chars(text, add_special_tokens=False)["input_ids"])
+    assert len(ids) < n_chars if "0." in text else len(ids) == n_chars
+
+
+@pytest.mark.parametrize("rule, probs, expected", [
+    ("median", {"0.1": 0.3, "0.12": 0.3, "0.5": 0.4}, "0.12"),  # cumulative 0.3, 0.6: the median is 0.12
+    ("median", {"0.04": 0.35, "0.05": 0.25, "0.06": 0.4}, "0.05"),  # argmax (0.06) would miss the median
+    ("mean", {"0.2": 0.5, "0.4": 0.5}, "0.3"),
+    ("mean", {"0.9": 0.5, "1.0": 0.5}, "0.95"),
+])
+def test_coordinate_decoding_writes_the_median_or_mean(rule, probs, expected):
+    import torch
+
+    from simpleseg_lite.model import CoordinateDecoding, build_tokenizer
+
+    tok = build_tokenizer(coord_tokens=True)
+    scores = torch.full((2, len(tok)), -1e4)
+    for token, p in probs.items():
+        scores[0, tok.convert_tokens_to_ids(token)] = float(torch.tensor(p).log())
+    scores[1, tok.convert_tokens_to_ids("]")] = 5.0  # a row whose top token is not a coordinate: untouched
+    out = CoordinateDecoding(tok, rule)(torch.zeros(2, 1, dtype=torch.long), scores)
+    assert tok.convert_ids_to_tokens(int(out[0].argmax())) == expected
+    assert torch.equal(out[1], scores[1])
+
+
+def test_coordinate_decoding_refuses_a_character_tokenizer_and_bad_rules():
+    from simpleseg_lite.model import CoordinateDecoding, TinyConfig, build_tiny_model, build_tokenizer
+
+    with pytest.raises(ValueError, match="coord_tokens"):
+        CoordinateDecoding(build_tokenizer(), "median")
+    with pytest.raises(ValueError, match="median"):
+        CoordinateDecoding(build_tokenizer(coord_tokens=True), "mode")
+    with pytest.raises(ValueError, match="coord_tokens=True"):
+        build_tiny_model(TinyConfig(coord_decoding="median"))
+
+
 @pytest.mark.parametrize("a, b, mean, excludes_zero", [
     ([0.1] * 50, [0.3] * 50, 0.2, True),  # every sample better by 0.2
     ([0.1, 0.3] * 25, [0.3, 0.1] * 25, 0.0, False),  # as many better as worse: no gain
@@ -140,3 +206,20 @@ def test_arms_script_restores_an_export_without_overwriting_judged_arms(tmp_path
     assert json.loads((out / "no_merge" / "arm.json").read_text())["steps"] == 600
     assert json.loads((out / "quiet_bench.json").read_text()) == {"base": 2.35}
     assert arms.restore(export, out) == []  # a second restore writes nothing
+
+
+def test_coord_tokens_model_saves_loads_and_generates_with_median_decoding(tmp_path):
+    import numpy as np
+    import torch
+
+    from simpleseg_lite.model import TinyConfig, build_tiny_model, coordinate_values, generate, load_model
+
+    model, processor = build_tiny_model(TinyConfig(coord_tokens=True, coord_decoding="median", merge_size=1), seed=0)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    loaded, proc = load_model(tmp_path, dtype=torch.float32)
+    assert loaded.config.lite_coord_decoding == "median"
+    assert len(coordinate_values(proc.tokenizer)[0]) == 111  # the merges came back with the tokenizer
+    image = np.zeros((112, 112, 3), np.uint8)
+    out = generate(loaded, proc, [image], ["Give the polygon of the red star."], max_new_tokens=4)
+    assert len(out) == 1 and isinstance(out[0], str)
