@@ -253,8 +253,9 @@ else:
 # convolutional patch embedding, chunked or interleaved rotary layout), while a 4-layer CNN with the region as
 # a fourth channel gets 0.95 in 200 steps. Even told directly — a linear shape classifier on the region's
 # last-layer vision states, no text at all — the transformer reaches 0.39 after 150 steps (linear patches;
-# stopped there) and 0.65 after 300 (conv stem). So the bottleneck is the transformer learning to *see*
-# a shape from scratch, not reading it out as words (LOG, sessions 10–11). The paper's model starts from an
+# stopped there), 0.65 after 300 with the conv stem, and 0.40 with the CNN's own trunk as its patch embedding.
+# So the bottleneck is the transformer layers learning to *see* a shape from scratch, not the patch features and
+# not reading the shape out as words (LOG, sessions 10–11). The paper's model starts from an
 # encoder-free MLLM pre-trained on images; the lite one has no such start. Below: one scene, each object's
 # colour asked in turn. A grounded model moves its mask; a collapsed one does not.
 

@@ -3,15 +3,26 @@ A fresh Pixel-SAIL-lite (token_match + word_tokens) is trained with one loss onl
 on the last-layer vision states averaged over the prompted region's patches (the question's scenes, 1-3 objects).
 No language-model loss. Prints step, loss and held-out accuracy (200 scenes, seed 2000) - compare with the
 language-model route (0.37 at 300 steps) and a 4-layer CNN (0.95 at 200 steps, cnn_shape.py).
-Run: OMP_NUM_THREADS=1 python scripts/diagnostics/shape_direct.py [linear|conv] [steps] [lr]"""
+"cnn" (a diagnostic only, not a model option): the patch embedding is replaced by the CNN's trunk (3×3 convs at
+strides 2-2-1, 32-64-64 channels, per-pixel LayerNorm + GELU), average-pooled to the 8×8 token grid and projected to
+the transformer's width.
+Run: OMP_NUM_THREADS=1 python scripts/diagnostics/shape_direct.py [linear|conv|cnn] [steps] [lr]"""
 import sys, time, torch, torch.nn as nn
 from simpleseg_lite import data, pixelsail as ps
 
-torch.set_num_threads(1)
+torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
 stem = sys.argv[1] if len(sys.argv) > 1 else "linear"
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 300
 lr = float(sys.argv[3]) if len(sys.argv) > 3 else 1e-3
-m, tok = ps.build_model({"token_match": True, "word_tokens": True, "patch_stem": stem}, seed=0)
+m, tok = ps.build_model({"token_match": True, "word_tokens": True, "patch_stem": "linear" if stem == "cnn" else stem},
+                        seed=0)
+if stem == "cnn":
+    def block(a, b, stride):
+        return [nn.Conv2d(a, b, 3, stride, 1), ps.ChannelNorm(b), nn.GELU()]
+    trunk = nn.Sequential(*block(3, 32, 2), *block(32, 64, 2), *block(64, 64, 1), nn.AdaptiveAvgPool2d(m.config.grid),
+                          nn.Conv2d(64, m.config.hidden_size, 1))
+    m.trunk = trunk
+    m.vision_embed = lambda pv: trunk(pv).flatten(2).transpose(1, 2)
 shapes = list(data.SHAPES)
 head = nn.Linear(m.config.hidden_size, len(shapes))
 
@@ -43,4 +54,4 @@ for step in range(1, steps + 1):
         with torch.no_grad():
             acc = (head(pooled(bv)).argmax(1) == yv).float().mean()
         m.train()
-        print(stem, step, round(float(loss), 3), round(float(acc), 3), round(time.time() - t), flush=True)
+        print(stem, step, round(float(loss.detach()), 3), round(float(acc), 3), round(time.time() - t), flush=True)
