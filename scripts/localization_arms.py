@@ -147,8 +147,7 @@ def quiet_bench(names: list[str], threads: int, steps: int = 6) -> dict:
 
     from simpleseg_lite import data
     from simpleseg_lite.model import TinyConfig, build_tiny_model, collate_sft
-    from simpleseg_lite.model import coordinate_values
-    from simpleseg_lite.sft import ordinal_coord_loss, ordinal_digit_loss
+    from simpleseg_lite.sft import ordinal_loss_for
 
     torch.set_num_threads(threads)
     samples = data.make_samples(32, 5, data.SyntheticConfig(max_objects=1), MIX, 0.02, decimals=2)
@@ -158,20 +157,15 @@ def quiet_bench(names: list[str], threads: int, steps: int = 6) -> dict:
         model_cfg, weight, _ = combined(name.split("+"))
         model, processor = build_tiny_model(TinyConfig(**model_cfg), seed=1)
         batch = collate_sft(rows, processor)
-        tok = processor.tokenizer
-        digits = torch.tensor(tok.convert_tokens_to_ids(list("0123456789")))
-        coord_ids, coord_values = (torch.tensor(v) for v in coordinate_values(tok))
+        ordinal_loss = ordinal_loss_for(processor.tokenizer)
         opt = torch.optim.AdamW(model.parameters(), 1e-3)
         times = []
         for _ in range(steps):
             start = time.perf_counter()
             result = model(**batch)
             loss = result.loss
-            if weight and len(coord_ids):
-                loss = loss + weight * ordinal_coord_loss(result.logits, batch["labels"], coord_ids, coord_values)
-            elif weight:
-                loss = loss + weight * ordinal_digit_loss(result.logits, batch["labels"], batch["input_ids"], digits,
-                                                          tok.convert_tokens_to_ids("."))
+            if weight:
+                loss = loss + weight * ordinal_loss(result.logits, batch["labels"], batch["input_ids"])
             loss.backward()
             opt.step()
             opt.zero_grad()

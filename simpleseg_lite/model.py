@@ -38,10 +38,12 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
   coordinate tokens' values) and `coord_decoding="median"` (greedy decoding writes the median of the
   distribution over coordinate values, `CoordinateDecoding`). Measured (LOG, session 11; single objects, 300
   steps, validation seed): with `merge_size=1`, coordinate tokens + the ordinal loss beat digit characters + the
-  digit loss by +0.044 polygon IoU [+0.003, +0.083] at 0.8× the cost per step (answers are half as many
-  tokens), but argmax wrote only 12 distinct values, every one on the (2k+1)/24 lattice; the median rule on the
-  same weights gives +0.061 [+0.039, +0.083] more, 88 distinct values and a TV distance to the truth of 0.16
-  (argmax 0.79). They are plain config fields, so `save_pretrained` / `from_pretrained` rebuild the same model
+  digit loss by +0.044 polygon IoU [+0.003, +0.083] at 0.67–0.80× the cost per step (two quiet benchmarks;
+  answers are half as many tokens), but argmax wrote only 12 distinct values, every one on the (2k+1)/24
+  lattice; the median rule on the same weights gives +0.061 [+0.039, +0.083] more, 88 distinct values and a TV
+  distance to the truth of 0.16 (argmax 0.79). With whole-coordinate tokens the stock 2×2 merge is as good as
+  no merge (+0.017 [−0.010, +0.044]) at 0.71× its cost, so the chosen design is `coord_tokens` + median on the
+  stock merge: 0.458, +0.122 [+0.083, +0.162] over digit loss + no merge. They are plain config fields, so `save_pretrained` / `from_pretrained` rebuild the same model
   (the merges travel in the processor's `tokenizer.json`).
 - Generation suppresses the vision special tokens: an untrained policy samples `<|image_pad|>`, and
   re-scoring such a completion fails ("Image features and image tokens do not match").
@@ -116,7 +118,7 @@ def build_tokenizer(coord_tokens: bool = False) -> PreTrainedTokenizerFast:
 
     ``coord_tokens`` (a lite departure, the localization arm of that name): BPE merges also join each
     two-decimal coordinate ("0.45", "0.5", "1.0") and ", " into one token, so a coordinate is one prediction
-    over 113 ordered values instead of four characters, and a polygon answer is about half as many tokens.
+    over 111 ordered values instead of four characters, and a polygon answer is about half as many tokens.
     The text is unchanged (the decoder joins tokens back), so the parser, the metrics and the full path (whose
     real tokenizer splits digits one by one) are untouched."""
     from tokenizers import Tokenizer, decoders, models
@@ -425,7 +427,6 @@ def vision_token_ids(tokenizer) -> list[int]:
     return [i for i in ids if i is not None and i != tokenizer.unk_token_id]
 
 
-@torch.no_grad()
 class CoordinateDecoding:
     """A logits processor for greedy decoding with a ``coord_tokens`` tokenizer (a lite departure): where the
     top token is a coordinate, write instead the coordinate at the ``"median"`` (or ``"mean"``) of the
@@ -466,6 +467,7 @@ class CoordinateDecoding:
         return out
 
 
+@torch.no_grad()
 def generate(model, processor, images: list, prompts: list[str], max_new_tokens: int = 128,
              do_sample: bool = False, temperature: float = 1.0, system: str | None = None) -> list[str]:
     """Answer each (image, prompt) pair; returns the completions, decoded without special tokens.

@@ -215,17 +215,29 @@ def ordinal_coord_loss(logits: torch.Tensor, labels: torch.Tensor, coord_ids: to
     return 10 * (expected - value).abs().mean()
 
 
+def ordinal_loss_for(tokenizer):
+    """The ordinal term that fits ``tokenizer``: ``fn(logits, labels, input_ids) -> loss`` —
+    ``ordinal_coord_loss`` for a ``coord_tokens`` tokenizer, ``ordinal_digit_loss`` for the character one."""
+    from .model import coordinate_values
+
+    coord_ids, coord_values = coordinate_values(tokenizer)
+    if coord_ids:
+        ids, values = torch.tensor(coord_ids), torch.tensor(coord_values)
+        return lambda logits, labels, input_ids: ordinal_coord_loss(logits, labels, ids.to(logits.device),
+                                                                    values.to(logits.device))
+    digit_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list("0123456789")))
+    dot_id = tokenizer.convert_tokens_to_ids(".")
+    return lambda logits, labels, input_ids: ordinal_digit_loss(logits, labels, input_ids, digit_ids.to(logits.device),
+                                                                dot_id)
+
+
 def digit_loss_trainer(base, weight: float, tokenizer):
-    """``base`` (trl's ``SFTTrainer``) with ``loss = CE + weight · ordinal_digit_loss`` (``ordinal_coord_loss``
-    with a ``coord_tokens`` tokenizer); logs both terms.
+    """``base`` (trl's ``SFTTrainer``) with ``loss = CE + weight · ordinal_loss_for(tokenizer)`` (the digit term,
+    or the whole-coordinate term with a ``coord_tokens`` tokenizer); logs both terms.
 
     CE is the mean over the batch's answer tokens, as trl's default without gradient accumulation (with
     accumulation, trl normalizes by the tokens of all micro-batches; this trainer does not)."""
-    from .model import coordinate_values
-
-    digit_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list("0123456789")))
-    dot_id = tokenizer.convert_tokens_to_ids(".")
-    coord_ids, coord_values = (torch.tensor(v) for v in coordinate_values(tokenizer))  # empty: characters
+    ordinal_loss = ordinal_loss_for(tokenizer)
 
     class DigitLossTrainer(base):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -234,10 +246,7 @@ def digit_loss_trainer(base, weight: float, tokenizer):
             logits = outputs.logits
             ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
                                                    ignore_index=-100)
-            if len(coord_ids):  # a coord_tokens tokenizer: the same term over whole-coordinate tokens
-                ordinal = ordinal_coord_loss(logits, labels, coord_ids.to(logits.device), coord_values.to(logits.device))
-            else:
-                ordinal = ordinal_digit_loss(logits, labels, inputs["input_ids"], digit_ids.to(logits.device), dot_id)
+            ordinal = ordinal_loss(logits, labels, inputs["input_ids"])
             self._digit_terms = (float(ce), float(ordinal))
             loss = ce + weight * ordinal
             return (loss, outputs) if return_outputs else loss

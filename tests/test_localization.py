@@ -109,6 +109,26 @@ def test_ordinal_coord_loss_charges_by_distance(pred, expected):
     assert float(ordinal_coord_loss(logits, ids.clone(), coord_ids, values)) == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.parametrize("coord_tokens, pred, expected", [
+    (False, "5", 1 / 3),  # characters: the digit term, one tenth off, averaged over the 3 decimal digits
+    (True, "0.56", 0.5),  # coordinate tokens: the whole-coordinate term, one tenth off on the first of 2 coordinates
+])
+def test_ordinal_loss_for_picks_the_term_that_fits_the_tokenizer(coord_tokens, pred, expected):
+    import torch
+
+    from simpleseg_lite.model import build_tokenizer
+    from simpleseg_lite.sft import ordinal_loss_for
+
+    tok = build_tokenizer(coord_tokens=coord_tokens)
+    ids = torch.tensor([tok("[0.46, 0.2]", add_special_tokens=False)["input_ids"]])
+    logits = torch.full(ids.shape + (len(tok),), -30.0)
+    logits[0, :-1].scatter_(-1, ids[0, 1:, None], 30.0)
+    at = 0 if coord_tokens else 2  # the position that predicts "0.46" / its first decimal "4"
+    logits[0, at] = -30.0
+    logits[0, at, tok.convert_tokens_to_ids(pred)] = 30.0
+    assert float(ordinal_loss_for(tok)(logits, ids.clone(), ids)) == pytest.approx(expected, abs=1e-4)
+
+
 @pytest.mark.parametrize("text", ["[[[0.54, 0.5], [0.55, 0.71], [0.35, 0.71]]]", "[0.0, 1.0, 0.07, 0.99]",
                                   "Give the polygon of the red star.", "10.5, 0.300 and 1.00"])
 def test_coord_tokens_keep_the_text_and_shorten_coordinates(text):
