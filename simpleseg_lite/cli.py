@@ -245,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="strict JSON: metrics without samples (NaN) are null")
+    p.add_argument("--decoding", choices=["argmax", "median", "mean"], default=None,
+                   help="greedy coordinate rule, overriding the checkpoint's (coord_tokens models; default: its own)")
 
     p = sub.add_parser("compare", help="two checkpoints on the same samples: metrics and the paired gain (95%% CI)")
     p.add_argument("--a", required=True, help="the reference checkpoint (e.g. the SFT model)")
@@ -373,7 +375,7 @@ def run(args) -> int:
 
         try:
             result = run_eval(args)
-        except FileNotFoundError as e:
+        except (FileNotFoundError, ValueError) as e:  # a bad path, or a decoding rule the checkpoint cannot use
             raise CLIError(str(e)) from e
         print(json.dumps(jsonable(result), indent=1) if args.json else  # strict JSON: NaN → null
               "\n".join(f"{k}: {v}" for k, v in result.items() if k != "rows"))

@@ -304,10 +304,12 @@ def checkpoint_settings(path) -> dict:
 
 def evaluate_checkpoint(path, data_name: str = "synthetic", n: int = 200, seed: int = 1000, task: str = "polygon",
                         root: str | None = None, dataset: str = "refcoco", split: str = "val", batch_size: int = 32,
-                        max_new_tokens: int = 256, model=None, processor=None, max_objects: int = 3) -> dict:
+                        max_new_tokens: int = 256, model=None, processor=None, max_objects: int = 3,
+                        decoding: str | None = None) -> dict:
     """What ``simpleseg-lite eval`` prints, as a function (notebook 07 calls it, so its tables match the
     CLI): load ``path`` (unless ``model``/``processor`` are given), build the samples with the checkpoint's
-    own settings, evaluate."""
+    own settings, evaluate. ``decoding`` overrides the checkpoint's greedy coordinate rule
+    (``model.set_coord_decoding``); None keeps the one in its config."""
     import torch
 
     from .model import load_model
@@ -316,6 +318,10 @@ def evaluate_checkpoint(path, data_name: str = "synthetic", n: int = 200, seed: 
         from .pixelsail import is_pixelsail, load
 
         model, processor = load(path) if is_pixelsail(path) else load_model(path, dtype=torch.float32)
+    if decoding is not None:
+        from .model import set_coord_decoding
+
+        set_coord_decoding(model, processor, decoding)
     st = checkpoint_settings(path)
     samples = eval_samples(data_name, n, seed, task, st["epsilon"], st["decimals"], st["image_size"], root,
                            dataset, split, max_objects)
@@ -325,6 +331,7 @@ def evaluate_checkpoint(path, data_name: str = "synthetic", n: int = 200, seed: 
     result.update({"model": str(path), "data": data_name, "seed": seed, "task": task})
     if data_name == "synthetic":
         result["max_objects"] = max_objects
+    result["coord_decoding"] = getattr(model.config, "lite_coord_decoding", "argmax")
     return result
 
 
@@ -335,7 +342,7 @@ def run_eval(args) -> dict:
     torch.set_num_threads(args.threads)
     result = evaluate_checkpoint(args.model, args.data, args.n, args.seed, args.task, args.root, args.dataset,
                                  args.split, args.batch_size, args.max_new_tokens,
-                                 max_objects=getattr(args, "max_objects", 3))
+                                 max_objects=getattr(args, "max_objects", 3), decoding=getattr(args, "decoding", None))
     result["rows"] = result["rows"][:20]  # a sample of answers; the metrics cover all n
     return result
 

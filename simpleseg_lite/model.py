@@ -467,6 +467,15 @@ class CoordinateDecoding:
         return out
 
 
+def set_coord_decoding(model, processor, rule: str) -> None:
+    """Override a loaded checkpoint's greedy coordinate rule (``"argmax"``, ``"median"`` or ``"mean"``), e.g. to
+    judge the same weights under another rule; ``eval --decoding``. A rule other than argmax needs a
+    ``coord_tokens`` tokenizer: a checkpoint with digit characters is refused with a message."""
+    if rule != "argmax":
+        CoordinateDecoding(processor.tokenizer, rule)  # raises ValueError on a bad rule or tokenizer
+    model.config.lite_coord_decoding = rule
+
+
 @torch.no_grad()
 def generate(model, processor, images: list, prompts: list[str], max_new_tokens: int = 128,
              do_sample: bool = False, temperature: float = 1.0, system: str | None = None) -> list[str]:

@@ -1,5 +1,7 @@
 """The coordinate-lattice diagnostic and the point error: what they report on answers we construct."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -186,7 +188,6 @@ def test_paired_difference(a, b, mean, excludes_zero):
 
 def test_arms_script_records_train_time_and_reuses_it_when_judging_again(tmp_path):
     import importlib.util
-    import json
     from pathlib import Path
 
     import torch
@@ -209,7 +210,6 @@ def test_arms_script_records_train_time_and_reuses_it_when_judging_again(tmp_pat
 
 def test_arms_script_restores_an_export_without_overwriting_judged_arms(tmp_path):
     import importlib.util
-    import json
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location("arms", Path(__file__).parent.parent / "scripts" / "localization_arms.py")
@@ -243,3 +243,27 @@ def test_coord_tokens_model_saves_loads_and_generates_with_median_decoding(tmp_p
     image = np.zeros((112, 112, 3), np.uint8)
     out = generate(loaded, proc, [image], ["Give the polygon of the red star."], max_new_tokens=4)
     assert len(out) == 1 and isinstance(out[0], str)
+
+
+@pytest.mark.parametrize("coord_tokens, rule, exit_code", [
+    (True, None, 0),  # the checkpoint's own rule (median, from its config)
+    (True, "argmax", 0),  # the same weights judged under argmax
+    (True, "mean", 0),
+    (False, "median", 2),  # digit characters: no distribution over whole coordinates, refused with a message
+    (False, "argmax", 0),
+])
+def test_eval_decoding_overrides_the_checkpoints_rule(tmp_path, capsys, coord_tokens, rule, exit_code):
+    from simpleseg_lite.cli import main
+    from simpleseg_lite.model import TinyConfig, build_tiny_model
+
+    cfg = TinyConfig(coord_tokens=coord_tokens, coord_decoding="median" if coord_tokens else "argmax")
+    model, processor = build_tiny_model(cfg, seed=0)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    args = ["eval", "--model", str(tmp_path), "--n", "2", "--threads", "1", "--json", "--max-new-tokens", "6"]
+    assert main(args + (["--decoding", rule] if rule else [])) == exit_code
+    captured = capsys.readouterr()
+    if exit_code:
+        assert "coord_tokens" in captured.err
+    else:
+        assert json.loads(captured.out)["coord_decoding"] == (rule or "median")
