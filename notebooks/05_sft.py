@@ -38,6 +38,7 @@ INIT = "../data/checkpoints/lite-pretrain"  # start of SFT (relative to notebook
 SFT_STEPS = 250  # lite: ~9 min on 2 CPU cores
 BATCH_SIZE = 32
 LR = 1e-3
+DIGIT_LOSS = 1.0  # weight of the ordinal term on coordinates beside cross-entropy (sft.ordinal_loss_for; 0: off)
 EVAL_N = 64  # held-out polygon samples (an unseen seed)
 ABLATION_STEPS = 60  # per ordering, polygon task only
 THREADS = 2
@@ -70,7 +71,7 @@ torch.set_num_threads(THREADS)
 run_dir = Path(RUN_DIR or tempfile.mkdtemp(prefix="sft-"))
 base = TrainConfig(out=str(run_dir / "sft"), stage="sft", init=INIT, max_steps=SFT_STEPS, batch_size=BATCH_SIZE,
                    lr=LR, threads=THREADS, eval_steps=max(SFT_STEPS // 5, 1), eval_n=min(EVAL_N, 32),
-                   save_steps=max(SFT_STEPS // 2, 1))
+                   save_steps=max(SFT_STEPS // 2, 1), digit_loss=DIGIT_LOSS)
 heldout = heldout_samples(base, n=EVAL_N, seed=1000)
 print(f"run folder {run_dir}; {len(heldout)} held-out samples (seed 1000, never used in training)")
 
@@ -153,7 +154,7 @@ ablation = {}
 for ordering in ("clockwise", "shuffled"):
     cfg = TrainConfig(out=str(run_dir / f"ordering-{ordering}"), stage="sft", init=INIT, max_steps=ABLATION_STEPS,
                       batch_size=BATCH_SIZE, lr=LR, threads=THREADS, ordering=ordering, eval_steps=0,
-                      save_steps=ABLATION_STEPS, task_mix={"polygon": 1.0})
+                      save_steps=ABLATION_STEPS, task_mix={"polygon": 1.0}, digit_loss=DIGIT_LOSS)
     m, p = load_model(train(cfg), dtype=torch.float32)
     r = evaluate(m, p, heldout, max_new_tokens=200, dependence=False)
     turns = [abs(turning_number(q.polygons[0])) for q in map(parse_polygons, (x["answer"] for x in r["rows"]))

@@ -34,10 +34,14 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
     "wide_vit": ({"vision_hidden_size": 256, "vision_depth": 6, "vision_intermediate_size": 1024,
                   "hidden_size": 192, "intermediate_size": 576}, 0.0,
                  "vision tower 256×6 (from 128×4), language model 192 (from 256) wide"),
+    "muon": ({}, 0.0, "Muon on the hidden weight matrices, AdamW on the rest (the paper's optimizer; muon.py)"),
     # not a Qwen2.5-VL: Pixel-SAIL-lite's single transformer (no vision tower; 64 linear 14-px patch tokens with
     # (row, col) rotary positions, bidirectional among themselves) trained to write the same text answers
     "encoder_free": ({}, 0.0, "no vision tower: pixelsail's single transformer over 64 patch tokens, text answers"),
 }
+
+
+TRAINING = {"muon": {"optimizer": "muon"}}  # arms that change sft.TrainConfig, not the model
 
 
 def combined(names: list[str]) -> tuple[dict, float, str]:
@@ -47,6 +51,11 @@ def combined(names: list[str]) -> tuple[dict, float, str]:
         c, w, _ = ARMS[n]
         cfg, weight = {**cfg, **c}, max(weight, w)
     return cfg, weight, " + ".join(names)
+
+
+def training_overrides(names: list[str]) -> dict:
+    """The ``sft.TrainConfig`` fields the arms in ``names`` change (``TRAINING``)."""
+    return {k: v for n in names for k, v in TRAINING.get(n, {}).items()}
 
 
 VALUE_KEYS = ("x_pred", "y_pred", "x_gt", "y_gt", "polygon_per_sample", "box_per_sample", "point_per_sample")
@@ -107,7 +116,7 @@ def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, 
     folder = out / name
     cfg = TrainConfig(out=str(folder), stage="pretrain", max_steps=steps, batch_size=32, lr=2e-3, warmup_steps=20,
                       seed=seed, threads=threads, max_objects=1, task_mix=MIX, eval_steps=0, save_steps=steps // 2,
-                      model=model_cfg, digit_loss=weight)
+                      model=model_cfg, digit_loss=weight, **training_overrides(name.split("+")))
     resume, wall = _train_timed(folder, lambda r: train(cfg, resume=r), judge_only)
     budgets, values, model = _judge(lambda p: load_model(p, dtype=torch.float32), folder, steps, n, val_seed, threads,
                                     end_only)
@@ -139,7 +148,7 @@ def run_encoder_free(out: Path, steps: int, seed: int, val_seed: int, n: int, th
 
 def quiet_bench(names: list[str], threads: int, steps: int = 6) -> dict:
     """Seconds per optimizer step of each arm's model on one fixed batch of 32 (median of the last
-    ``steps - 2``), forward + loss + backward + AdamW: the cost per step without the data pipeline or
+    ``steps - 2``), forward + loss + backward + the arm's optimizer step: the cost per step without the data pipeline or
     other load. Run it with nothing else on the machine."""
     import statistics
 
@@ -147,6 +156,7 @@ def quiet_bench(names: list[str], threads: int, steps: int = 6) -> dict:
 
     from simpleseg_lite import data
     from simpleseg_lite.model import TinyConfig, build_tiny_model, collate_sft
+    from simpleseg_lite.muon import build_optimizer
     from simpleseg_lite.sft import ordinal_loss_for
 
     torch.set_num_threads(threads)
@@ -158,7 +168,8 @@ def quiet_bench(names: list[str], threads: int, steps: int = 6) -> dict:
         model, processor = build_tiny_model(TinyConfig(**model_cfg), seed=1)
         batch = collate_sft(rows, processor)
         ordinal_loss = ordinal_loss_for(processor.tokenizer)
-        opt = torch.optim.AdamW(model.parameters(), 1e-3)
+        opt = build_optimizer(training_overrides(name.split("+")).get("optimizer", "adamw"), model, 1e-3, 0.01,
+                              (0.9, 0.98)) or torch.optim.AdamW(model.parameters(), 1e-3)
         times = []
         for _ in range(steps):
             start = time.perf_counter()

@@ -12,7 +12,8 @@ Data is generated on the fly: training example ``i`` is a pure function of ``(se
 reproducible and resumable without storing a dataset. Progress, periodic held-out gIoU
 (``history.jsonl``), checkpoints (``checkpoints/``) and ``--resume`` come from the trainer.
 
-Departures and why: AdamW with a short warm-up and cosine decay (the paper uses Muon); lr 2e-3 /
+Departures and why: AdamW with a short warm-up and cosine decay (the paper uses Muon; ``optimizer="muon"``
+is an arm, ``muon.py``); lr 2e-3 /
 1e-3 and batch 32 for a 5M-parameter model trained from scratch (the paper fine-tunes at 5e-5);
 fp32 on CPU (bf16 autocast is 20–30× *slower* on CPUs without native bf16, measured here);
 ε = 0.02 and 2 decimals at 112 px for the lite model (median ~95 tokens vs ~470, oracle IoU 0.93 vs 0.99) while the
@@ -51,6 +52,7 @@ class TrainConfig:
     warmup_steps: int = 20
     weight_decay: float = 0.01
     adam_beta2: float = 0.98
+    optimizer: str = "adamw"  # "muon": Muon on hidden weight matrices, AdamW elsewhere (the paper's; muon.py)
     epsilon: float = 0.02  # paper: 0.005 (see module docstring)
     decimals: int = 2  # paper: 3
     ordering: str = "clockwise"  # the ordering ablation trains "shuffled"
@@ -285,6 +287,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     from trl import SFTConfig, SFTTrainer
 
     from .model import LoraSettings, build_tiny_model, collate_sft, load_model
+    from .muon import build_optimizer
 
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
@@ -315,8 +318,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if not resume and history.exists():
         history.unlink()
     trainer_class = digit_loss_trainer(SFTTrainer, cfg.digit_loss, processor.tokenizer) if cfg.digit_loss else SFTTrainer
+    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, (0.9, cfg.adam_beta2))
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                         data_collator=partial(collate_sft, processor=processor))
+                            data_collator=partial(collate_sft, processor=processor), optimizers=(optimizer, None))
     heldout = heldout_samples(cfg) if cfg.eval_steps else []
     trainer.add_callback(history_callback(lambda: trainer.model, processor, heldout, cfg.eval_steps, history))
     return run_and_save(trainer, processor, out, resume, cfg.lora,
