@@ -34,6 +34,8 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
     "wide_vit": ({"vision_hidden_size": 256, "vision_depth": 6, "vision_intermediate_size": 1024,
                   "hidden_size": 192, "intermediate_size": 576}, 0.0,
                  "vision tower 256×6 (from 128×4), language model 192 (from 256) wide"),
+    "word_tokens": ({"word_tokens": True}, 0.0,
+                    "each prompt word one token (' star'), not its characters: ~20 prompt tokens instead of ~90"),
     "muon": ({}, 0.0, "Muon on the hidden weight matrices, AdamW on the rest (the paper's optimizer; muon.py)"),
     # not a Qwen2.5-VL: Pixel-SAIL-lite's single transformer (no vision tower; 64 linear 14-px patch tokens with
     # (row, col) rotary positions, bidirectional among themselves) trained to write the same text answers

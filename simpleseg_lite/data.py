@@ -278,6 +278,20 @@ GROUNDING = {"colour": "What colour is {expr}?", "quadrant": "Which quadrant is 
              "point": "Where is {expr}? Answer with a point.", "count": "How many {noun}s are there?"}
 
 
+def prompt_words() -> list[str]:
+    """Every word of the synthetic prompts (``PROMPTS``, ``GROUNDING``), referring expressions (colours, shape
+    names, ``referring.PHRASES``), word answers ("top left") and chat roles: what ``model.build_tokenizer(
+    word_tokens=True)`` makes single tokens, as a real BPE vocabulary does for common words."""
+    import re
+
+    from .referring import PHRASES
+
+    texts = [*COLOURS, *SHAPES, "shape", "object", "top bottom left right", "system user assistant",
+             *(p for ps in PHRASES.values() for p in ps), *(t for ts in PROMPTS.values() for t in ts),
+             *GROUNDING.values()]
+    return sorted(set(re.findall(r"[A-Za-z]+", re.sub(r"\{\w*\}", " ", " ".join(texts)))))
+
+
 def make_grounding_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None,
                            questions=("colour", "quadrant", "point", "count"), decimals: int = 3):
     """Yield ``n`` grounding questions (task ``"grounding_<question>"``), drawn uniformly from

@@ -113,14 +113,21 @@ def coordinate_values(tokenizer) -> tuple[list[int], list[float]]:
     return [i for i, _ in pairs], [v for _, v in pairs]
 
 
-def build_tokenizer(coord_tokens: bool = False) -> PreTrainedTokenizerFast:
+def build_tokenizer(coord_tokens: bool = False, word_tokens: bool = False) -> PreTrainedTokenizerFast:
     """A character-level tokenizer: Qwen2.5-VL's special tokens (ids 0–6), `<|unk|>`, then characters.
 
     ``coord_tokens`` (a lite departure, the localization arm of that name): BPE merges also join each
     two-decimal coordinate ("0.45", "0.5", "1.0") and ", " into one token, so a coordinate is one prediction
     over 111 ordered values instead of four characters, and a polygon answer is about half as many tokens.
     The text is unchanged (the decoder joins tokens back), so the parser, the metrics and the full path (whose
-    real tokenizer splits digits one by one) are untouched."""
+    real tokenizer splits digits one by one) are untouched.
+
+    ``word_tokens`` (another lite departure): each word of the synthetic prompts (``data.prompt_words``) is one
+    token, alone or with its leading space (" star"), as a real BPE vocabulary has them. A prompt is then ~20
+    tokens instead of ~90 characters, so a step costs less, and the language model need not assemble a colour
+    or shape name from its letters before it can look for it in the image. Other text still splits into
+    characters (a leading-space form also starts a longer word: " reddish" is " red" + characters), and the
+    text round-trips unchanged."""
     from tokenizers import Tokenizer, decoders, models
 
     tokens = SPECIAL_TOKENS + ["<|unk|>"] + list(CHARACTERS)
@@ -133,10 +140,19 @@ def build_tokenizer(coord_tokens: bool = False) -> PreTrainedTokenizerFast:
     # BPE without merges splits text into single characters; Fuse joins them back without spaces.
     backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<|unk|>"))
     backend.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
+    tok = PreTrainedTokenizerFast(
         tokenizer_object=backend, unk_token="<|unk|>", pad_token=PAD_TOKEN, eos_token=IM_END,
         additional_special_tokens=SPECIAL_TOKENS[1:], chat_template=CHAT_TEMPLATE, model_max_length=4096,
     )
+    if word_tokens:
+        from tokenizers import AddedToken
+
+        from .data import prompt_words
+
+        words = prompt_words()  # added tokens match before BPE, leftmost-longest: " star" beats " " + "star"
+        tok.add_tokens([AddedToken(" " + w, normalized=False) for w in words] +
+                       [AddedToken(w, single_word=True, normalized=False) for w in words])
+    return tok
 
 
 class SimpleSegLiteProcessor(Qwen2_5_VLProcessor):
@@ -174,10 +190,13 @@ class SimpleSegLiteProcessor(Qwen2_5_VLProcessor):
         return super()._process_images(images, **kwargs)
 
 
-def build_processor(image_size: int = 112, merge_size: int = 2, coord_tokens: bool = False) -> SimpleSegLiteProcessor:
+def build_processor(image_size: int = 112, merge_size: int = 2, coord_tokens: bool = False,
+                    word_tokens: bool = False) -> SimpleSegLiteProcessor:
     """The character tokenizer + Qwen2-VL's PIL image processor, pinned to image_size² pixels;
-    ``merge_size`` must match the vision tower's ``spatial_merge_size``; ``coord_tokens``: see ``build_tokenizer``."""
-    return SimpleSegLiteProcessor(Qwen2VLImageProcessorPil(merge_size=merge_size), build_tokenizer(coord_tokens),
+    ``merge_size`` must match the vision tower's ``spatial_merge_size``; ``coord_tokens``, ``word_tokens``: see
+    ``build_tokenizer``."""
+    return SimpleSegLiteProcessor(Qwen2VLImageProcessorPil(merge_size=merge_size),
+                                  build_tokenizer(coord_tokens, word_tokens),
                                   CHAT_TEMPLATE, image_size)
 
 
@@ -303,13 +322,14 @@ class TinyConfig:
     rope_layout: str = "chunked"  # "chunked" (stock mRoPE sections) or "interleaved": frequency k → axis k mod 3
     coord_tokens: bool = False  # one token per two-decimal coordinate (build_tokenizer), not four characters
     coord_decoding: str = "argmax"  # greedy coordinates: "argmax", or "median"/"mean" (CoordinateDecoding)
+    word_tokens: bool = False  # each prompt word one token (build_tokenizer), not its characters
 
 
 def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
     """A randomly initialized tiny Qwen2.5-VL (fp32) and its processor: `(model, processor)`."""
     cfg = cfg or TinyConfig()
     torch.manual_seed(seed)
-    processor = build_processor(cfg.image_size, cfg.merge_size, cfg.coord_tokens)
+    processor = build_processor(cfg.image_size, cfg.merge_size, cfg.coord_tokens, cfg.word_tokens)
     tok = processor.tokenizer
     # mRoPE splits each head's rotary frequencies among (time, height, width), like Qwen's [16, 24, 24].
     half = cfg.hidden_size // cfg.num_heads // 2

@@ -267,3 +267,40 @@ def test_eval_decoding_overrides_the_checkpoints_rule(tmp_path, capsys, coord_to
         assert "coord_tokens" in captured.err
     else:
         assert json.loads(captured.out)["coord_decoding"] == (rule or "median")
+
+
+@pytest.mark.parametrize("text, tokens", [
+    ("Give the polygon of the red star.", ["Give", " the", " polygon", " of", " the", " red", " star", "."]),
+    ("Where is the circle? Answer with a polygon.",
+     ["Where", " is", " the", " circle", "?", " Answer", " with", " a", " polygon", "."]),
+    ("Point to [0.35, 0.2].", ["Point", " to", " ", "[", "0.35", ", ", "0.2", "]", "."]),  # coordinates: coord tokens
+    ("the reddish star", ["the", " red", "d", "i", "s", "h", " star"]),  # " red" also starts a longer word
+    ("Reddish", ["R", "e", "d", "d", "i", "s", "h"]),  # not a prompt word: characters
+    ("top left", ["top", " left"]),  # a grounding answer
+])
+def test_word_tokens_make_prompt_words_single_tokens_and_keep_the_text(text, tokens):
+    from simpleseg_lite.model import build_tokenizer
+
+    tok = build_tokenizer(coord_tokens=True, word_tokens=True)
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.convert_ids_to_tokens(ids) == tokens
+    assert tok.decode(ids) == text
+
+
+def test_word_tokens_shorten_every_synthetic_prompt_and_round_trip(tmp_path):
+    import torch
+
+    from simpleseg_lite import data
+    from simpleseg_lite.model import TinyConfig, build_tiny_model, chat_text, load_model
+
+    model, processor = build_tiny_model(TinyConfig(coord_tokens=True, word_tokens=True), seed=0)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    words, chars = load_model(tmp_path, dtype=torch.float32)[1].tokenizer, build_tiny_model(TinyConfig())[1].tokenizer
+    samples = [*data.make_samples(40, 3, data.SyntheticConfig(), data.SFT_TASK_MIX, 0.02, decimals=2),
+               *data.make_grounding_samples(20, 3, decimals=2)]
+    for s in samples:
+        text = chat_text(processor, s.prompt) + s.answer
+        ids = words(text)["input_ids"]
+        assert words.decode(ids) == text  # the saved tokenizer came back with its words
+        assert len(ids) < len(chars(text)["input_ids"]) / 2

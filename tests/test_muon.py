@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from simpleseg_lite.muon import MuonWithAdamW, build_optimizer, muon_parameter_split
+from simpleseg_lite.muon import Muon, MuonWithAdamW, build_optimizer, muon_parameter_split, orthogonalize
 
 
 class Tiny(torch.nn.Module):
@@ -26,6 +26,35 @@ class Tiny(torch.nn.Module):
 def _loss(model):
     ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
     return torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), ids.roll(-1, 1).flatten())
+
+
+@pytest.mark.parametrize("shape", [(64, 32), (32, 64), (48, 48), (256, 768)])  # tall, wide, square, the MLP's
+def test_orthogonalize_pushes_singular_values_near_one(shape):
+    torch.manual_seed(0)
+    s = torch.linalg.svdvals(orthogonalize(100 * torch.randn(shape)))  # any scale: it normalizes first
+    assert s.shape[0] == min(shape) and float(s.min()) > 0.5 and float(s.max()) < 1.5
+    spread = torch.randn(shape) * torch.logspace(-2, 0, shape[1])  # singular values over two decades
+    before, after = torch.linalg.svdvals(spread), torch.linalg.svdvals(orthogonalize(spread))
+    assert float(after[0] / after[-1]) < float(before[0] / before[-1]) / 10  # the small directions catch up
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_our_fp32_muon_matches_torchs_on_the_same_gradients(nesterov):
+    """torch.optim.Muon (bf16 Newton–Schulz, match_rms_adamw) as the reference: same direction and size."""
+    torch.manual_seed(0)
+    start = torch.randn(96, 48)
+    ours, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    opt_ours = Muon([ours], lr=1e-2, weight_decay=0.01, nesterov=nesterov)
+    opt_theirs = torch.optim.Muon([theirs], lr=1e-2, weight_decay=0.01, nesterov=nesterov,
+                                  adjust_lr_fn="match_rms_adamw")
+    for _ in range(3):
+        grad = torch.randn(96, 48)
+        for p, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            p.grad = grad.clone()
+            opt.step()
+    a, b = (ours - start).flatten(), (theirs - start).flatten()
+    assert float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > 0.99
+    assert float(a.norm() / b.norm()) == pytest.approx(1.0, abs=0.03)
 
 
 @pytest.mark.parametrize("name, to_muon", [
