@@ -36,6 +36,7 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
                  "vision tower 256×6 (from 128×4), language model 192 (from 256) wide"),
     "word_tokens": ({"word_tokens": True}, 0.0,
                     "each prompt word one token (' star'), not its characters: ~20 prompt tokens instead of ~90"),
+    "shape_question": ({}, 0.0, "the MIX plus 'What shape is the red shape?' → 'star' (1 part in 5): a loss that needs shape"),
     "muon": ({}, 0.0, "Muon on the hidden weight matrices, AdamW on the rest (the paper's optimizer; muon.py)"),
     # not a Qwen2.5-VL: Pixel-SAIL-lite's single transformer (no vision tower; 64 linear 14-px patch tokens with
     # (row, col) rotary positions, bidirectional among themselves) trained to write the same text answers
@@ -43,7 +44,8 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
 }
 
 
-TRAINING = {"muon": {"optimizer": "muon"}}  # arms that change sft.TrainConfig, not the model
+TRAINING = {"muon": {"optimizer": "muon"},  # arms that change sft.TrainConfig, not the model
+            "shape_question": {"task_mix": {**MIX, "grounding_shape": 1.0}}}
 
 
 def combined(names: list[str]) -> tuple[dict, float, str]:
@@ -116,9 +118,10 @@ def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, 
         return run_encoder_free(out, steps, seed, val_seed, n, threads, judge_only, end_only)
     model_cfg, weight, what = combined(name.split("+"))
     folder = out / name
+    settings = {"task_mix": MIX, **training_overrides(name.split("+"))}
     cfg = TrainConfig(out=str(folder), stage="pretrain", max_steps=steps, batch_size=32, lr=2e-3, warmup_steps=20,
-                      seed=seed, threads=threads, max_objects=1, task_mix=MIX, eval_steps=0, save_steps=steps // 2,
-                      model=model_cfg, digit_loss=weight, **training_overrides(name.split("+")))
+                      seed=seed, threads=threads, max_objects=1, eval_steps=0, save_steps=steps // 2,
+                      model=model_cfg, digit_loss=weight, **settings)
     resume, wall = _train_timed(folder, lambda r: train(cfg, resume=r), judge_only)
     budgets, values, model = _judge(lambda p: load_model(p, dtype=torch.float32), folder, steps, n, val_seed, threads,
                                     end_only)

@@ -275,7 +275,8 @@ def _pick(rng, cfg: SyntheticConfig, needs_expression=True, use_colour=True, use
 # --- pre-training curriculum: questions answerable only by looking ---------------------------------
 
 GROUNDING = {"colour": "What colour is {expr}?", "quadrant": "Which quadrant is {expr} in?",
-             "point": "Where is {expr}? Answer with a point.", "count": "How many {noun}s are there?"}
+             "point": "Where is {expr}? Answer with a point.", "count": "How many {noun}s are there?",
+             "shape": "What shape is {expr}?"}
 
 
 def prompt_words() -> list[str]:
@@ -296,21 +297,23 @@ def make_grounding_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = 
                            questions=("colour", "quadrant", "point", "count"), decimals: int = 3):
     """Yield ``n`` grounding questions (task ``"grounding_<question>"``), drawn uniformly from
     ``questions``. Answers: a colour name, "top left"/…/"bottom right" (asked only when the centroid
-    is ``cfg.margin`` away from both centre lines), a point ``[x, y]``, or a count. Expressions never
-    name the colour. ``gt_rle`` is the target's mask (all objects' union for "count")."""
+    is ``cfg.margin`` away from both centre lines), a point ``[x, y]``, a count, or a shape name ("star";
+    not in the default ``questions``, so the committed curricula's streams are unchanged). Expressions never
+    name what is asked: no colour (the other questions), no shape ("shape"). ``gt_rle`` is the target's
+    mask (all objects' union for "count")."""
     cfg = cfg or SyntheticConfig()
     for i in range(n):
         rng = np.random.default_rng((seed, i))
         q = questions[rng.integers(len(questions))]
         while True:
-            scene, t, (expr, _) = _pick(rng, cfg, use_colour=False)
+            scene, t, (expr, _) = _pick(rng, cfg, use_shape=False) if q == "shape" else _pick(rng, cfg, use_colour=False)
             obj, s = scene.objects[t], cfg.image_size
             dx, dy = obj.centre / s - 0.5
             if q != "quadrant" or min(abs(dx), abs(dy)) >= cfg.margin:
                 break
         mask = np.bitwise_or.reduce([o.mask for o in scene.objects]) if q == "count" else obj.mask
         answer = {"colour": obj.colour, "quadrant": f"{'top' if dy < 0 else 'bottom'} {'left' if dx < 0 else 'right'}",
-                  "point": point_to_text(*(interior_point(obj.mask) / s), decimals), "count": str(len(scene.objects))}[q]
+                  "point": point_to_text(*(interior_point(obj.mask) / s), decimals), "count": str(len(scene.objects)), "shape": obj.name}[q]
         box = tuple(float(v) for v in mask_box(mask) / s)
         meta = {"source": "synthetic", "seed": seed, "index": i, "target": t, "objects": _objects_meta(scene)}
         yield Sample(scene.image, GROUNDING[q].format(expr=expr, noun=scene.noun), answer, f"grounding_{q}",

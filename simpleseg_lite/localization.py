@@ -109,13 +109,26 @@ def scalars(report: dict) -> dict:
     return {k: v for k, v in report.items() if not isinstance(v, np.ndarray)}
 
 
+def vertex_counts(samples, answers) -> dict:
+    """Does the model write the object's *shape* or a generic blob? For each polygon answer, its vertex count
+    against the ground truth's (first polygon of each; an unparseable answer counts as 0 vertices):
+    ``vertex_count_match`` (share equal), ``vertex_count_err`` (mean |difference|) and
+    ``vertex_count_corr`` (correlation across samples; ~0 when the count ignores the object, NaN when constant)."""
+    pred = np.array([len(answer_numbers(a, "polygon")) for a in answers], dtype=float)
+    gt = np.array([len(answer_numbers(s.answer, "polygon")) for s in samples], dtype=float)
+    corr = float(np.corrcoef(pred, gt)[0, 1]) if len(pred) > 1 and pred.std() > 0 and gt.std() > 0 else float("nan")
+    return {"vertex_count_match": float(np.mean(pred == gt)) if len(pred) else float("nan"),
+            "vertex_count_err": float(np.mean(np.abs(pred - gt))) if len(pred) else float("nan"),
+            "vertex_count_corr": corr}
+
+
 def localization_scores(model, processor, n: int = 100, seed: int = 2000, max_objects: int = 1,
                         epsilon: float = 0.02, decimals: int = 2, image_size: int = 112, batch_size: int = 32,
                         keep_values: bool = False) -> dict:
     """The arms' judge: greedy text→polygon, text→box and text→point on ``n`` scenes each (seed ``seed``,
     ``max_objects`` objects). Returns polygon ``gIoU``, ``box_mIoU``, box ``prec_at_0.5``, point error in
-    px (``point_err_px_mean`` / ``_median``), the lattice diagnostic of the polygon answers, and the
-    per-task valid rates; with ``keep_values`` also the polygon answers' coordinate values (lists
+    px (``point_err_px_mean`` / ``_median``), the lattice diagnostic and the vertex counts (``vertex_counts``) of
+    the polygon answers, and the per-task valid rates; with ``keep_values`` also the polygon answers' coordinate values (lists
     ``x_pred``, ``y_pred``, ``x_gt``, ``y_gt``) for the lattice picture and the per-sample scores
     (``polygon_per_sample`` IoU, ``box_per_sample`` box IoU, ``point_per_sample`` px) for paired
     comparisons. Same samples for every model at the same arguments."""
@@ -140,6 +153,7 @@ def localization_scores(model, processor, n: int = 100, seed: int = 2000, max_ob
         else:
             report = lattice_report(samples, answers, decimals)
             out.update(gIoU=r["gIoU"], cIoU=r["cIoU"], valid_rate=r["valid_rate"], **scalars(report))
+            out.update(vertex_counts(samples, answers))
             if keep_values:
                 out.update({k: report[k].tolist() for k in ("x_pred", "y_pred", "x_gt", "y_gt")})
     return out
@@ -151,15 +165,16 @@ def arms_table(records: list[dict]) -> str:
     its model alone on the machine (``quiet_s_per_step``; a training run's own wall time is not used, it
     shared the machine with other work)."""
     head = ("| arm | params | s/step (quiet) | budget | polygon gIoU | box IoU | box P@0.5 | point err px (median) | "
-            "TV to GT | distinct values | on 12-lattice |")
-    lines = [head, "|---" * 11 + "|"]
+            "TV to GT | distinct values | on 12-lattice | vertex count right |")
+    lines = [head, "|---" * 12 + "|"]
     for r in records:
         cost = r.get("quiet_s_per_step") or "–"
         for budget, s in r["scores"].items():
+            match = f"{s['vertex_count_match']:.2f}" if "vertex_count_match" in s else "–"  # judged since session 12
             lines.append(f"| {r['arm']} | {r['params_M']}M | {cost} | {budget} | {s['gIoU']:.3f} | "
                          f"{s['box_mIoU']:.3f} | {s['box_prec_at_0_5']:.2f} | {s['point_err_px_mean']:.1f} "
                          f"({s['point_err_px_median']:.1f}) | {s['tv_distance']:.2f} | {s['distinct_pred']} | "
-                         f"{s['lattice_share_pred']:.2f} |")
+                         f"{s['lattice_share_pred']:.2f} | {match} |")
     return "\n".join(lines)
 
 

@@ -255,3 +255,13 @@ def test_object_counts_out_of_order_are_refused(lo, hi):
 
     with pytest.raises(ValueError, match="min_objects ≤ max_objects"):
         SyntheticConfig(min_objects=lo, max_objects=hi)
+
+
+@pytest.mark.parametrize("question", ["colour", "shape"])
+def test_grounding_questions_never_name_what_they_ask(question):
+    from simpleseg_lite.data import COLOURS, SHAPES, make_grounding_samples
+
+    named = COLOURS if question == "colour" else SHAPES
+    for s in make_grounding_samples(40, 11, questions=(question,), decimals=2):
+        assert s.task == f"grounding_{question}" and s.answer in named
+        assert not any(word in s.prompt.split() or word + "?" in s.prompt for word in named), s.prompt

@@ -304,3 +304,23 @@ def test_word_tokens_shorten_every_synthetic_prompt_and_round_trip(tmp_path):
         ids = words(text)["input_ids"]
         assert words.decode(ids) == text  # the saved tokenizer came back with its words
         assert len(ids) < len(chars(text)["input_ids"]) / 2
+
+
+@pytest.mark.parametrize("answers, match, err, corr", [
+    (None, 1.0, 0.0, 1.0),  # the ground truth itself: every count right
+    ("[[[0.1, 0.1], [0.2, 0.1], [0.2, 0.2], [0.1, 0.2], [0.1, 0.15]]]", None, None, "nan"),  # one blob for all
+    ("not a polygon", 0.0, None, "nan"),  # unparseable: 0 vertices, counted
+])
+def test_vertex_counts_tell_a_shape_from_a_blob(answers, match, err, corr):
+    samples = list(make_samples(30, 4, SyntheticConfig(max_objects=1), {"polygon": 1.0}, 0.02, decimals=2))
+    gt = [len(loc.answer_numbers(s.answer, "polygon")) for s in samples]
+    texts = [s.answer for s in samples] if answers is None else [answers] * len(samples)
+    r = loc.vertex_counts(samples, texts)
+    assert len(set(gt)) > 2  # the scenes mix shapes with different counts
+    if match is not None:
+        assert r["vertex_count_match"] == match
+    if err is not None:
+        assert r["vertex_count_err"] == err
+    assert np.isnan(r["vertex_count_corr"]) if corr == "nan" else r["vertex_count_corr"] == pytest.approx(corr)
+    if answers == "not a polygon":
+        assert r["vertex_count_err"] == pytest.approx(np.mean(gt))
