@@ -99,13 +99,8 @@ class MuonWithAdamW(torch.optim.Optimizer):
         # add_param_group keeps the dicts it is given, so these are the inner optimizers' own groups
         super().__init__([*self.muon.param_groups, *self.adamw.param_groups], {"lr": lr})
 
-    @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self.muon.step()
+        loss = self.muon.step(closure)  # the closure (if any) runs once, inside Muon's step
         self.adamw.step()
         return loss
 
