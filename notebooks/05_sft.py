@@ -78,17 +78,22 @@ print(f"run folder {run_dir}; {len(heldout)} held-out samples (seed 1000, never 
 # %% [markdown]
 # ## 1. The model
 # A `Qwen2_5_VLForConditionalGeneration` built from a config: a 4-layer vision tower with Qwen's 2×2
-# patch merger, a 4-layer language model, and a character-level tokenizer (every digit is a token, as
-# in Qwen2.5). One addition, `PositionalImageTokens`: rotary positions rotate queries and keys but never
-# write *where* a patch is into its features, and the merger output is dominated by an image-independent
-# constant; subtracting the per-image mean, normalizing, and adding a learned position vector per image
-# token lets the tiny model localize ([docs/lite_model.md](../docs/lite_model.md) gives the cause; `model.py` documents the fix).
+# patch merger, a 4-layer language model, and a character-level tokenizer. One addition,
+# `PositionalImageTokens`: rotary positions rotate queries and keys but never write *where* a patch is
+# into its features, and the merger output is dominated by an image-independent constant; subtracting the
+# per-image mean, normalizing, and adding a learned position vector per image token lets the tiny model
+# localize ([docs/lite_model.md](../docs/lite_model.md) gives the cause; `model.py` documents the fix).
+# Two switches of §6 may be on in the checkpoint: **coordinate tokens** (each two-decimal coordinate such as
+# "0.45" is one token, so a coordinate is one prediction over 111 ordered values) and **median decoding**
+# (greedy decoding writes the median of that distribution, not its mode). The cell prints which.
 
 # %%
 model, processor = load_model(INIT, dtype=torch.float32)
 n_params = sum(p.numel() for p in model.parameters())
 print(f"{type(model).__name__}: {n_params / 1e6:.2f}M parameters, "
       f"{processor.num_image_tokens} image tokens per {base.image_size}-px image")
+print(f"coordinate tokens: {len(processor.tokenizer('0.45', add_special_tokens=False)['input_ids']) == 1}; "
+      f"greedy coordinates at the {getattr(model.config, 'lite_coord_decoding', 'argmax')}")
 print(json.loads((Path(INIT) / "summary.json").read_text())["task_mix"])
 
 # %% [markdown]

@@ -43,8 +43,11 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
   lattice; the median rule on the same weights gives +0.061 [+0.039, +0.083] more, 88 distinct values and a TV
   distance to the truth of 0.16 (argmax 0.79). With whole-coordinate tokens the stock 2×2 merge is as good as
   no merge (+0.017 [−0.010, +0.044]) at 0.71× its cost, so the chosen design is `coord_tokens` + median on the
-  stock merge: 0.458, +0.122 [+0.083, +0.162] over digit loss + no merge. They are plain config fields, so `save_pretrained` / `from_pretrained` rebuild the same model
-  (the merges travel in the processor's `tokenizer.json`).
+  stock merge: 0.458, +0.122 [+0.083, +0.162] over digit loss + no merge. `word_tokens` (session 12): each word
+  of the synthetic prompts is one token (" star"), as in a real BPE vocabulary, so a prompt is ~23 tokens
+  instead of ~75 characters and a shape or colour name is one embedding the language model can use at once.
+  They are plain config fields, so `save_pretrained` / `from_pretrained` rebuild the same model (the merges
+  and added words travel in the processor's `tokenizer.json`).
 - Generation suppresses the vision special tokens: an untrained policy samples `<|image_pad|>`, and
   re-scoring such a completion fails ("Image features and image tokens do not match").
 
