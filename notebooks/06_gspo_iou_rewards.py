@@ -260,8 +260,8 @@ trained, _ = load_model(out, dtype=torch.float32)
 after = evaluate(trained, processor, heldout, max_new_tokens=200)
 runs = {"SFT": before, "+GSPO (this run)": after}
 if Path(COMMITTED).is_dir():
-    committed, _ = load_model(COMMITTED, dtype=torch.float32)
-    runs["+GSPO (committed)"] = evaluate(committed, processor, heldout, max_new_tokens=200)
+    committed, committed_processor = load_model(COMMITTED, dtype=torch.float32)  # its own tokenizer
+    runs["+GSPO (committed)"] = evaluate(committed, committed_processor, heldout, max_new_tokens=200)
 keys = ["gIoU", "cIoU", "prec_at_0.5", "valid_rate", "image_dependence"]
 print(f"{'':18}" + "".join(f"{name:>20}" for name in runs))
 for k in keys:
