@@ -35,7 +35,7 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
                   "hidden_size": 192, "intermediate_size": 576}, 0.0,
                  "vision tower 256×6 (from 128×4), language model 192 (from 256) wide"),
     "word_tokens": ({"word_tokens": True}, 0.0,
-                    "each prompt word one token (' star'), not its characters: ~20 prompt tokens instead of ~90"),
+                    "each prompt word one token (' star'), not its characters: ~23 prompt tokens instead of ~75"),
     "shape_question": ({}, 0.0, "the MIX plus 'What shape is the red shape?' → 'star' (1 part in 5): a loss that needs shape"),
     "muon": ({}, 0.0, "Muon on the hidden weight matrices, AdamW on the rest (the paper's optimizer; muon.py)"),
     # not a Qwen2.5-VL: Pixel-SAIL-lite's single transformer (no vision tower; 64 linear 14-px patch tokens with

@@ -111,7 +111,7 @@ def scalars(report: dict) -> dict:
 
 def vertex_counts(samples, answers) -> dict:
     """Does the model write the object's *shape* or a generic blob? For each polygon answer, its vertex count
-    against the ground truth's (first polygon of each; an unparseable answer counts as 0 vertices):
+    against the ground truth's (vertices of all its polygons; an unparseable answer counts as 0 vertices):
     ``vertex_count_match`` (share equal), ``vertex_count_err`` (mean |difference|) and
     ``vertex_count_corr`` (correlation across samples; ~0 when the count ignores the object, NaN when constant)."""
     pred = np.array([len(answer_numbers(a, "polygon")) for a in answers], dtype=float)
