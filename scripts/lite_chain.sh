@@ -6,26 +6,29 @@
 # Re-running the script after an interruption resumes the stage it was in (each checkpoints every 50 steps)
 # and skips the stages that finished. Usage: bash scripts/lite_chain.sh [OUT_DIR]   (default runs/chain)
 # Step counts can be overridden: STEPS_A=800 STEPS_B=500 STEPS_C=1000 bash scripts/lite_chain.sh
+# Stage A's design is an arm of scripts/localization_arms.py (ARM=coord_tokens+median_decoding+word_tokens+vision_aux);
+# VISION_AUX=1 keeps the dense shape-map loss (sft.VisionAuxHead) on in stages B and C too.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 out="${1:-runs/chain}"
 STEPS_A="${STEPS_A:-800}" STEPS_B="${STEPS_B:-500}" STEPS_C="${STEPS_C:-1000}" THREADS="${THREADS:-2}"
+ARM="${ARM:-coord_tokens+median_decoding}" VISION_AUX="${VISION_AUX:-0}"
 mkdir -p "$out"
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
 done_() { [ -f "$1/summary.json" ]; }
 
-a="$out/a/coord_tokens+median_decoding"
+a="$out/a/$ARM"
 if [ ! -f "$a/arm.json" ]; then  # trains (or resumes) and judges at steps/2 and the end, validation seed 2000
-  python scripts/localization_arms.py --arm coord_tokens+median_decoding --steps "$STEPS_A" --out "$out/a" \
+  python scripts/localization_arms.py --arm "$ARM" --steps "$STEPS_A" --out "$out/a" \
     --threads "$THREADS"
 fi
 if ! done_ "$out/pre"; then
   simpleseg-lite train --stage pretrain --init "$a" --out "$out/pre" --steps "$STEPS_B" --lr 1.5e-3 --seed 3 \
-    --threads "$THREADS" --digit-loss 1 --eval-steps 250 --save-steps 50 $(resume "$out/pre")
+    --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --eval-steps 250 --save-steps 50 $(resume "$out/pre")
 fi
 if ! done_ "$out/sft"; then
   simpleseg-lite train --stage sft --init "$out/pre" --out "$out/sft" --steps "$STEPS_C" --lr 5e-4 --seed 2 \
-    --threads "$THREADS" --digit-loss 1 --eval-steps 250 --save-steps 50 \
+    --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --eval-steps 250 --save-steps 50 \
     --task-mix '{"polygon": 6, "point_polygon": 1, "box_polygon": 1, "point": 1, "box": 1}' $(resume "$out/sft")
 fi
 echo "[chain] done: $out/pre (lite-pretrain candidate), $out/sft (lite-sft candidate)"

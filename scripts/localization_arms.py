@@ -38,6 +38,8 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
                     "each prompt word one token (' star'), not its characters: ~23 prompt tokens instead of ~75"),
     "shape_question": ({}, 0.0, "the MIX plus 'What shape is the red shape?' → 'star' (1 part in 5): a loss that needs shape"),
     "muon": ({}, 0.0, "Muon on the hidden weight matrices, AdamW on the rest (the paper's optimizer; muon.py)"),
+    "vision_aux": ({}, 0.0, "a training-only dense loss: each image token names the shape class of every 2-px cell "
+                            "under it (sft.VisionAuxHead, weight 1), a stand-in for a pre-trained vision tower"),
     # not a Qwen2.5-VL: Pixel-SAIL-lite's single transformer (no vision tower; 64 linear 14-px patch tokens with
     # (row, col) rotary positions, bidirectional among themselves) trained to write the same text answers
     "encoder_free": ({}, 0.0, "no vision tower: pixelsail's single transformer over 64 patch tokens, text answers"),
@@ -45,7 +47,8 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
 
 
 TRAINING = {"muon": {"optimizer": "muon"},  # arms that change sft.TrainConfig, not the model
-            "shape_question": {"task_mix": {**MIX, "grounding_shape": 1.0}}}
+            "shape_question": {"task_mix": {**MIX, "grounding_shape": 1.0}},
+            "vision_aux": {"vision_aux": 1.0}}
 
 
 def combined(names: list[str]) -> tuple[dict, float, str]:

@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--stage pixelsail: text→mask answers name the object first, 'It is the red star [SEG].'")
     p.add_argument("--digit-loss", type=float, default=0.0,
                    help="weight of the ordinal loss on coordinate digits beside cross-entropy (0: off)")
+    p.add_argument("--vision-aux", type=float, default=0.0,
+                   help="weight of the training-only dense shape-map loss on the image tokens (lite model, "
+                        "synthetic data; sft.VisionAuxHead; 0: off)")
     p.add_argument("--optimizer", choices=["adamw", "muon"], default="adamw",
                    help="muon: Muon on hidden weight matrices, AdamW on the rest (the paper's optimizer; polygon models)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -316,6 +319,8 @@ def run(args) -> int:
             raise CLIError("--stage pixelsail trains every weight (no --lora)")
         if args.optimizer != "adamw":
             raise CLIError("--optimizer muon is wired for the polygon models (--stage pretrain or sft), not pixelsail")
+        if args.vision_aux:
+            raise CLIError("--vision-aux is wired for the polygon models (--stage pretrain or sft), not pixelsail")
         if args.data == "refcoco" and not args.refer_root:
             raise CLIError("--data refcoco needs --refer-root PATH (the REFER layout, see simpleseg_lite/refcoco.py)")
         if args.init and args.text_init:
@@ -337,6 +342,8 @@ def run(args) -> int:
 
         if args.named_answers:
             raise CLIError("--named-answers is for --stage pixelsail (the polygon models' answers are coordinates)")
+        if args.vision_aux and args.data != "synthetic":
+            raise CLIError("--vision-aux needs --data synthetic (its target is each pixel's shape class)")
 
         model_config = _model_config(args.model_config)
 
@@ -347,7 +354,7 @@ def run(args) -> int:
                           image_size=args.image_size, epsilon=args.epsilon, decimals=args.decimals,
                           task_mix=json.loads(args.task_mix) if args.task_mix else None,
                           model=model_config,
-                          digit_loss=args.digit_loss, optimizer=args.optimizer)
+                          digit_loss=args.digit_loss, optimizer=args.optimizer, vision_aux=args.vision_aux)
         try:
             print(f"model saved in {train(cfg, resume=args.resume)}")
         except FileNotFoundError as e:  # a bad --init path or REFER root: say so, no traceback

@@ -77,6 +77,7 @@ SHAPES = {  # vertices of each shape inscribed in the unit circle (x, y), y down
     "circle": _polygon(48), "square": _polygon(4, phase=np.pi / 4), "triangle": _polygon(3),
     "star": _polygon(10, (1.0, 0.45)), "cross": _CROSS, "hexagon": _polygon(6),
 }
+SHAPE_CLASSES = ("background", *SHAPES)  # the classes of ``shape_labels``: index 0 is background
 
 
 @dataclass
@@ -195,6 +196,15 @@ def make_scene(rng=0, cfg: SyntheticConfig | None = None) -> Scene:
     return Scene(np.clip(image, 0, 255).astype(np.uint8), objects)
 
 
+def shape_labels(scene: Scene) -> np.ndarray:
+    """uint8 (H, W) map of what each pixel shows: 0 background, ``SHAPE_CLASSES.index(name)`` on an object's
+    pixels. The dense target of ``sft.TrainConfig.vision_aux`` (synthetic scenes only: their objects are shapes)."""
+    labels = np.zeros(scene.image.shape[:2], dtype=np.uint8)
+    for o in scene.objects:
+        labels[o.mask.view(bool)] = SHAPE_CLASSES.index(o.name)
+    return labels
+
+
 # --- answers and samples ---------------------------------------------------------------------------
 
 
@@ -243,9 +253,10 @@ def _objects_meta(scene: Scene) -> list:
 
 def make_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None, task_mix: dict | None = None,
                  epsilon: float = 0.005, epsilon_mode: str = "perimeter", ordering: str = "clockwise",
-                 paraphrase: bool = True, decimals: int = 3):
+                 paraphrase: bool = True, decimals: int = 3, labels: bool = False):
     """Yield ``n`` synthetic samples; sample ``i`` depends only on (seed, i). ``task_mix``: weights over
-    TASKS (default ``{"polygon": 1.0}``; the full SFT mix is ``SFT_TASK_MIX``)."""
+    TASKS (default ``{"polygon": 1.0}``; the full SFT mix is ``SFT_TASK_MIX``). ``labels``: also put the
+    scene's ``shape_labels`` map in ``metadata["shape_labels"]``."""
     cfg = cfg or SyntheticConfig()
     if ordering not in ORDERINGS:
         raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
@@ -257,6 +268,8 @@ def make_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None, task
         scene, t, ref = _pick(rng, cfg, needs_expression=not task.endswith("_polygon"))
         meta = {"source": "synthetic", "seed": seed, "index": i, "target": t, "objects": _objects_meta(scene),
                 "rule": ref[1] if ref else None}
+        if labels:
+            meta["shape_labels"] = shape_labels(scene)
         yield build_sample(scene.image, scene.objects[t].mask, task, ref and ref[0], rng, epsilon, epsilon_mode,
                            ordering, paraphrase, metadata=meta, decimals=decimals)
 
@@ -294,13 +307,13 @@ def prompt_words() -> list[str]:
 
 
 def make_grounding_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None,
-                           questions=("colour", "quadrant", "point", "count"), decimals: int = 3):
+                           questions=("colour", "quadrant", "point", "count"), decimals: int = 3, labels: bool = False):
     """Yield ``n`` grounding questions (task ``"grounding_<question>"``), drawn uniformly from
     ``questions``. Answers: a colour name, "top left"/…/"bottom right" (asked only when the centroid
     is ``cfg.margin`` away from both centre lines), a point ``[x, y]``, a count, or a shape name ("star";
     not in the default ``questions``, so the committed curricula's streams are unchanged). Expressions never
     name what is asked: no colour (the other questions), no shape ("shape"). ``gt_rle`` is the target's
-    mask (all objects' union for "count")."""
+    mask (all objects' union for "count"). ``labels``: as in ``make_samples``."""
     cfg = cfg or SyntheticConfig()
     for i in range(n):
         rng = np.random.default_rng((seed, i))
@@ -316,6 +329,8 @@ def make_grounding_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = 
                   "point": point_to_text(*(interior_point(obj.mask) / s), decimals), "count": str(len(scene.objects)), "shape": obj.name}[q]
         box = tuple(float(v) for v in mask_box(mask) / s)
         meta = {"source": "synthetic", "seed": seed, "index": i, "target": t, "objects": _objects_meta(scene)}
+        if labels:
+            meta["shape_labels"] = shape_labels(scene)
         yield Sample(scene.image, GROUNDING[q].format(expr=expr, noun=scene.noun), answer, f"grounding_{q}",
                      None if q == "count" else expr, mask_to_rle(mask), box, s, s, meta)
 

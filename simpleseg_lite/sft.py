@@ -67,6 +67,7 @@ class TrainConfig:
     lora: bool = False  # LoRA adapters (full path, real Qwen2.5-VL)
     model: dict = field(default_factory=dict)  # model.TinyConfig fields for a fresh model, e.g. {"merge_size": 1}
     digit_loss: float = 0.0  # weight of the ordinal term on coordinate digits (``ordinal_digit_loss``); 0: off
+    vision_aux: float = 0.0  # weight of the dense shape-map loss on the image tokens (``VisionAuxHead``); 0: off
     data: str = "synthetic"  # "refcoco": the train splits of the REFER layout under refer_root (full path)
     refer_root: str | None = None
     refer_datasets: tuple = ("refcoco", "refcoco+", "refcocog", "refclef")  # the paper's SFT sources
@@ -93,12 +94,18 @@ class SyntheticStream(torch.utils.data.Dataset):
         sample_seed = self.seed * 10**7 + i  # disjoint from evaluation seeds (< 10**7)
         if task.startswith("grounding_"):
             gen = data.make_grounding_samples(1, sample_seed, self.scene, questions=(task[len("grounding_"):],),
-                                              decimals=self.cfg.decimals)
+                                              decimals=self.cfg.decimals, labels=self.cfg.vision_aux > 0)
         else:
             gen = data.make_samples(1, sample_seed, self.scene, {task: 1.0}, self.cfg.epsilon,
-                                    ordering=self.cfg.ordering, decimals=self.cfg.decimals)
+                                    ordering=self.cfg.ordering, decimals=self.cfg.decimals,
+                                    labels=self.cfg.vision_aux > 0)
         s = next(gen)
-        return {"image": s.load_image(), "prompt": s.prompt, "answer": s.answer}
+        row = {"image": s.load_image(), "prompt": s.prompt, "answer": s.answer}
+        if self.cfg.vision_aux > 0:  # a greyscale image, so 🤗 datasets carries it like the photo
+            from PIL import Image
+
+            row["shape_labels"] = Image.fromarray(s.metadata["shape_labels"], mode="L")
+        return row
 
 
 class ReferStream(torch.utils.data.Dataset):
@@ -233,32 +240,111 @@ def ordinal_loss_for(tokenizer):
                                                                 dot_id)
 
 
-def digit_loss_trainer(base, weight: float, tokenizer):
-    """``base`` (trl's ``SFTTrainer``) with ``loss = CE + weight · ordinal_loss_for(tokenizer)`` (the digit term,
-    or the whole-coordinate term with a ``coord_tokens`` tokenizer); logs both terms.
+class VisionAuxHead(torch.nn.Module):
+    """A training-only dense head (``TrainConfig.vision_aux``): each image token the language model reads
+    (the output of ``model.PositionalImageTokens``, (n_images, T, D), T = side²) → class logits for its
+    ``token_px``-px square of the image on a ``cell``-px grid. Output (n_images, classes, side·c, side·c),
+    c = token_px / cell, rows and columns in image order (token t covers grid row t // side, column t % side).
+
+    Why: the stock model's vision tower learns only from the answer's loss, and at lite budgets it learns
+    *where* an object is long before *what outline* it has (``docs/lite_model.md``). The real Qwen2.5-VL's
+    tower was pre-trained on web images; this loss stands in for that by asking every image token to carry
+    the shape class of each 2-px cell under it. The head is removed before the final save, so checkpoints
+    are plain models."""
+
+    def __init__(self, dim: int, token_px: int, classes: int = len(data.SHAPE_CLASSES), cell: int = 2):
+        super().__init__()
+        if token_px % cell:
+            raise ValueError(f"token_px={token_px} is not a multiple of cell={cell}")
+        self.cells, self.classes, self.cell = token_px // cell, classes, cell
+        self.proj = torch.nn.Linear(dim, self.cells ** 2 * classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        n, t, _ = tokens.shape
+        side, c = round(t ** 0.5), self.cells
+        if side * side != t:
+            raise ValueError(f"expected a square grid of image tokens, got {t}")
+        x = self.proj(tokens).view(n, side, side, c, c, self.classes)
+        return x.permute(0, 5, 1, 3, 2, 4).reshape(n, self.classes, side * c, side * c)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Soft cross-entropy against ``labels`` (n_images, H, W) class indices, averaged over each cell."""
+        one_hot = torch.nn.functional.one_hot(labels.long(), self.classes).permute(0, 3, 1, 2).float()
+        target = torch.nn.functional.avg_pool2d(one_hot, self.cell)
+        if target.shape[-2:] != logits.shape[-2:]:
+            raise ValueError(f"labels give a {tuple(target.shape[-2:])} grid, the head {tuple(logits.shape[-2:])}")
+        return -(target * logits.float().log_softmax(1)).sum(1).mean()
+
+
+def attach_vision_aux(model) -> VisionAuxHead:
+    """Add a ``VisionAuxHead`` as ``model.lite_vision_aux`` and a hook that keeps the image tokens of the
+    last forward pass in ``head.tokens``. Needs the lite model class (``model.PositionalImageTokens``)."""
+    inner = getattr(getattr(model, "model", None), "image_positions", None)
+    if inner is None:
+        raise ValueError("vision_aux needs the lite model (TinyConfig.position_fix=True): it reads the image "
+                         "tokens of model.PositionalImageTokens")
+    cfg = model.config.vision_config
+    head = VisionAuxHead(model.config.text_config.hidden_size, 14 * cfg.spatial_merge_size)
+    model.lite_vision_aux = head
+
+    def keep(module, args, output):
+        head.tokens = output
+
+    inner.register_forward_hook(keep)
+    return head
+
+
+def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight: float = 0.0):
+    """``base`` (trl's ``SFTTrainer``) with ``loss = CE + digit_weight · ordinal_loss_for(tokenizer)
+    + vision_weight · VisionAuxHead.loss`` (the digit term, or the whole-coordinate term with a ``coord_tokens``
+    tokenizer; the dense term needs ``attach_vision_aux`` and rows with ``shape_labels``); logs each term.
 
     CE is the mean over the batch's answer tokens, as trl's default without gradient accumulation (with
     accumulation, trl normalizes by the tokens of all micro-batches; this trainer does not)."""
-    ordinal_loss = ordinal_loss_for(tokenizer)
+    ordinal_loss = ordinal_loss_for(tokenizer) if digit_weight else None
 
-    class DigitLossTrainer(base):
+    class LiteLossTrainer(base):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            labels = inputs["labels"]
-            outputs = model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False)
+            labels, shape_labels = inputs["labels"], inputs.get("shape_labels")
+            outputs = model(**{k: v for k, v in inputs.items() if k not in ("labels", "shape_labels")},
+                            use_cache=False)
             logits = outputs.logits
             ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
                                                    ignore_index=-100)
-            ordinal = ordinal_loss(logits, labels, inputs["input_ids"])
-            self._digit_terms = (float(ce), float(ordinal))
-            loss = ce + weight * ordinal
+            loss, terms = ce, {"ce_loss": float(ce)}
+            if digit_weight:
+                ordinal = ordinal_loss(logits, labels, inputs["input_ids"])
+                loss, terms["digit_loss"] = loss + digit_weight * ordinal, float(ordinal)
+            if vision_weight:
+                if shape_labels is None:
+                    raise ValueError("vision_aux needs rows with shape_labels (synthetic data)")
+                head = model.lite_vision_aux
+                dense = head.loss(head(head.tokens), shape_labels.to(logits.device))
+                loss, terms["vision_aux_loss"] = loss + vision_weight * dense, float(dense)
+            self._lite_terms = terms
             return (loss, outputs) if return_outputs else loss
 
         def log(self, logs, *args, **kwargs):
-            if getattr(self, "_digit_terms", None) and "loss" in logs:
-                logs = {**logs, "ce_loss": self._digit_terms[0], "digit_loss": self._digit_terms[1]}
+            if getattr(self, "_lite_terms", None) and "loss" in logs:
+                logs = {**logs, **self._lite_terms}
             return super().log(logs, *args, **kwargs)
 
-    return DigitLossTrainer
+    return LiteLossTrainer
+
+
+def digit_loss_trainer(base, weight: float, tokenizer):
+    """``lite_loss_trainer`` with the digit term alone."""
+    return lite_loss_trainer(base, tokenizer, digit_weight=weight)
+
+
+def collate_with_labels(examples: list[dict], processor) -> dict:
+    """``model.collate_sft`` plus ``shape_labels`` (n, H, W) when the rows carry them (``vision_aux``)."""
+    from .model import collate_sft
+
+    batch = collate_sft(examples, processor)
+    if "shape_labels" in examples[0]:
+        batch["shape_labels"] = torch.as_tensor(np.stack([np.asarray(ex["shape_labels"]) for ex in examples]))
+    return batch
 
 
 def run_and_save(trainer, processor, out: Path, resume: bool, lora: bool, summary: dict) -> Path:
@@ -272,6 +358,8 @@ def run_and_save(trainer, processor, out: Path, resume: bool, lora: bool, summar
     if not trainer.is_world_process_zero():
         return out
     final = trainer.model.merge_and_unload() if lora else trainer.model
+    if hasattr(final, "lite_vision_aux"):  # a training-only head: the saved model is a plain one
+        del final.lite_vision_aux
     final.save_pretrained(out)
     processor.save_pretrained(out)
     summary = {**summary, "wall_seconds": round(wall, 1), "resumed": bool(resume and checkpoints),
@@ -286,9 +374,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     from trl import SFTConfig, SFTTrainer
 
-    from .model import LoraSettings, build_tiny_model, collate_sft, load_model
+    from .model import LoraSettings, build_tiny_model, load_model
     from .muon import build_optimizer
 
+    if cfg.vision_aux and cfg.data != "synthetic":
+        raise ValueError("vision_aux needs synthetic data (its target is each pixel's shape class); "
+                         "set vision_aux=0 for RefCOCO")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -317,10 +408,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     history = out / "history.jsonl"
     if not resume and history.exists():
         history.unlink()
-    trainer_class = digit_loss_trainer(SFTTrainer, cfg.digit_loss, processor.tokenizer) if cfg.digit_loss else SFTTrainer
+    if cfg.vision_aux:
+        attach_vision_aux(model)  # before the optimizer, so the head is trained (and checkpointed) too
+    trainer_class = lite_loss_trainer(SFTTrainer, processor.tokenizer, cfg.digit_loss, cfg.vision_aux) \
+        if cfg.digit_loss or cfg.vision_aux else SFTTrainer
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, (0.9, cfg.adam_beta2))
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                            data_collator=partial(collate_sft, processor=processor), optimizers=(optimizer, None))
+                            data_collator=partial(collate_with_labels, processor=processor), optimizers=(optimizer, None))
     heldout = heldout_samples(cfg) if cfg.eval_steps else []
     trainer.add_callback(history_callback(lambda: trainer.model, processor, heldout, cfg.eval_steps, history))
     return run_and_save(trainer, processor, out, resume, cfg.lora,

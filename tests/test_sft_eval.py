@@ -170,3 +170,57 @@ def test_swap_order_never_keeps_a_sample_on_its_own_image(n):
 
     order = swap_order(n, seed=0)
     assert set(order.tolist()) <= set(range(n)) and (order != np.arange(n)).all()
+
+
+# --- the dense shape-map loss (TrainConfig.vision_aux) ---------------------------------------------
+
+
+def test_shape_labels_name_each_objects_pixels():
+    from simpleseg_lite import data
+
+    scene = data.make_scene(3, data.SyntheticConfig(max_objects=3, min_objects=3))
+    labels = data.shape_labels(scene)
+    assert labels.shape == scene.image.shape[:2] and labels.dtype == np.uint8
+    for o in scene.objects:
+        assert (labels[o.mask.view(bool)] == data.SHAPE_CLASSES.index(o.name)).all()
+    assert (labels[~np.bitwise_or.reduce([o.mask for o in scene.objects]).view(bool)] == 0).all()
+    sample = next(data.make_samples(1, 3, labels=True))
+    assert sample.metadata["shape_labels"].shape == (112, 112)
+    assert "shape_labels" not in next(data.make_samples(1, 3)).metadata  # off by default
+
+
+@pytest.mark.parametrize("hot_token,good", [(1, True), (2, False)])  # token 1 = top right; 2 = bottom left
+def test_vision_aux_head_lays_tokens_out_row_major(hot_token, good):
+    import torch
+
+    from simpleseg_lite.sft import VisionAuxHead
+
+    head = VisionAuxHead(dim=4, token_px=4, classes=2, cell=2)  # 2×2 tokens of 4 px, 2×2 cells each
+    labels = torch.zeros(1, 8, 8, dtype=torch.long)
+    labels[0, :4, 4:] = 1  # class 1 fills the top-right token's square
+    with torch.no_grad():  # token t (one-hot input) says "class 1" on every cell iff t == hot_token
+        head.proj.weight.zero_()
+        head.proj.bias.zero_()
+        cls1 = torch.arange(8) % 2 == 1  # output layout (cell row, cell col, class): odd entries are class 1
+        head.proj.weight[cls1, hot_token] = 20.0
+        head.proj.weight[~cls1, :] = 10.0
+        head.proj.weight[~cls1, hot_token] = 0.0
+    loss = head.loss(head(torch.eye(4)[None]), labels)
+    assert (loss.item() < 1e-3) == good
+
+
+def test_train_with_vision_aux_saves_a_plain_model(tmp_path):
+    from safetensors import safe_open
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), stage="pretrain", max_steps=2, batch_size=2, save_steps=1,
+                      eval_steps=0, threads=1, max_objects=1, vision_aux=1.0, task_mix={"polygon": 1.0, "grounding_count": 1.0},
+                      model={"coord_tokens": True})
+    out = train(cfg)
+    final = safe_open(str(out / "model.safetensors"), "pt").keys()
+    checkpoint = safe_open(str(out / "checkpoints" / "checkpoint-2" / "model.safetensors"), "pt").keys()
+    assert not any("lite_vision_aux" in k for k in final)  # the head is training-only
+    assert any("lite_vision_aux" in k for k in checkpoint)  # but kept for resume
+    cfg.max_steps = 3
+    train(cfg, resume=True)
+    with pytest.raises(ValueError, match="synthetic"):
+        train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", vision_aux=1.0, max_steps=1, threads=1))
