@@ -210,6 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--stage pixelsail, full path: a Qwen2 / Qwen2.5(-VL) checkpoint (local folder or hub id) "
                         "whose language model becomes the single transformer")
 
+    p = sub.add_parser("pretrain-vision", help="train the lite model's vision path alone to see shapes (vision.py)")
+    p.add_argument("--out", required=True, help="run folder (whole tiny VLM, checkpoint.pt, history.jsonl)")
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (batch 32 scenes)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (warm-up, then cosine to 0)")
+    p.add_argument("--max-objects", type=int, default=3, help="objects per synthetic scene (1–N)")
+    p.add_argument("--fg-weight", type=float, default=10.0, help="loss weight of cells objects cover")
+    p.add_argument("--model-config", default=None, help="JSON of model.TinyConfig fields, as for train")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--eval-steps", type=int, default=500, help="held-out shape accuracy every N steps")
+    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+
     p = sub.add_parser("gspo", help="the RL stage: GSPO with IoU rewards (trl GRPOTrainer)")
     p.add_argument("--out", required=True, help="run folder (final policy, checkpoints/, history.jsonl)")
     p.add_argument("--init", default="data/checkpoints/lite-sft", help="the SFT policy to start from")
@@ -359,6 +371,15 @@ def run(args) -> int:
             print(f"model saved in {train(cfg, resume=args.resume)}")
         except FileNotFoundError as e:  # a bad --init path or REFER root: say so, no traceback
             raise CLIError(str(e)) from e
+    elif args.command == "pretrain-vision":
+        from .vision import VisionPretrainConfig, pretrain_vision
+
+        if args.steps < 1 or args.max_objects < 1:
+            raise CLIError("--steps and --max-objects must be ≥ 1")
+        cfg = VisionPretrainConfig(out=args.out, max_steps=args.steps, lr=args.lr, max_objects=args.max_objects,
+                                   fg_weight=args.fg_weight, seed=args.seed, threads=args.threads,
+                                   eval_steps=args.eval_steps, model=_model_config(args.model_config))
+        print(f"model saved in {pretrain_vision(cfg, resume=args.resume)}")
     elif args.command == "gspo":
         from .rewards import REWARD_WEIGHTS
         from .rl import GSPOConfig, train_gspo

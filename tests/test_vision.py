@@ -1,0 +1,59 @@
+"""Vision pre-training (vision.py): the dense shape loss, held-out shape accuracy, and a resumable run."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from simpleseg_lite import data
+from simpleseg_lite.vision import VisionPretrainConfig, dense_loss, pretrain_vision
+
+
+def _labels():
+    labels = torch.zeros(1, 4, 4, dtype=torch.long)
+    labels[0, :2, :2] = 3  # one 2×2 cell of class 3, the other three cells background
+    return labels
+
+
+@pytest.mark.parametrize("logits,fg_weight,expected", [
+    ("perfect", 1.0, 0.0),
+    ("uniform", 1.0, math.log(7)),  # every cell at chance over 7 classes
+    ("uniform", 10.0, math.log(7)),  # weights do not change a loss that is equal everywhere
+    ("background", 1.0, 25 / 4),  # the object cell alone is wrong (−log e^−25 ≈ 25), 1 of 4 cells
+    ("background", 10.0, 25 * 10 / 13),  # …and it weighs 10 against three cells of weight 1
+])
+def test_dense_loss(logits, fg_weight, expected):
+    truth = torch.zeros(1, 7, 2, 2)
+    truth[0, 0] = 25.0
+    truth[0, 0, 0, 0], truth[0, 3, 0, 0] = 0.0, 25.0
+    table = {"perfect": truth, "uniform": torch.zeros(1, 7, 2, 2),
+             "background": torch.zeros(1, 7, 2, 2).index_fill_(1, torch.tensor([0]), 25.0)}
+    assert dense_loss(table[logits], _labels(), fg_weight).item() == pytest.approx(expected, abs=2e-3)
+
+
+def test_pretrain_vision_resumes_and_saves_a_loadable_model(tmp_path):
+    from simpleseg_lite.model import load_model
+
+    cfg = VisionPretrainConfig(out=str(tmp_path / "v"), max_steps=2, batch_size=2, save_steps=1, eval_steps=1,
+                               eval_n=4, threads=1, model={"coord_tokens": True})
+    out = pretrain_vision(cfg)
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history if "shape_acc" in h] == [1, 2]
+    assert all(0 <= h["shape_acc"] <= 1 for h in history if "shape_acc" in h)
+    cfg.max_steps = 3
+    pretrain_vision(cfg, resume=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] and summary["final"]["step"] == 3
+    model, processor = load_model(out, dtype=torch.float32)  # a whole tiny VLM: the next stage's --init
+    assert processor.tokenizer.convert_tokens_to_ids("0.45") != processor.tokenizer.unk_token_id
+
+
+def test_pretrain_vision_needs_the_lite_model(tmp_path):
+    with pytest.raises(ValueError, match="position_fix"):
+        pretrain_vision(VisionPretrainConfig(out=str(tmp_path / "v"), max_steps=1, threads=1,
+                                             model={"position_fix": False}))
+
+
+def test_shape_classes_cover_the_synthetic_shapes():
+    assert data.SHAPE_CLASSES[0] == "background" and set(data.SHAPE_CLASSES[1:]) == set(data.SHAPES)
