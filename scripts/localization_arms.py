@@ -38,6 +38,8 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
                     "each prompt word one token (' star'), not its characters: ~23 prompt tokens instead of ~75"),
     "shape_question": ({}, 0.0, "the MIX plus 'What shape is the red shape?' → 'star' (1 part in 5): a loss that needs shape"),
     "muon": ({}, 0.0, "Muon on the hidden weight matrices, AdamW on the rest (the paper's optimizer; muon.py)"),
+    "vision_pretrain": ({}, 0.0, "starts from a checkpoint of `simpleseg-lite pretrain-vision` (--init): a vision "
+                                 "tower pre-trained alone to name each 2-px cell's shape (vision.py)"),
     "vision_aux": ({}, 0.0, "a training-only dense loss: each image token names the shape class of every 2-px cell "
                             "under it (sft.VisionAuxHead, weight 1), a stand-in for a pre-trained vision tower"),
     # not a Qwen2.5-VL: Pixel-SAIL-lite's single transformer (no vision tower; 64 linear 14-px patch tokens with
@@ -111,7 +113,7 @@ def _record(folder: Path, net, values: dict, **fields) -> dict:
 
 
 def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, threads: int,
-            judge_only: bool = False, end_only: bool = False) -> dict:
+            judge_only: bool = False, end_only: bool = False, init: str | None = None) -> dict:
     import torch
 
     from simpleseg_lite.model import load_model
@@ -120,17 +122,20 @@ def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, 
     if name == "encoder_free":
         return run_encoder_free(out, steps, seed, val_seed, n, threads, judge_only, end_only)
     model_cfg, weight, what = combined(name.split("+"))
+    if ("vision_pretrain" in name.split("+")) != bool(init):
+        raise SystemExit("the vision_pretrain arm and --init go together: --init is the pretrain-vision checkpoint "
+                         "(its model switches must be the arm's)")
     folder = out / name
     settings = {"task_mix": MIX, **training_overrides(name.split("+"))}
     cfg = TrainConfig(out=str(folder), stage="pretrain", max_steps=steps, batch_size=32, lr=2e-3, warmup_steps=20,
                       seed=seed, threads=threads, max_objects=1, eval_steps=0, save_steps=steps // 2,
-                      model=model_cfg, digit_loss=weight, **settings)
+                      model=model_cfg, digit_loss=weight, init=init, **settings)
     resume, wall = _train_timed(folder, lambda r: train(cfg, resume=r), judge_only)
     budgets, values, model = _judge(lambda p: load_model(p, dtype=torch.float32), folder, steps, n, val_seed, threads,
                                     end_only)
     return _record(folder, model, values, arm=name, what=what, model=model_cfg, digit_loss=weight, steps=steps,
                    seed=seed, val_seed=val_seed, n=n, threads=threads, train_wall_s=round(wall, 1), resumed=resume,
-                   scores=budgets)
+                   scores=budgets, **({"init": init} if init else {}))
 
 
 def run_encoder_free(out: Path, steps: int, seed: int, val_seed: int, n: int, threads: int,
@@ -235,6 +240,7 @@ def main() -> None:
     ap.add_argument("--table", metavar="DIR", help="print the table of the arms judged under DIR")
     ap.add_argument("--export", metavar="JSON", help="with --table: also write every arm's record to this file")
     ap.add_argument("--quiet-bench", metavar="ARMS", help="comma-separated arms: s/step on a fixed batch, nothing else")
+    ap.add_argument("--init", help="the vision_pretrain arm: the pretrain-vision checkpoint to start from")
     ap.add_argument("--judge-only", action="store_true", help="judge an arm trained before, without training")
     ap.add_argument("--end-only", action="store_true", help="judge the end of the run only (not the mid-run budget)")
     ap.add_argument("--restore", metavar="JSON", help="write the arm records of an export (e.g. the committed "
@@ -258,7 +264,7 @@ def main() -> None:
             Path(args.export).write_text(json.dumps({"mix": MIX, "arms": rows}, indent=1))
         return
     row = run_arm(args.arm, Path(args.out), args.steps, args.seed, args.val_seed, args.n, args.threads,
-                  args.judge_only, args.end_only)
+                  args.judge_only, args.end_only, args.init)
     print(json.dumps({k: v for k, v in row.items() if k != "values_at_end"}, indent=1))
 
 

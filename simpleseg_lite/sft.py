@@ -409,7 +409,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if not resume and history.exists():
         history.unlink()
     if cfg.vision_aux:
-        attach_vision_aux(model)  # before the optimizer, so the head is trained (and checkpointed) too
+        head = attach_vision_aux(model)  # before the optimizer, so the head is trained (and checkpointed) too
+        saved = Path(cfg.init or "") / "vision_aux_head.pt"  # written by vision.pretrain_vision
+        if cfg.init and saved.is_file():
+            head.load_state_dict(torch.load(saved))
     trainer_class = lite_loss_trainer(SFTTrainer, processor.tokenizer, cfg.digit_loss, cfg.vision_aux) \
         if cfg.digit_loss or cfg.vision_aux else SFTTrainer
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, (0.9, cfg.adam_beta2))

@@ -33,6 +33,9 @@ from . import data
 from .sft import VisionAuxHead
 
 
+HEAD_FILE = "vision_aux_head.pt"  # the trained VisionAuxHead, beside the model
+
+
 @dataclass
 class VisionPretrainConfig:
     out: str = "runs/vision"  # final model, checkpoint.pt, history.jsonl, summary.json
@@ -166,6 +169,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
     final = evaluate(cfg.max_steps)
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    torch.save(head.state_dict(), out / HEAD_FILE)  # `train --vision-aux` from this folder continues with it
     summary = {"config": asdict(cfg), "steps": cfg.max_steps, "final": final, "resumed": bool(resume and step),
                "wall_seconds": round(wall_before + time.perf_counter() - start, 1), "torch_threads": cfg.threads}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

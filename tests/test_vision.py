@@ -45,8 +45,20 @@ def test_pretrain_vision_resumes_and_saves_a_loadable_model(tmp_path):
     pretrain_vision(cfg, resume=True)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed"] and summary["final"]["step"] == 3
+    assert (out / "vision_aux_head.pt").is_file()  # train --vision-aux --init continues with the trained head
     model, processor = load_model(out, dtype=torch.float32)  # a whole tiny VLM: the next stage's --init
     assert processor.tokenizer.convert_tokens_to_ids("0.45") != processor.tokenizer.unk_token_id
+    # the next stage starts from it, with the pre-trained head under its dense loss
+    from safetensors.torch import load_file
+
+    from simpleseg_lite.sft import TrainConfig, train
+
+    run = train(TrainConfig(out=str(tmp_path / "a"), stage="pretrain", init=str(out), max_steps=1, batch_size=2,
+                            save_steps=1, eval_steps=0, threads=1, max_objects=1, vision_aux=1.0,
+                            task_mix={"polygon": 1.0}, lr=0.0, warmup_steps=0))
+    head = torch.load(out / "vision_aux_head.pt")
+    kept = load_file(str(run / "checkpoints" / "checkpoint-1" / "model.safetensors"))
+    assert torch.equal(kept["lite_vision_aux.proj.weight"], head["proj.weight"])  # lr 0: loaded, not re-initialized
 
 
 def test_pretrain_vision_needs_the_lite_model(tmp_path):
