@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from simpleseg_lite import data
-from simpleseg_lite.sft import VisionAuxHead
+from simpleseg_lite.sft import VisionAuxHead, dense_loss
 
 VARIANTS = {"vit": {}, "vit_conv": {"patch_stem": "conv"}, "vit_nomerge": {"merge_size": 1},
             "vit_wide": {"vision_hidden_size": 256, "vision_depth": 6, "vision_intermediate_size": 1024}}
@@ -170,14 +170,6 @@ def scores(forward, seed: int, n: int, max_objects: int) -> dict:
     return {"shape_acc": round(right / total, 3), "fg_iou": round(inter / union, 3), "objects": total}
 
 
-def dense_loss(logits, labels, classes: int, fg_weight: float) -> torch.Tensor:
-    """Soft cross-entropy on the 2-px grid; cells an object covers weigh ``fg_weight`` per unit of cover."""
-    one_hot = nn.functional.one_hot(labels.long(), classes).permute(0, 3, 1, 2).float()
-    target = nn.functional.avg_pool2d(one_hot, 2)
-    weight = 1 + (fg_weight - 1) * (1 - target[:, 0])
-    return (-(target * logits.log_softmax(1)).sum(1) * weight).sum() / weight.sum()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variant", choices=[*VARIANTS, "cnn", "trunk_pooled", "vit_trunk"], default="vit")
@@ -202,7 +194,6 @@ def main() -> None:
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps, pct_start=min(20 / args.steps, 0.5),
                                                 anneal_strategy="cos")
-    classes = len(data.SHAPE_CLASSES)
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
         scenes, labels = batch(10**7 + args.seed, (step - 1) * args.batch_size, args.batch_size, args.max_objects)
@@ -211,7 +202,7 @@ def main() -> None:
             target = torch.tensor([data.SHAPE_CLASSES.index(s.objects[0].name) for s in scenes])
             loss = nn.functional.cross_entropy(logits, target)
         else:
-            loss = dense_loss(logits, labels, classes, args.fg_weight)
+            loss = dense_loss(logits, labels, args.fg_weight)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)

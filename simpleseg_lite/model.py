@@ -48,6 +48,10 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
   instead of ~75 characters and a shape or colour name is one embedding the language model can use at once.
   They are plain config fields, so `save_pretrained` / `from_pretrained` rebuild the same model (the merges
   and added words travel in the processor's `tokenizer.json`).
+- Not an architectural change, but a departure in how the weights start (session 13): the real tower arrives
+  pre-trained on web images; the lite one can be pre-trained alone on a dense shape loss first
+  (`vision.pretrain_vision`, `simpleseg-lite pretrain-vision`), because trained only through the answers it
+  learnt where objects are long before what outline they have. The saved model is this same class.
 - Generation suppresses the vision special tokens: an untrained policy samples `<|image_pad|>`, and
   re-scoring such a completion fails ("Image features and image tokens do not match").
 

@@ -267,13 +267,23 @@ class VisionAuxHead(torch.nn.Module):
         x = self.proj(tokens).view(n, side, side, c, c, self.classes)
         return x.permute(0, 5, 1, 3, 2, 4).reshape(n, self.classes, side * c, side * c)
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Soft cross-entropy against ``labels`` (n_images, H, W) class indices, averaged over each cell."""
-        one_hot = torch.nn.functional.one_hot(labels.long(), self.classes).permute(0, 3, 1, 2).float()
-        target = torch.nn.functional.avg_pool2d(one_hot, self.cell)
-        if target.shape[-2:] != logits.shape[-2:]:
-            raise ValueError(f"labels give a {tuple(target.shape[-2:])} grid, the head {tuple(logits.shape[-2:])}")
-        return -(target * logits.float().log_softmax(1)).sum(1).mean()
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, fg_weight: float = 1.0) -> torch.Tensor:
+        """``dense_loss`` of this head's ``logits`` against ``labels`` (n_images, H, W) class indices."""
+        if labels.shape[-1] != logits.shape[-1] * self.cell or labels.shape[-2] != logits.shape[-2] * self.cell:
+            raise ValueError(f"labels of {tuple(labels.shape[-2:])} px do not fit the head's "
+                             f"{tuple(logits.shape[-2:])} grid of {self.cell}-px cells")
+        return dense_loss(logits, labels, fg_weight)
+
+
+def dense_loss(logits: torch.Tensor, labels: torch.Tensor, fg_weight: float = 1.0) -> torch.Tensor:
+    """Soft cross-entropy of ``logits`` (n, K, h, w) against class maps ``labels`` (n, H, W), H = h · cell:
+    each cell's target is the share of its pixels in each class. A cell weighs 1 + (fg_weight − 1) × the share
+    of it that objects cover (objects are ~7% of a synthetic scene's cells)."""
+    k, cell = logits.shape[1], labels.shape[-1] // logits.shape[-1]
+    target = torch.nn.functional.avg_pool2d(
+        torch.nn.functional.one_hot(labels.long(), k).permute(0, 3, 1, 2).float(), cell)
+    weight = 1 + (fg_weight - 1) * (1 - target[:, 0])
+    return (-(target * logits.float().log_softmax(1)).sum(1) * weight).sum() / weight.sum()
 
 
 def attach_vision_aux(model) -> VisionAuxHead:

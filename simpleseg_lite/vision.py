@@ -30,7 +30,7 @@ import torch
 from tqdm.std import tqdm
 
 from . import data
-from .sft import VisionAuxHead
+from .sft import VisionAuxHead, dense_loss  # noqa: F401 (dense_loss: re-exported)
 
 
 HEAD_FILE = "vision_aux_head.pt"  # the trained VisionAuxHead, beside the model
@@ -67,16 +67,6 @@ def shape_logits(model, processor, head: VisionAuxHead, scenes) -> torch.Tensor:
     enc = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
     tokens = model.model.get_image_features(enc["pixel_values"], enc["image_grid_thw"]).pooler_output
     return head(torch.stack(tokens))
-
-
-def dense_loss(logits: torch.Tensor, labels: torch.Tensor, fg_weight: float = 1.0) -> torch.Tensor:
-    """Soft cross-entropy of ``logits`` (n, K, h, w) against class maps ``labels`` (n, H, W), H = h · cell,
-    averaged over each cell; a cell's weight is 1 + (fg_weight − 1) × the share of it that objects cover."""
-    k, cell = logits.shape[1], labels.shape[-1] // logits.shape[-1]
-    target = torch.nn.functional.avg_pool2d(
-        torch.nn.functional.one_hot(labels.long(), k).permute(0, 3, 1, 2).float(), cell)
-    weight = 1 + (fg_weight - 1) * (1 - target[:, 0])
-    return (-(target * logits.float().log_softmax(1)).sum(1) * weight).sum() / weight.sum()
 
 
 def shape_scores(model, processor, head: VisionAuxHead, n: int = 200, seed: int = 2000, max_objects: int = 3,
