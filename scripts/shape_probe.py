@@ -9,17 +9,8 @@ data and steps is the yardstick of how hard the task is.
     python scripts/shape_probe.py --variant vit --steps 300 --threads 1     # the stock tower (+ position fix)
     python scripts/shape_probe.py --variant cnn --steps 300 --threads 1     # the yardstick
 
-Variants: ``vit`` (TinyConfig defaults), ``vit_conv`` (patch_stem="conv"), ``vit_nomerge`` (merge_size=1),
+Variants (at least 10 steps: the one-cycle schedule needs them): ``vit`` (TinyConfig defaults), ``vit_conv`` (patch_stem="conv"), ``vit_nomerge`` (merge_size=1),
 ``vit_wide`` (vision tower 256 × 6), ``cnn``. Prints one JSON line per evaluation.
-
-A pre-trained front end, the way a real VLM's tower is pre-trained before the VLM sees it:
-
-    python scripts/shape_probe.py --variant trunk_pooled --steps 300 --save runs/probe/trunk.pt   # 1. pre-train
-    python scripts/shape_probe.py --variant vit_trunk --trunk runs/probe/trunk.pt --steps 300     # 2. the tower on it
-
-``trunk_pooled``: a small stride-2 CNN (``ShapeTrunk``), max-pooled over the image and classified (single objects;
-accuracy = the classifier's). ``vit_trunk``: the stock tower whose patch embedding reads that trunk's feature map
-(``TrunkPatchEmbed``; frozen unless ``--train-trunk``), trained on the dense loss.
 """
 
 from __future__ import annotations
@@ -55,61 +46,14 @@ class ShapeCNN(nn.Module):
         return self.net(images)
 
 
-class ShapeTrunk(nn.Module):
-    """(n, 3, H, W) processor-normalized pixels → (n, 64, H/2, W/2) features; receptive field 31 px."""
-
-    def __init__(self, width: int = 64):
-        super().__init__()
-        self.width = width
-        self.net = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.GELU(), nn.Conv2d(32, width, 3, 1, 1), nn.GELU(),
-                                 nn.Conv2d(width, width, 3, 1, 2, dilation=2), nn.GELU(),
-                                 nn.Conv2d(width, width, 3, 1, 4, dilation=4), nn.GELU())
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
-
-
-def unpatchify(pixel_values: torch.Tensor, side: int, merge: int) -> torch.Tensor:
-    """The processor's (n·side², 3·2·14·14) patches → (n, 3, 14·side, 14·side), first frame (checked exact)."""
-    x = pixel_values.view(-1, side // merge, side // merge, merge, merge, 3, 2, 14, 14)[:, :, :, :, :, :, 0]
-    return x.permute(0, 5, 1, 3, 6, 2, 4, 7).reshape(-1, 3, 14 * side, 14 * side)
-
-
-class TrunkPatchEmbed(nn.Module):
-    """The ViT's patch embedding as ``ShapeTrunk`` + a 7×7 stride-7 projection (one 14-px patch per output),
-    returned in the processor's patch order."""
-
-    def __init__(self, trunk: ShapeTrunk, dim: int, side: int, merge: int):
-        super().__init__()
-        self.trunk, self.side, self.merge = trunk, side, merge
-        self.proj = nn.Conv2d(trunk.width, dim, 7, 7)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        x = self.proj(self.trunk(unpatchify(hidden_states.float(), self.side, self.merge)))  # n, D, side, side
-        n, d, m, g = x.shape[0], x.shape[1], self.merge, self.side // self.merge
-        return x.view(n, d, g, m, g, m).permute(0, 2, 4, 3, 5, 1).reshape(-1, d)
-
-
 def batch(seed: int, start: int, n: int, max_objects: int):
     cfg = data.SyntheticConfig(max_objects=max_objects)
     scenes = [data.make_scene(np.random.default_rng((seed, start + i)), cfg) for i in range(n)]
     return scenes, torch.as_tensor(np.stack([data.shape_labels(s) for s in scenes]))
 
 
-def build(variant: str, trunk_path: str | None = None, train_trunk: bool = False):
-    """``(forward(scenes) → logits (B, K, S/2, S/2) — or (B, K) for trunk_pooled —, parameters, module)``."""
-    if variant == "trunk_pooled":
-        from simpleseg_lite.model import build_processor
-
-        processor = build_processor(112, 2, False, False)
-        trunk, classify = ShapeTrunk(), nn.Linear(64, len(data.SHAPE_CLASSES))
-        modules = nn.ModuleList([trunk, classify])
-
-        def forward(scenes):
-            enc = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
-            return classify(trunk(unpatchify(enc["pixel_values"], 8, 2)).amax((2, 3)))
-
-        return forward, list(modules.parameters()), trunk
+def build(variant: str):
+    """``(forward(scenes) → logits (B, K, S/2, S/2), parameters, module)``."""
     if variant == "cnn":
         net = ShapeCNN()
 
@@ -120,15 +64,9 @@ def build(variant: str, trunk_path: str | None = None, train_trunk: bool = False
         return forward, list(net.parameters()), net
     from simpleseg_lite.model import TinyConfig, build_tiny_model
 
-    model, processor = build_tiny_model(TinyConfig(**VARIANTS.get(variant, {})), seed=0)
+    model, processor = build_tiny_model(TinyConfig(**VARIANTS[variant]), seed=0)
     inner = model.model
     cfg = model.config.vision_config
-    if variant == "vit_trunk":
-        trunk = ShapeTrunk()
-        if trunk_path:
-            trunk.load_state_dict(torch.load(trunk_path))
-        trunk.requires_grad_(train_trunk)
-        inner.visual.patch_embed = TrunkPatchEmbed(trunk, cfg.hidden_size, 8, cfg.spatial_merge_size)
     head = VisionAuxHead(model.config.text_config.hidden_size, 14 * cfg.spatial_merge_size)
     modules = nn.ModuleList([inner.visual, inner.image_positions, head])
 
@@ -138,17 +76,6 @@ def build(variant: str, trunk_path: str | None = None, train_trunk: bool = False
         return head(torch.stack(out.pooler_output))
 
     return forward, [p for p in modules.parameters() if p.requires_grad], modules
-
-
-def pooled_scores(forward, seed: int, n: int) -> dict:
-    """The classifier's shape accuracy on ``n`` single-object scenes."""
-    right = 0
-    with torch.no_grad():
-        for start in range(0, n, 50):
-            scenes, _ = batch(seed, start, min(50, n - start), 1)
-            pred = forward(scenes).argmax(1).tolist()
-            right += sum(p == data.SHAPE_CLASSES.index(s.objects[0].name) for p, s in zip(pred, scenes))
-    return {"shape_acc": round(right / n, 3), "objects": n}
 
 
 def scores(forward, seed: int, n: int, max_objects: int) -> dict:
@@ -172,10 +99,7 @@ def scores(forward, seed: int, n: int, max_objects: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--variant", choices=[*VARIANTS, "cnn", "trunk_pooled", "vit_trunk"], default="vit")
-    ap.add_argument("--save", help="trunk_pooled: write the trunk's weights here")
-    ap.add_argument("--trunk", help="vit_trunk: the pre-trained trunk (omit: a fresh one)")
-    ap.add_argument("--train-trunk", action="store_true", help="vit_trunk: train the trunk too (default frozen)")
+    ap.add_argument("--variant", choices=[*VARIANTS, "cnn"], default="vit")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -190,7 +114,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    forward, params, module = build(args.variant, args.trunk, args.train_trunk)
+    forward, params, _ = build(args.variant)
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps, pct_start=min(20 / args.steps, 0.5),
                                                 anneal_strategy="cos")
@@ -198,11 +122,7 @@ def main() -> None:
     for step in range(1, args.steps + 1):
         scenes, labels = batch(10**7 + args.seed, (step - 1) * args.batch_size, args.batch_size, args.max_objects)
         logits = forward(scenes)
-        if args.variant == "trunk_pooled":
-            target = torch.tensor([data.SHAPE_CLASSES.index(s.objects[0].name) for s in scenes])
-            loss = nn.functional.cross_entropy(logits, target)
-        else:
-            loss = dense_loss(logits, labels, args.fg_weight)
+        loss = dense_loss(logits, labels, args.fg_weight)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)
@@ -211,11 +131,8 @@ def main() -> None:
         if step % args.eval_every == 0 or step == args.steps:
             row = {"variant": args.variant, "fg_weight": args.fg_weight, "step": step, "loss": round(loss.item(), 4),
                    "s_per_step": round((time.perf_counter() - start) / step, 3),
-                   **(pooled_scores(forward, args.val_seed, args.n) if args.variant == "trunk_pooled"
-                      else scores(forward, args.val_seed, args.n, args.max_objects))}
+                   **scores(forward, args.val_seed, args.n, args.max_objects)}
             print(json.dumps(row), flush=True)
-    if args.save:
-        torch.save(module.state_dict(), args.save)
 
 
 if __name__ == "__main__":
