@@ -8,19 +8,31 @@
 # Step counts can be overridden: STEPS_A=800 STEPS_B=500 STEPS_C=1000 bash scripts/lite_chain.sh
 # Stage A's design is an arm of scripts/localization_arms.py (ARM=coord_tokens+median_decoding+word_tokens+vision_aux);
 # VISION_AUX=1 keeps the dense shape-map loss (sft.VisionAuxHead) on in stages B and C too.
+# VISION_STEPS=3000 adds stage 0, `simpleseg-lite pretrain-vision` (vision.py), and starts stage A from it; ARM must
+# then include vision_pretrain (e.g. ARM=coord_tokens+median_decoding+word_tokens+vision_pretrain+vision_aux).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 out="${1:-runs/chain}"
 STEPS_A="${STEPS_A:-800}" STEPS_B="${STEPS_B:-500}" STEPS_C="${STEPS_C:-1000}" THREADS="${THREADS:-2}"
-ARM="${ARM:-coord_tokens+median_decoding}" VISION_AUX="${VISION_AUX:-0}"
+ARM="${ARM:-coord_tokens+median_decoding}" VISION_AUX="${VISION_AUX:-0}" VISION_STEPS="${VISION_STEPS:-0}"
 mkdir -p "$out"
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
 done_() { [ -f "$1/summary.json" ]; }
 
+init=()
+if [ "$VISION_STEPS" -gt 0 ]; then  # stage 0: the vision tower alone, with the arm's model switches
+  config=$(python -c "import json, sys; sys.path.insert(0, 'scripts'); from localization_arms import combined; \
+print(json.dumps(combined(sys.argv[1].split('+'))[0]))" "$ARM")
+  if ! done_ "$out/v"; then
+    simpleseg-lite pretrain-vision --out "$out/v" --steps "$VISION_STEPS" --threads "$THREADS" --model-config "$config" \
+      $([ -f "$out/v/checkpoint.pt" ] && echo --resume || true)
+  fi
+  init=(--init "$out/v")
+fi
 a="$out/a/$ARM"
 if [ ! -f "$a/arm.json" ]; then  # trains (or resumes) and judges at steps/2 and the end, validation seed 2000
   python scripts/localization_arms.py --arm "$ARM" --steps "$STEPS_A" --out "$out/a" \
-    --threads "$THREADS"
+    --threads "$THREADS" "${init[@]}"
 fi
 if ! done_ "$out/pre"; then
   simpleseg-lite train --stage pretrain --init "$a" --out "$out/pre" --steps "$STEPS_B" --lr 1.5e-3 --seed 3 \
