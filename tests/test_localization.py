@@ -228,6 +228,19 @@ def test_arms_script_restores_an_export_without_overwriting_judged_arms(tmp_path
     assert arms.restore(export, out) == []  # a second restore writes nothing
 
 
+@pytest.mark.parametrize("name,init", [("coord_tokens+vision_pretrain", None), ("coord_tokens", "runs/vision")])
+def test_vision_pretrain_arm_and_init_go_together(tmp_path, name, init):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("arms", Path(__file__).parent.parent / "scripts" / "localization_arms.py")
+    arms = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(arms)
+    with pytest.raises(SystemExit, match="--init"):  # refused before any training starts
+        arms.run_arm(name, tmp_path, 2, 1, 2000, 2, 1, init=init)
+    assert arms.training_overrides(["vision_aux"]) == {"vision_aux": 1.0}
+
+
 def test_coord_tokens_model_saves_loads_and_generates_with_median_decoding(tmp_path):
     import numpy as np
     import torch
