@@ -69,3 +69,17 @@ def test_pretrain_vision_needs_the_lite_model(tmp_path):
 
 def test_shape_classes_cover_the_synthetic_shapes():
     assert data.SHAPE_CLASSES[0] == "background" and set(data.SHAPE_CLASSES[1:]) == set(data.SHAPES)
+
+
+@pytest.mark.parametrize("argv,code", [
+    (["--steps", "0"], 2),  # refused with a message, nothing trained
+    (["--max-objects", "0"], 2),
+    (["--model-config", "{not json"], 2),
+    (["--model-config", '{"no_such_field": 1}'], 2),
+])
+def test_pretrain_vision_cli_refuses_bad_arguments(tmp_path, argv, code, capsys):
+    from simpleseg_lite.cli import main
+
+    assert main(["pretrain-vision", "--out", str(tmp_path / "v"), *argv]) == code
+    assert not (tmp_path / "v" / "model.safetensors").exists()
+    assert capsys.readouterr().err
