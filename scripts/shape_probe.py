@@ -25,6 +25,7 @@ from torch import nn
 
 from simpleseg_lite import data
 from simpleseg_lite.sft import VisionAuxHead, dense_loss
+from simpleseg_lite.vision import dense_scores, scenes_batch
 
 VARIANTS = {"vit": {}, "vit_conv": {"patch_stem": "conv"}, "vit_nomerge": {"merge_size": 1},
             "vit_wide": {"vision_hidden_size": 256, "vision_depth": 6, "vision_intermediate_size": 1024}}
@@ -47,9 +48,7 @@ class ShapeCNN(nn.Module):
 
 
 def batch(seed: int, start: int, n: int, max_objects: int):
-    cfg = data.SyntheticConfig(max_objects=max_objects)
-    scenes = [data.make_scene(np.random.default_rng((seed, start + i)), cfg) for i in range(n)]
-    return scenes, torch.as_tensor(np.stack([data.shape_labels(s) for s in scenes]))
+    return scenes_batch(seed, start, n, data.SyntheticConfig(max_objects=max_objects))
 
 
 def build(variant: str):
@@ -76,25 +75,6 @@ def build(variant: str):
         return head(torch.stack(out.pooler_output))
 
     return forward, [p for p in modules.parameters() if p.requires_grad], modules
-
-
-def scores(forward, seed: int, n: int, max_objects: int) -> dict:
-    """Object shape accuracy (majority over the object's cells) and foreground IoU on ``n`` scenes."""
-    right = total = 0
-    inter = union = 0
-    with torch.no_grad():
-        for start in range(0, n, 50):
-            scenes, labels = batch(seed, start, min(50, n - start), max_objects)
-            pred = forward(scenes).argmax(1).repeat_interleave(2, 1).repeat_interleave(2, 2).numpy()
-            for s, p in zip(scenes, pred):
-                for o in s.objects:
-                    votes = np.bincount(p[o.mask.view(bool)], minlength=len(data.SHAPE_CLASSES))[1:]
-                    right += int(votes.argmax() + 1 == data.SHAPE_CLASSES.index(o.name))
-                    total += 1
-            fg_p, fg_t = pred > 0, labels.numpy() > 0
-            inter += int((fg_p & fg_t).sum())
-            union += int((fg_p | fg_t).sum())
-    return {"shape_acc": round(right / total, 3), "fg_iou": round(inter / union, 3), "objects": total}
 
 
 def main() -> None:
@@ -131,7 +111,8 @@ def main() -> None:
         if step % args.eval_every == 0 or step == args.steps:
             row = {"variant": args.variant, "fg_weight": args.fg_weight, "step": step, "loss": round(loss.item(), 4),
                    "s_per_step": round((time.perf_counter() - start) / step, 3),
-                   **scores(forward, args.val_seed, args.n, args.max_objects)}
+                   **{k: round(v, 3) if isinstance(v, float) else v
+                      for k, v in dense_scores(forward, args.n, args.val_seed, args.max_objects).items()}}
             print(json.dumps(row), flush=True)
 
 

@@ -342,11 +342,6 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
     return LiteLossTrainer
 
 
-def digit_loss_trainer(base, weight: float, tokenizer):
-    """``lite_loss_trainer`` with the digit term alone."""
-    return lite_loss_trainer(base, tokenizer, digit_weight=weight)
-
-
 def collate_with_labels(examples: list[dict], processor) -> dict:
     """``model.collate_sft`` plus ``shape_labels`` (n, H, W) when the rows carry them (``vision_aux``)."""
     from .model import collate_sft

@@ -73,12 +73,17 @@ def shape_scores(model, processor, head: VisionAuxHead, n: int = 200, seed: int 
                  image_size: int = 112) -> dict:
     """``shape_acc``: share of objects whose pixels' majority class is their shape (chance 1 / 5 with the
     default shapes); ``fg_iou``: IoU of predicted vs true foreground, over ``n`` held-out scenes."""
+    return dense_scores(lambda scenes: shape_logits(model, processor, head, scenes), n, seed, max_objects, image_size)
+
+
+def dense_scores(forward, n: int = 200, seed: int = 2000, max_objects: int = 3, image_size: int = 112) -> dict:
+    """``shape_scores`` for any ``forward(scenes) → (n, classes, h, w)`` class logits on a grid of whole cells."""
     cfg = data.SyntheticConfig(image_size=image_size, max_objects=max_objects)
     right = total = inter = union = 0
     with torch.no_grad():
         for start in range(0, n, 50):
             scenes, labels = scenes_batch(seed, start, min(50, n - start), cfg)
-            logits = shape_logits(model, processor, head, scenes)
+            logits = forward(scenes)
             cell = labels.shape[-1] // logits.shape[-1]
             pred = logits.argmax(1).repeat_interleave(cell, 1).repeat_interleave(cell, 2).numpy()
             for s, p in zip(scenes, pred):
