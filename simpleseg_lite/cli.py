@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--digit-loss", type=float, default=0.0,
                    help="weight of the ordinal loss on coordinate digits beside cross-entropy (0: off)")
     p.add_argument("--vision-aux", type=float, default=0.0,
-                   help="weight of the training-only dense shape-map loss on the image tokens (lite model, "
-                        "synthetic data; sft.VisionAuxHead; 0: off)")
+                   help="weight of the training-only dense shape-map loss on the image tokens (synthetic data; "
+                        "sft.VisionAuxHead, for pixelsail PixelSailLite.forward; 0: off)")
     p.add_argument("--optimizer", choices=["adamw", "muon"], default="adamw",
                    help="muon: Muon on hidden weight matrices, AdamW on the rest (the paper's optimizer; polygon models)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -216,7 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (warm-up, then cosine to 0)")
     p.add_argument("--max-objects", type=int, default=3, help="objects per synthetic scene (1–N)")
     p.add_argument("--fg-weight", type=float, default=10.0, help="loss weight of cells objects cover")
-    p.add_argument("--model-config", default=None, help="JSON of model.TinyConfig fields, as for train")
+    p.add_argument("--model-config", default=None, help="JSON of model.TinyConfig fields, as for train "
+                   "(pixelsail.PixelSailConfig fields with --system pixelsail)")
+    p.add_argument("--system", choices=["simpleseg", "pixelsail"], default="simpleseg",
+                   help="pixelsail: Pixel-SAIL-lite's single transformer on the image alone (for train --stage pixelsail --init)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--eval-steps", type=int, default=500, help="held-out shape accuracy every N steps")
@@ -331,8 +334,8 @@ def run(args) -> int:
             raise CLIError("--stage pixelsail trains every weight (no --lora)")
         if args.optimizer != "adamw":
             raise CLIError("--optimizer muon is wired for the polygon models (--stage pretrain or sft), not pixelsail")
-        if args.vision_aux:
-            raise CLIError("--vision-aux is wired for the polygon models (--stage pretrain or sft), not pixelsail")
+        if args.vision_aux and args.data != "synthetic":
+            raise CLIError("--vision-aux needs --data synthetic (its target is each pixel's shape class)")
         if args.data == "refcoco" and not args.refer_root:
             raise CLIError("--data refcoco needs --refer-root PATH (the REFER layout, see simpleseg_lite/refcoco.py)")
         if args.init and args.text_init:
@@ -344,7 +347,8 @@ def run(args) -> int:
                                    save_steps=args.save_steps, image_size=args.image_size, max_objects=args.max_objects,
                                    task_mix=json.loads(args.task_mix) if args.task_mix else None,
                                    model=_model_config(args.model_config, "pixelsail"), text_init=args.text_init,
-                                   data=args.data, refer_root=args.refer_root, named_answers=args.named_answers)
+                                   data=args.data, refer_root=args.refer_root, named_answers=args.named_answers,
+                                   vision_aux=args.vision_aux)
         try:
             print(f"model saved in {train_pixelsail(cfg, resume=args.resume)}")
         except FileNotFoundError as e:
@@ -378,7 +382,8 @@ def run(args) -> int:
             raise CLIError("--steps and --max-objects must be ≥ 1")
         cfg = VisionPretrainConfig(out=args.out, max_steps=args.steps, lr=args.lr, max_objects=args.max_objects,
                                    fg_weight=args.fg_weight, seed=args.seed, threads=args.threads,
-                                   eval_steps=args.eval_steps, model=_model_config(args.model_config))
+                                   eval_steps=args.eval_steps, system=args.system,
+                                   model=_model_config(args.model_config, "pixelsail" if args.system == "pixelsail" else "pretrain"))
         print(f"model saved in {pretrain_vision(cfg, resume=args.resume)}")
     elif args.command == "gspo":
         from .rewards import REWARD_WEIGHTS

@@ -142,7 +142,7 @@ class PixelSailConfig(PretrainedConfig):
                  pad_token_id=0, eos_token_id=0, rope_theta=10000.0, rms_norm_eps=1e-6, mrope_section=None,
                  max_position_embeddings=1024, text_init=None, text_first=False, mask_decoder="dot", word_tokens=False,
                  token_match=False, vision_position="none", select_loss=0.0, patch_stem="linear", stem_channels=32,
-                 stem_layers=1, rope_layout="chunked", **kwargs):
+                 stem_layers=1, rope_layout="chunked", vision_aux=0.0, **kwargs):
         super().__init__(pad_token_id=pad_token_id, eos_token_id=eos_token_id, **kwargs)
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
@@ -178,6 +178,9 @@ class PixelSailConfig(PretrainedConfig):
         if rope_layout == "interleaved" and mrope_section:
             raise ValueError("rope_layout='interleaved' sets the rotary sections itself; give no mrope_section")
         self.rope_layout = rope_layout  # see text_config
+        if vision_aux < 0:
+            raise ValueError(f"vision_aux is a loss weight and must be ≥ 0, got {vision_aux}")
+        self.vision_aux = float(vision_aux)  # weight of the dense shape-map loss on the vision states (forward)
 
     @property
     def grid(self) -> int:
@@ -273,6 +276,10 @@ class PixelSailLite(PreTrainedModel):
             self.pos_gain = nn.Parameter(torch.tensor(0.3))
         elif config.vision_position == "learned":
             self.pos_embed = nn.Parameter(torch.zeros(config.grid**2, c))
+        if config.vision_aux:  # a lite departure (see forward); ~88k weights, saved with the model
+            from .sft import VisionAuxHead
+
+            self.vision_aux_head = VisionAuxHead(c, config.patch_size)
         if config.mask_decoder == "mlp":
             self.mask_mlp = nn.Sequential(nn.GELU(), nn.Conv2d(config.mask_dim, config.mask_dim, 1), nn.GELU(),
                                           nn.Conv2d(config.mask_dim, 1, 1))
@@ -391,8 +398,19 @@ class PixelSailLite(PreTrainedModel):
         size = self.config.image_size
         return F.interpolate(logits[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
 
+    def vision_shape_logits(self, hidden, input_ids) -> torch.Tensor:
+        """(B, classes, H/2, W/2) shape-class logits of each 2-px cell, read by ``vision_aux_head`` off the
+        last-layer vision states (row-major g × g tokens of ``patch_size`` px)."""
+        img = input_ids == self.config.image_token_id
+        return self.vision_aux_head(hidden[img].reshape(hidden.shape[0], self.config.grid ** 2, -1))
+
     def forward(self, pixel_values, input_ids, attention_mask, labels=None, prompt_regions=None, masks=None,
-                has_mask=None, **kwargs):
+                has_mask=None, shape_labels=None, **kwargs):
+        """``shape_labels`` (B, H, W) class indices (``data.shape_labels``): with ``config.vision_aux`` > 0 the
+        loss gains ``vision_aux`` × ``sft.dense_loss`` (foreground weight 10) of ``vision_shape_logits``. A lite
+        departure: the paper's transformer arrives pre-trained on images; this one starts from random weights and,
+        measured (LOG, sessions 10–11), learnt to tell shapes apart far too slowly from the mask and text losses
+        alone. ``vision.pretrain_vision(system="pixelsail")`` trains with this loss only, before everything else."""
         hidden = self.hidden(pixel_values, input_ids, attention_mask, prompt_regions)
         logits = self.lm_head(hidden)
         out = {"logits": logits}
@@ -421,6 +439,11 @@ class PixelSailLite(PreTrainedModel):
                 loss = loss + self.config.select_loss * sel
                 out.update(select=sel.detach())
             out.update(loss=loss)
+        if self.config.vision_aux and shape_labels is not None:
+            from .sft import dense_loss
+
+            aux = dense_loss(self.vision_shape_logits(hidden, input_ids), shape_labels, 10.0)
+            out.update(vision_aux=aux.detach(), loss=out["loss"] + self.config.vision_aux * aux)
         return out
 
 
@@ -573,10 +596,11 @@ class PixelSample:
     region: np.ndarray | None
     objects: int
     expression: str | None = None
+    shape_labels: np.ndarray | None = None  # (H, W) uint8 shape class of each pixel (data.shape_labels), on request
 
 
 def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None = None, named: bool = False,
-                       shape_free: float = 0.0):
+                       shape_free: float = 0.0, labels: bool = False):
     """Yield ``n`` examples on the synthetic scenes of ``data`` (sample ``i`` depends only on (seed, i)):
     text→mask, point→mask and box→mask through ``<Prompt0>``, and "What is <Prompt0>?" → "the red star"
     (the object's colour and shape: answerable only through the injected region). ``named`` (a lite
@@ -585,7 +609,8 @@ def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None 
     state sits right after its name. ``shape_free`` (a lite departure): the share of text→mask samples whose
     expression names no shape ("the red shape", "the leftmost shape"; ``referring.valid_rules(use_shape=False)``)
     — a model trained from scratch learns to pick an object by its colour within ~100 steps, but names a shape
-    barely above chance after 1,200 (LOG, session 10), so these are the expressions it can learn to ground first."""
+    barely above chance after 1,200 (LOG, session 10), so these are the expressions it can learn to ground first.
+    ``labels``: also the scene's per-pixel shape classes (``PixelSample.shape_labels``, for ``config.vision_aux``)."""
     from . import data
 
     if not 0.0 <= shape_free <= 1.0:
@@ -603,7 +628,7 @@ def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None 
                   f"It is the {obj.colour} {obj.name} {SEG_TOKEN}." if named and task == "mask" else SEG_ANSWER)
         yield PixelSample(scene.image, TASK_PROMPTS[task].format(expr=ref[0] if ref else None), answer, task,
                           None if task == "vp_question" else obj.mask, region, len(scene.objects),
-                          ref[0] if ref else None)
+                          ref[0] if ref else None, data.shape_labels(scene) if labels else None)
 
 
 def _draw_task(rng, task_mix: dict | None = None) -> str:
@@ -695,9 +720,12 @@ def collate(examples: list[PixelSample], tok, config) -> dict:
     masks = torch.stack([torch.from_numpy(ex.mask.astype(np.float32)) if ex.mask is not None
                          else torch.zeros(size, size) for ex in examples])
     regions = torch.from_numpy(np.stack([patch_coverage(ex.region, config.grid) for ex in examples]))[:, None]
-    return {"pixel_values": pixel_values([ex.image for ex in examples], size), "input_ids": ids,
-            "attention_mask": att, "labels": lab, "masks": masks, "prompt_regions": regions,
-            "has_mask": torch.tensor([ex.mask is not None for ex in examples])}
+    batch = {"pixel_values": pixel_values([ex.image for ex in examples], size), "input_ids": ids,
+             "attention_mask": att, "labels": lab, "masks": masks, "prompt_regions": regions,
+             "has_mask": torch.tensor([ex.mask is not None for ex in examples])}
+    if all(ex.shape_labels is not None for ex in examples):  # the dense loss's targets (config.vision_aux)
+        batch["shape_labels"] = torch.from_numpy(np.stack([ex.shape_labels for ex in examples])).long()
+    return batch
 
 
 @torch.no_grad()
@@ -826,6 +854,7 @@ class PixelSailTrainConfig:
     shape_free: float = 0.0  # share of text→mask expressions that name no shape (make_pixel_samples' shape_free)
     expression_mix: dict | None = None  # weights over referring.EXPRESSION_KINDS; None: the default mix
     model: dict | None = None  # PixelSailConfig fields of a fresh model, e.g. {"upsample_blocks": 0}
+    vision_aux: float = 0.0  # weight of the dense shape-map loss (PixelSailLite.forward; synthetic data only)
     # the full path: a real language model as the transformer, trained on RefCOCO-family data
     text_init: str | None = None  # local folder or hub id of a qwen2 / qwen2_5_vl checkpoint (from_language_model)
     # the encoder-free arm of the localization study: SimpleSeg's own tasks answered as text (no mask), e.g.
@@ -857,7 +886,7 @@ class PixelStream(torch.utils.data.Dataset):
             return next(text_pixel_samples(1, self.cfg.seed * 10**7 + i, self.scene, self.cfg.text_tasks,
                                            self.cfg.epsilon, self.cfg.decimals))
         return next(make_pixel_samples(1, self.cfg.seed * 10**7 + i, self.scene, self.cfg.task_mix,
-                                       self.cfg.named_answers, self.cfg.shape_free))
+                                       self.cfg.named_answers, self.cfg.shape_free, labels=self.cfg.vision_aux > 0))
 
 
 def text_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None = None, epsilon: float = 0.02,
@@ -922,13 +951,14 @@ def _trainer_class():
     from transformers import Trainer
 
     class PixelSailTrainer(Trainer):
-        """``Trainer`` whose logs carry the parts of the loss: ``lm_loss``, ``bce``, ``dice`` (and ``select``)."""
+        """``Trainer`` whose logs carry the parts of the loss: ``lm_loss``, ``bce``, ``dice`` (and ``select``,
+        ``vision_aux``)."""
 
         parts: dict = {}
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             out = model(**inputs)
-            for k in ("lm_loss", "bce", "dice", "select"):
+            for k in ("lm_loss", "bce", "dice", "select", "vision_aux"):
                 if k in out:
                     s, n = self.parts.get(k, (0.0, 0))
                     self.parts[k] = (s + float(out[k]), n + 1)
@@ -957,6 +987,9 @@ def train_pixelsail(cfg: PixelSailTrainConfig, resume: bool = False):
 
     if cfg.data not in ("synthetic", "refcoco"):
         raise ValueError(f"unknown data {cfg.data!r}: synthetic | refcoco")
+    if cfg.vision_aux and (cfg.data != "synthetic" or cfg.text_tasks):
+        raise ValueError("vision_aux needs the synthetic mask tasks (its target is each pixel's shape class); "
+                         "set vision_aux=0 for RefCOCO or text_tasks")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -968,6 +1001,14 @@ def train_pixelsail(cfg: PixelSailTrainConfig, resume: bool = False):
         model, tok = from_language_model(cfg.text_init, cfg.image_size, head=cfg.model)
     else:
         model, tok = build_model({"image_size": cfg.image_size, **(cfg.model or {})}, seed=cfg.seed)
+    if cfg.vision_aux and not hasattr(model, "vision_aux_head"):  # a head of its own; from a pre-trained
+        from .sft import VisionAuxHead  # vision stage (vision.pretrain_vision) the model brings its trained one
+
+        model.vision_aux_head = VisionAuxHead(model.config.hidden_size, model.config.patch_size).to(
+            model.patch_embed.weight.device)
+    elif not cfg.vision_aux and hasattr(model, "vision_aux_head"):  # switched off: the saved model is a plain one
+        del model.vision_aux_head
+    model.config.vision_aux = float(cfg.vision_aux)
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.lr, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_steps,

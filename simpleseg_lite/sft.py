@@ -363,7 +363,8 @@ def run_and_save(trainer, processor, out: Path, resume: bool, lora: bool, summar
     if not trainer.is_world_process_zero():
         return out
     final = trainer.model.merge_and_unload() if lora else trainer.model
-    if hasattr(final, "lite_vision_aux"):  # a training-only head: the saved model is a plain one
+    if hasattr(final, "lite_vision_aux"):  # a training-only head: the saved model is a plain one, and the head
+        torch.save(final.lite_vision_aux.state_dict(), out / "vision_aux_head.pt")  # goes beside it for the next stage
         del final.lite_vision_aux
     final.save_pretrained(out)
     processor.save_pretrained(out)
@@ -415,7 +416,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         history.unlink()
     if cfg.vision_aux:
         head = attach_vision_aux(model)  # before the optimizer, so the head is trained (and checkpointed) too
-        saved = Path(cfg.init or "") / "vision_aux_head.pt"  # written by vision.pretrain_vision
+        saved = Path(cfg.init or "") / "vision_aux_head.pt"  # by vision.pretrain_vision or an earlier stage
         if cfg.init and saved.is_file():
             head.load_state_dict(torch.load(saved))
     trainer_class = lite_loss_trainer(SFTTrainer, processor.tokenizer, cfg.digit_loss, cfg.vision_aux) \

@@ -53,7 +53,11 @@ class VisionPretrainConfig:
     eval_n: int = 200
     eval_seed: int = 2000  # validation scenes (training uses seeds ≥ 10**7)
     image_size: int = 112
-    model: dict = field(default_factory=dict)  # model.TinyConfig fields for the fresh model
+    model: dict = field(default_factory=dict)  # model.TinyConfig (or pixelsail.PixelSailConfig) fields, fresh model
+    system: str = "simpleseg"  # "pixelsail": the single transformer of pixelsail.py (see pixelsail_shape_logits)
+
+
+SYSTEMS = ("simpleseg", "pixelsail")
 
 
 def scenes_batch(seed: int, start: int, n: int, cfg: data.SyntheticConfig):
@@ -67,6 +71,20 @@ def shape_logits(model, processor, head: VisionAuxHead, scenes) -> torch.Tensor:
     enc = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
     tokens = model.model.get_image_features(enc["pixel_values"], enc["image_grid_thw"]).pooler_output
     return head(torch.stack(tokens))
+
+
+def pixelsail_shape_logits(model, scenes) -> torch.Tensor:
+    """``shape_logits`` for Pixel-SAIL-lite: the image alone through the single transformer (its g² vision tokens,
+    bidirectional among themselves), read by ``model.vision_aux_head``. With the paper's image-first layout the
+    vision states of a full prompt are the same as these (they never attend to the text after them), so what this
+    stage teaches is what the mask head and the language model later read."""
+    from .pixelsail import pixel_values
+
+    cfg = model.config
+    pv = pixel_values([s.image for s in scenes], cfg.image_size).to(model.patch_embed.weight.device)
+    ids = torch.full((len(scenes), cfg.grid ** 2), cfg.image_token_id, device=pv.device)
+    hidden = model.hidden(pv, ids, torch.ones_like(ids))
+    return model.vision_shape_logits(hidden, ids)
 
 
 def shape_scores(model, processor, head: VisionAuxHead, n: int = 200, seed: int = 2000, max_objects: int = 3,
@@ -98,18 +116,41 @@ def dense_scores(forward, n: int = 200, seed: int = 2000, max_objects: int = 3, 
 
 def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
     """Train the vision path of a fresh tiny VLM on the dense shape loss; save the whole model and its processor
-    in ``cfg.out``. ``resume``: continue from ``out/checkpoint.pt`` (written every ``save_steps``)."""
-    from .model import TinyConfig, build_tiny_model
+    in ``cfg.out``. ``resume``: continue from ``out/checkpoint.pt`` (written every ``save_steps``).
 
+    ``cfg.system = "pixelsail"``: a fresh Pixel-SAIL-lite instead, whose "vision path" is the patch embedding
+    and the whole single transformer run on the image alone (``pixelsail_shape_logits``); the head is the
+    model's own ``vision_aux_head`` (``config.vision_aux`` = 1), saved with it, so ``train --stage pixelsail
+    --init`` continues with it."""
+    if cfg.system not in SYSTEMS:
+        raise ValueError(f"unknown system {cfg.system!r}; one of {SYSTEMS}")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    model, processor = build_tiny_model(TinyConfig(**{"image_size": cfg.image_size, **cfg.model}), seed=cfg.seed)
-    if not hasattr(model.model, "image_positions"):
-        raise ValueError("pretrain-vision needs the lite model (TinyConfig.position_fix=True)")
-    head = VisionAuxHead(model.config.text_config.hidden_size, 14 * model.config.vision_config.spatial_merge_size)
-    trained = torch.nn.ModuleList([model.model.visual, model.model.image_positions, head])
-    optimizer = torch.optim.AdamW(trained.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    if cfg.system == "pixelsail":
+        from .pixelsail import build_model
+
+        model, processor = build_model({"image_size": cfg.image_size, **cfg.model, "vision_aux": 1.0}, seed=cfg.seed)
+        head = model.vision_aux_head
+        unused = ("lm_head", "prompt_proj", "upsample", "pixel_mlp", "seg_mlp", "match", "mask_mlp", "lm.embed_tokens")
+        trained = model  # checkpointed whole; the optimizer holds only what this stage trains
+        params = [p for name, p in model.named_parameters() if not name.startswith(unused)]
+
+        def forward(scenes):
+            return pixelsail_shape_logits(model, scenes)
+    else:
+        from .model import TinyConfig, build_tiny_model
+
+        model, processor = build_tiny_model(TinyConfig(**{"image_size": cfg.image_size, **cfg.model}), seed=cfg.seed)
+        if not hasattr(model.model, "image_positions"):
+            raise ValueError("pretrain-vision needs the lite model (TinyConfig.position_fix=True)")
+        head = VisionAuxHead(model.config.text_config.hidden_size, 14 * model.config.vision_config.spatial_merge_size)
+        trained = torch.nn.ModuleList([model.model.visual, model.model.image_positions, head])
+        params = list(trained.parameters())
+
+        def forward(scenes):
+            return shape_logits(model, processor, head, scenes)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
 
     def lr_at(step: int) -> float:  # linear warm-up, cosine to 0
         if step < cfg.warmup_steps:
@@ -134,8 +175,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
 
     def evaluate(at: int) -> dict:
         model.eval()
-        row = {"step": at, **shape_scores(model, processor, head, cfg.eval_n, cfg.eval_seed, cfg.max_objects,
-                                           cfg.image_size)}
+        row = {"step": at, **dense_scores(forward, cfg.eval_n, cfg.eval_seed, cfg.max_objects, cfg.image_size)}
         model.train()
         with history.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -144,10 +184,10 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
     bar = tqdm(range(step, cfg.max_steps), initial=step, total=cfg.max_steps, desc="vision pre-training")
     for step in bar:
         scenes, labels = scenes_batch(10**7 + cfg.seed, step * cfg.batch_size, cfg.batch_size, scene_cfg)
-        loss = dense_loss(shape_logits(model, processor, head, scenes), labels, cfg.fg_weight)
+        loss = dense_loss(forward(scenes), labels, cfg.fg_weight)
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
         done = step + 1
@@ -164,7 +204,8 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
     final = evaluate(cfg.max_steps)
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    torch.save(head.state_dict(), out / HEAD_FILE)  # `train --vision-aux` from this folder continues with it
+    if cfg.system == "simpleseg":  # `train --vision-aux` from this folder continues with it (Pixel-SAIL: inside)
+        torch.save(head.state_dict(), out / HEAD_FILE)
     summary = {"config": asdict(cfg), "steps": cfg.max_steps, "final": final, "resumed": bool(resume and step),
                "wall_seconds": round(wall_before + time.perf_counter() - start, 1), "torch_threads": cfg.threads}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

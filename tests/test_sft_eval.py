@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from simpleseg_lite.evaluate import centre_square, image_dependence, score_answers
 from simpleseg_lite.sft import PRETRAIN_MIX, SyntheticStream, TrainConfig, heldout_samples, train
@@ -220,6 +221,7 @@ def test_train_with_vision_aux_saves_a_plain_model(tmp_path):
     checkpoint = safe_open(str(out / "checkpoints" / "checkpoint-2" / "model.safetensors"), "pt").keys()
     assert not any("lite_vision_aux" in k for k in final)  # the head is training-only
     assert any("lite_vision_aux" in k for k in checkpoint)  # but kept for resume
+    assert set(torch.load(out / "vision_aux_head.pt")) == {"proj.weight", "proj.bias"}  # and for the next stage
     cfg.max_steps = 3
     train(cfg, resume=True)
     with pytest.raises(ValueError, match="synthetic"):

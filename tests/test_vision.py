@@ -76,6 +76,7 @@ def test_shape_classes_cover_the_synthetic_shapes():
     (["--max-objects", "0"], 2),
     (["--model-config", "{not json"], 2),
     (["--model-config", '{"no_such_field": 1}'], 2),
+    (["--system", "pixelsail", "--model-config", '{"coord_tokens": true}'], 2),  # a SimpleSeg field
 ])
 def test_pretrain_vision_cli_refuses_bad_arguments(tmp_path, argv, code, capsys):
     from simpleseg_lite.cli import main
@@ -83,3 +84,55 @@ def test_pretrain_vision_cli_refuses_bad_arguments(tmp_path, argv, code, capsys)
     assert main(["pretrain-vision", "--out", str(tmp_path / "v"), *argv]) == code
     assert not (tmp_path / "v" / "model.safetensors").exists()
     assert capsys.readouterr().err
+
+
+SMALL_PIXELSAIL = {"hidden_size": 64, "num_layers": 2, "intermediate_size": 128, "mask_dim": 16}
+
+
+def test_pixelsail_vision_stage_resumes_and_the_mask_stage_continues_its_head(tmp_path):
+    from simpleseg_lite import pixelsail as ps
+
+    cfg = VisionPretrainConfig(out=str(tmp_path / "v"), max_steps=2, batch_size=2, save_steps=1, eval_steps=1,
+                               eval_n=4, threads=1, system="pixelsail", model=SMALL_PIXELSAIL)
+    out = pretrain_vision(cfg)
+    before = ps.load(out)[0].state_dict()
+    cfg.max_steps = 3
+    pretrain_vision(cfg, resume=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] and summary["final"]["step"] == 3 and 0 <= summary["final"]["shape_acc"] <= 1
+    model, _ = ps.load(out)
+    after = model.state_dict()
+    assert model.config.vision_aux == 1.0 and hasattr(model, "vision_aux_head")  # the head is saved inside
+    changed = {k.split(".")[0] for k in after if not torch.equal(after[k], before[k])}
+    assert {"patch_embed", "lm", "vision_aux_head"} <= changed  # the stage trains the vision path and its head
+    assert not changed & {"lm_head", "upsample", "seg_mlp", "pixel_mlp", "prompt_proj"}  # and nothing it cannot reach
+    # the mask stage starts from it: with vision_aux on the head is the pre-trained one (lr 0: loaded, unchanged)
+    run = ps.train_pixelsail(ps.PixelSailTrainConfig(out=str(tmp_path / "m"), init=str(out), max_steps=1,
+                                                     batch_size=2, threads=1, save_steps=1, eval_steps=0, lr=0.0,
+                                                     warmup_steps=0, vision_aux=1.0))
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    kept = ps.load(run)[0]
+    assert torch.equal(kept.vision_aux_head.proj.weight, after["vision_aux_head.proj.weight"])
+    # off: the saved model is a plain one (no head, no weight)
+    plain = ps.train_pixelsail(ps.PixelSailTrainConfig(out=str(tmp_path / "p"), init=str(out), max_steps=1,
+                                                       batch_size=2, threads=1, save_steps=1, eval_steps=0))
+    model, _ = ps.load(plain)
+    assert model.config.vision_aux == 0.0 and not hasattr(model, "vision_aux_head")
+    assert history  # the trainer logged
+
+
+def test_pixelsail_dense_loss_is_added_only_with_labels_and_a_weight():
+    from simpleseg_lite import pixelsail as ps
+
+    model, tok = ps.build_model({**SMALL_PIXELSAIL, "vision_aux": 0.5}, seed=0)
+    samples = list(ps.make_pixel_samples(2, 3, labels=True))
+    batch = ps.collate(samples, tok, model.config)
+    assert batch["shape_labels"].shape == (2, 112, 112)
+    with_aux = model(**batch)
+    without = model(**{k: v for k, v in batch.items() if k != "shape_labels"})
+    assert with_aux["loss"].item() == pytest.approx(without["loss"].item() + 0.5 * with_aux["vision_aux"].item(), rel=1e-5)
+    assert "shape_labels" not in ps.collate(list(ps.make_pixel_samples(2, 3)), tok, model.config)
+    with pytest.raises(ValueError, match="vision_aux"):
+        ps.PixelSailConfig(vision_aux=-1.0)
+    with pytest.raises(ValueError, match="synthetic"):
+        ps.train_pixelsail(ps.PixelSailTrainConfig(out="unused", data="refcoco", vision_aux=1.0))
