@@ -63,11 +63,17 @@ VARIANTS = {
                                 "attribute expressions are 3× as frequent",
                                 {"curriculum": [(150, COLOUR_STAGE)], "shape_free": 0.5,
                                  "expression_mix": {"attribute": 3.0, "position": 1.0, "relation": 1.0, "size": 0.5}}),
+    # session 14: the transformer first learns to see shapes on its own (pretrain-vision --system pixelsail, built
+    # with token_match + word_tokens); the dense loss stays on. Needs --init: that stage's folder (its cost is not
+    # in this arm's train minutes)
+    "vision_match_words": ({"token_match": True, "word_tokens": True}, "token match, word tokens, from a vision-only "
+                           "stage on the dense shape loss (--init), that loss kept on (vision_aux 1)",
+                           {"vision_aux": 1.0, "needs_init": True}),
 }
 TASKS = (("polygon", "text→mask"), ("point_polygon", "point→mask"), ("box_polygon", "box→mask"))
 
 
-def run_variant(name: str, out: Path, steps: int, seed: int, n: int, threads: int) -> dict:
+def run_variant(name: str, out: Path, steps: int, seed: int, n: int, threads: int, init: str | None = None) -> dict:
     import torch
 
     from simpleseg_lite.pixelsail import PixelSailTrainConfig, judge, load, train_pixelsail
@@ -76,7 +82,10 @@ def run_variant(name: str, out: Path, steps: int, seed: int, n: int, threads: in
     model_fields, what, *train_fields = VARIANTS[name]
     fields = dict(train_fields[0]) if train_fields else {}
     stages = fields.pop("curriculum", [])  # [(steps, PixelSailTrainConfig fields)] before the main stage
-    init, left = None, steps
+    if fields.pop("needs_init", False) != bool(init):
+        raise SystemExit(f"variant {name}: " + ("needs --init (a pretrain-vision --system pixelsail folder)"
+                                                if not init else "trains from scratch; give no --init"))
+    left = steps
     start = time.perf_counter()
     resume = (folder / "checkpoints").is_dir()
     for k, (stage_steps, stage_fields) in enumerate(stages):
@@ -94,7 +103,7 @@ def run_variant(name: str, out: Path, steps: int, seed: int, n: int, threads: in
     torch.set_num_threads(threads)
     model, tok = load(folder)
     row = {"variant": name, "what": what, "steps": steps, "seed": seed, "threads": threads,
-           "train_wall_s": round(wall, 1), "resumed": resume, "scores": judge(model, tok, n=n)}
+           "train_wall_s": round(wall, 1), "resumed": resume, "init": init, "scores": judge(model, tok, n=n)}
     (folder / "variant.json").write_text(json.dumps(row, indent=1))
     return row
 
@@ -153,6 +162,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--n", type=int, default=100, help="validation samples per task (seed 2000)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", default=None, help="the starting folder of variants that need one (vision_match_words)")
     ap.add_argument("--grounding", default=None, help="add pixelsail.grounding to every judged variant in this folder "
                     "that lacks it (variants judged before it existed)")
     ap.add_argument("--table", default=None, help="print the table of the judged variants in this folder")
@@ -184,7 +194,8 @@ def main() -> None:
         return
     if not args.variant:
         ap.error("give --variant NAME or --table DIR")
-    print(json.dumps(run_variant(args.variant, Path(args.out), args.steps, args.seed, args.n, args.threads)["scores"],
+    print(json.dumps(run_variant(args.variant, Path(args.out), args.steps, args.seed, args.n, args.threads,
+                                 args.init)["scores"],
                      default=lambda o: None)[:2000])
 
 

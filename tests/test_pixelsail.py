@@ -186,6 +186,16 @@ def test_ablation_table_pairs_variants_on_the_same_samples(abl):
     assert "| 0.81 (0.42) |" in text and text.count("| — |") == 2  # no grounding judged: a dash
 
 
+@pytest.mark.parametrize("variant, init, message", [
+    ("vision_match_words", None, "needs --init"),  # it continues a vision-only stage
+    ("learnable", "runs/somewhere", "give no --init"),  # a from-scratch arm does not take one
+])
+def test_ablation_init_is_refused_where_it_does_not_belong(abl, tmp_path, variant, init, message):
+    with pytest.raises(SystemExit, match=message):
+        abl.run_variant(variant, tmp_path, steps=1, seed=1, n=1, threads=1, init=init)
+    assert not any(tmp_path.iterdir())  # refused before training
+
+
 # --- the full path: a real language model as the single transformer (tiny stand-ins here) ---------------
 REFER = __import__("pathlib").Path(__file__).parent / "fixtures" / "refer"
 TINY_LM = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
