@@ -1165,15 +1165,16 @@ def write_model_card(folder, command: str, metrics: dict, notes: str = ""):
     size_mb = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6
     rows = "\n".join(f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
     lite = {"token_match": False, "word_tokens": False, "mask_decoder": "dot", "text_first": False,
-            "vision_position": "none", "select_loss": 0.0, "patch_stem": "linear", "rope_layout": "chunked"}
+            "vision_position": "none", "select_loss": 0.0, "patch_stem": "linear", "rope_layout": "chunked",
+            "vision_aux": 0.0}
     switches = ", ".join(f"`{k}={model_cfg[k]}`" for k, v in lite.items() if model_cfg.get(k, v) != v)
     text = f"""# lite-pixelsail — Pixel-SAIL-lite ({summary['params_M']}M parameters, {size_mb:.1f} MB of safetensors)
 
 One transformer (`Qwen2_5_VLTextModel`, hidden {model_cfg['hidden_size']}, {model_cfg['num_layers']} layers) over
 {model_cfg['patch_size']}-px patches and text, a `[SEG]` token decoded by {model_cfg['upsample_blocks']} learnable
 upsampling blocks, `<Prompt0..3>` injection {'on' if model_cfg['inject_prompts'] else 'off'}
-(`simpleseg_lite/pixelsail.py`). Switches that are not the paper's: {switches or 'none'}. Trained from scratch by
-simpleseg-lite's own code on synthetic scenes with {cfg.get('min_objects', 1)}–{cfg['max_objects']} objects; task mix
+(`simpleseg_lite/pixelsail.py`). Switches that are not the paper's: {switches or 'none'}. Trained
+{f"from `{cfg['init']}`" if cfg.get('init') else 'from scratch'} by simpleseg-lite's own code on synthetic scenes with {cfg.get('min_objects', 1)}–{cfg['max_objects']} objects; task mix
 `{cfg['task_mix'] or dict(TASK_MIX)}`.
 
 ## Regenerate
