@@ -36,7 +36,7 @@
 # %% tags=["parameters"]
 SMOKE = False  # True: the quick CI run (two steps, a handful of samples)
 INIT = "../data/checkpoints/lite-sft"  # the SFT policy (relative to notebooks/)
-COMMITTED = "../data/checkpoints/lite-gspo"  # the committed lite GSPO run (16 prompts × 32 steps), for comparison
+COMMITTED = "../data/checkpoints/lite-gspo"  # the committed lite GSPO run (16 prompts × 32 steps, from the previous lite-sft)
 STEPS = 40  # optimizer steps of the main run (each batch of answers serves two of them); lite ~5 min
 PROMPTS = 8  # prompts per step (the committed lite-gspo used 16 for 32 steps)
 GENERATIONS = 8  # G, sampled answers per prompt
@@ -363,7 +363,9 @@ else:
 # - At lite scale RL is fragile: a constant learning rate or too few prompts per step lowers gIoU; the
 #   committed `data/checkpoints/lite-gspo` (`simpleseg-lite gspo`, see its model card) left test gIoU where
 #   SFT put it (0.289 → 0.288; +0.013 on the validation seed) — far from the paper's +10 points, from a start
-#   far weaker than the paper's.
+#   far weaker than the paper's. Since session 15 the SFT start above is the coordinate-token lite-sft, and
+#   GSPO from it (32 and 96 steps, validation seed 999) has stayed inside the noise too: −0.000 [−0.007, +0.007]
+#   and +0.002 [−0.011, +0.016] (LOG, sessions 14–15). The committed lite-gspo descends from the previous lite-sft.
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that
