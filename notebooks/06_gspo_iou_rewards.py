@@ -36,7 +36,7 @@
 # %% tags=["parameters"]
 SMOKE = False  # True: the quick CI run (two steps, a handful of samples)
 INIT = "../data/checkpoints/lite-sft"  # the SFT policy (relative to notebooks/)
-COMMITTED = "../data/checkpoints/lite-gspo"  # the committed lite GSPO run (16 prompts × 32 steps, from the previous lite-sft)
+COMMITTED = "../data/checkpoints/lite-gspo"  # the committed GSPO run (16 prompts × 32 steps; from the previous lite-sft)
 STEPS = 40  # optimizer steps of the main run (each batch of answers serves two of them); lite ~5 min
 PROMPTS = 8  # prompts per step (the committed lite-gspo used 16 for 32 steps)
 GENERATIONS = 8  # G, sampled answers per prompt
