@@ -139,9 +139,9 @@ plt.show()
 # What to expect (measured in session 15 on these 64 samples, lite preset): the committed pre-trained checkpoint
 # already writes polygons (its curriculum ends with single-object polygons and 1–3-object scenes), so a
 # notebook-sized SFT run moves gIoU little — 0.274 → 0.277 after 250 steps at lr 1e-3 (4 min on 2 cores), 0.274 →
-# 0.278 after 600 steps at lr 5e-4 (7.6 min), with Prec@0.5 0.344 → 0.375 and 0.391. The committed lite-sft took 1,500
-# steps (26 min on one core) for +0.08 gIoU over the same start on an unseen seed (0.242 → 0.318, seed 6000). Exercise 1
-# asks where the curve turns.
+# 0.278 after 600 steps at lr 5e-4 (7.6 min), with Prec@0.5 0.344 → 0.375 and 0.391. The committed lite-sft took 3,500
+# steps in two stages (61 min on one core) for +0.11 gIoU over the same start on an unseen seed (0.229 → 0.336, seed
+# 8000). Exercise 1 asks where the curve turns.
 
 # %%
 model, processor = load_model(out, dtype=torch.float32)

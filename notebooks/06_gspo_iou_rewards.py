@@ -365,7 +365,10 @@ else:
 #   SFT put it (0.289 → 0.288; +0.013 on the validation seed) — far from the paper's +10 points, from a start
 #   far weaker than the paper's. Since session 15 the SFT start above is the coordinate-token lite-sft, and
 #   GSPO from it (32 and 96 steps, validation seed 999) has stayed inside the noise too: −0.000 [−0.007, +0.007]
-#   and +0.002 [−0.011, +0.016] (LOG, sessions 14–15). The committed lite-gspo descends from the previous lite-sft.
+#   and +0.002 [−0.011, +0.016] (LOG, sessions 14–15). From the session-16 lite-sft the best of 8 samples at T 0.3
+#   is +0.16 IoU above the greedy answer, yet a faster run (lr 2e-4, T 0.5) lowered held-out gIoU 0.368 → 0.326 in
+#   100 steps, with ~70% of sequences outside the clip range on each batch's second pass (LOG, session 16).
+#   The committed lite-gspo descends from the previous lite-sft.
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that

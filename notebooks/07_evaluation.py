@@ -254,8 +254,10 @@ else:
 #   synthetic scenes and real images, beside (not against) the paper's RefCOCO numbers.
 # - Failures split into invalid text, the wrong object, and poor shapes; the per-object-count table
 #   shows how much of the gap is *choosing* the object rather than drawing it, and the single-object box
-#   IoU shows how precisely the model places anything at all — for the tiny model, that precision is the
-#   first limit (papermill_runs/LOG.md has the numbers).
+#   IoU shows how precisely the model places anything at all. For the first lite-sft that precision was the
+#   first limit; the current lite-sft (coordinate tokens, a pre-trained vision tower) finds single objects
+#   (Prec@0.5 0.97 on seed 8000); with distractors most of its misses are outlines on the target but shifted, so the
+#   per-object-count table is where its loss is (papermill_runs/LOG.md, session 16).
 # - Boundary F and vertex distance rank answers differently from IoU where outlines are ragged.
 #
 # ## Exercises

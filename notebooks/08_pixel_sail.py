@@ -459,7 +459,7 @@ else:
 # - The mask head reads position from where each feature sits in the map; SimpleSeg must *write* position
 #   as digits — which is exactly what the tiny polygon model finds hard (notebook 05 §6).
 # - The side-by-side numbers above are measured on the same samples; the two checkpoints had different
-#   budgets (the committed Pixel-SAIL-lite 26 min, the polygon chain ~4 h of recorded wall time), so the
+#   budgets (the committed Pixel-SAIL-lite 26 min on 2 threads, the polygon chain 101 min on one), so the
 #   equal-budget view is the training-curve plot: at every number of CPU-minutes, where each design had got
 #   on the same held-out samples. At lite scale the mask head learns far faster.
 # - What limits Pixel-SAIL-lite here is choosing the object, not drawing it. On single-object scenes its masks

@@ -3,6 +3,7 @@
 #   A. single-object localization (the arms' recipe, longer): coord_tokens + median decoding + ordinal loss
 #   B. pre-training curriculum on 1–3-object scenes (sft.PRETRAIN_MIX)          → the lite-pretrain candidate
 #   C. SFT on 1–3-object referring scenes, polygon-heavy mix                     → the lite-sft candidate
+#   D. (STEPS_D > 0) C continued at peak lr 3e-4, seed 3, mix MIX_D (default: C's) → then the lite-sft candidate
 # Re-running the script after an interruption resumes the stage it was in (each checkpoints every 50 steps)
 # and skips the stages that finished. Usage: bash scripts/lite_chain.sh [OUT_DIR]   (default runs/chain)
 # Step counts can be overridden: STEPS_A=800 STEPS_B=500 STEPS_C=1000 bash scripts/lite_chain.sh
@@ -14,6 +15,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 out="${1:-runs/chain}"
 STEPS_A="${STEPS_A:-800}" STEPS_B="${STEPS_B:-500}" STEPS_C="${STEPS_C:-1000}" THREADS="${THREADS:-2}"
+MIX_C='{"polygon": 6, "point_polygon": 1, "box_polygon": 1, "point": 1, "box": 1}'
+STEPS_D="${STEPS_D:-0}" MIX_D="${MIX_D:-$MIX_C}"
 ARM="${ARM:-coord_tokens+median_decoding}" VISION_AUX="${VISION_AUX:-0}" VISION_STEPS="${VISION_STEPS:-0}"
 mkdir -p "$out"
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
@@ -41,6 +44,15 @@ fi
 if ! done_ "$out/sft"; then
   simpleseg-lite train --stage sft --init "$out/pre" --out "$out/sft" --steps "$STEPS_C" --lr 5e-4 --seed 2 \
     --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --eval-steps 250 --save-steps 50 \
-    --task-mix '{"polygon": 6, "point_polygon": 1, "box_polygon": 1, "point": 1, "box": 1}' $(resume "$out/sft")
+    --task-mix "$MIX_C" $(resume "$out/sft")
 fi
-echo "[chain] done: $out/pre (lite-pretrain candidate), $out/sft (lite-sft candidate)"
+if [ "$STEPS_D" -gt 0 ]; then  # stage D (session 16): more SFT from stage C at a lower peak lr
+  if ! done_ "$out/sft_d"; then
+    simpleseg-lite train --stage sft --init "$out/sft" --out "$out/sft_d" --steps "$STEPS_D" --lr 3e-4 --seed 3 \
+      --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --eval-steps 500 --save-steps 50 \
+      --task-mix "$MIX_D" $(resume "$out/sft_d")
+  fi
+  echo "[chain] done: $out/pre (lite-pretrain candidate), $out/sft_d (lite-sft candidate)"
+else
+  echo "[chain] done: $out/pre (lite-pretrain candidate), $out/sft (lite-sft candidate)"
+fi

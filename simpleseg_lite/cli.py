@@ -225,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-steps", type=int, default=500, help="held-out shape accuracy every N steps")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
 
+    p = sub.add_parser("deepen", help="a lite checkpoint with more language-model layers, same outputs "
+                       "(model.deepen_language_model), to continue training from")
+    p.add_argument("--init", required=True, help="lite checkpoint folder")
+    p.add_argument("--out", required=True, help="folder for the deeper checkpoint")
+    p.add_argument("--layers", type=int, required=True, help="language-model layers of the result (≥ today's)")
+
     p = sub.add_parser("gspo", help="the RL stage: GSPO with IoU rewards (trl GRPOTrainer)")
     p.add_argument("--out", required=True, help="run folder (final policy, checkpoints/, history.jsonl)")
     p.add_argument("--init", default="data/checkpoints/lite-sft", help="the SFT policy to start from")
@@ -385,6 +391,29 @@ def run(args) -> int:
                                    eval_steps=args.eval_steps, system=args.system,
                                    model=_model_config(args.model_config, "pixelsail" if args.system == "pixelsail" else "pretrain"))
         print(f"model saved in {pretrain_vision(cfg, resume=args.resume)}")
+    elif args.command == "deepen":
+        import shutil
+
+        import torch
+
+        from .model import deepen_language_model, load_model
+
+        if not (Path(args.init) / "config.json").is_file():
+            raise CLIError(f"--init {args.init}: not a lite checkpoint folder (train one with `simpleseg-lite train`)")
+        try:
+            model, processor = load_model(args.init, dtype=torch.float32)
+            grown = deepen_language_model(model, args.layers)
+        except (FileNotFoundError, ValueError) as e:
+            raise CLIError(str(e)) from e
+        out = Path(args.out)
+        grown.save_pretrained(out)
+        processor.save_pretrained(out)
+        for extra in ("summary.json", "vision_aux_head.pt"):  # the data settings and the training-only head travel
+            if (Path(args.init) / extra).is_file():
+                shutil.copy(Path(args.init) / extra, out / extra)
+        n = sum(p.numel() for p in grown.parameters())
+        print(f"{args.init}: {len(model.model.language_model.layers)} → {args.layers} language-model layers, "
+              f"{n / 1e6:.2f}M parameters, saved in {out}")
     elif args.command == "gspo":
         from .rewards import REWARD_WEIGHTS
         from .rl import GSPOConfig, train_gspo

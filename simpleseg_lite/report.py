@@ -90,7 +90,8 @@ def shape_metrics(samples, answers, tolerance_px: float = 2) -> dict:
 
 # The training chains of the committed checkpoints, stage by stage (history, summary), for training_curve.
 CHAINS = {
-    "lite-sft": [("lite-pretrain", "vision_"), ("lite-pretrain", "stage_a_"), ("lite-pretrain", ""), ("lite-sft", "")],
+    "lite-sft": [("lite-pretrain", "vision_"), ("lite-pretrain", "stage_a_"), ("lite-pretrain", ""), ("lite-sft", "stage_c_"),
+                 ("lite-sft", "")],
     "lite-pixelsail": [("lite-pixelsail", "stage1_"), ("lite-pixelsail", "")],
 }
 

@@ -138,3 +138,17 @@ def test_named_answers_are_refused_where_they_mean_nothing(args, message, tmp_pa
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_deepen_writes_a_deeper_checkpoint_that_loads(tmp_path, capsys):
+    from test_released import save_tiny_checkpoint
+
+    from simpleseg_lite.model import load_model
+
+    model_dir = save_tiny_checkpoint(tmp_path / "model")
+    layers = len(load_model(model_dir)[0].model.language_model.layers)
+    assert main(["deepen", "--init", str(model_dir), "--out", str(tmp_path / "deep"), "--layers", str(layers + 2)]) == 0
+    assert f"→ {layers + 2} language-model layers" in capsys.readouterr().out
+    assert len(load_model(tmp_path / "deep")[0].model.language_model.layers) == layers + 2
+    assert main(["deepen", "--init", str(tmp_path / "nope"), "--out", str(tmp_path / "x"), "--layers", "9"]) == 2
+    assert "not a lite checkpoint folder" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from simpleseg_lite.model import (
     build_tiny_model,
     chat_text,
     collate_sft,
+    deepen_language_model,
     generate,
     load_model,
 )
@@ -217,3 +218,25 @@ def test_conv_stem_without_position_fix_is_refused():
 
     with pytest.raises(ValueError, match="position_fix"):
         build_tiny_model(replace(SMALL, position_fix=False, patch_stem="conv"))
+
+
+@pytest.mark.parametrize("layers, copies", [(2, 0), (3, 1), (4, 2)])
+def test_deepen_language_model_keeps_the_function_and_round_trips(tiny, layers, copies, tmp_path):
+    model, processor = tiny
+    grown = deepen_language_model(model, layers)
+    assert len(grown.model.language_model.layers) == grown.config.text_config.num_hidden_layers == layers
+    zeroed = [i for i, layer in enumerate(grown.model.language_model.layers)
+              if not layer.mlp.down_proj.weight.any() and not layer.self_attn.o_proj.weight.any()]
+    assert len(zeroed) == copies  # the new layers start as identities, the old ones keep their weights
+    batch = collate_sft(EXAMPLES, processor)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(**batch).logits, model(**batch).logits, rtol=1e-5, atol=1e-5)
+    grown.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    loaded, _ = load_model(tmp_path)
+    assert len(loaded.model.language_model.layers) == layers
+
+
+def test_deepen_language_model_refuses_to_shrink(tiny):
+    with pytest.raises(ValueError, match="grows a model"):
+        deepen_language_model(tiny[0], 1)
