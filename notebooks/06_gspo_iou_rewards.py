@@ -366,8 +366,9 @@ else:
 #   far weaker than the paper's. Since session 15 the SFT start above is the coordinate-token lite-sft, and
 #   GSPO from it (32 and 96 steps, validation seed 999) has stayed inside the noise too: −0.000 [−0.007, +0.007]
 #   and +0.002 [−0.011, +0.016] (LOG, sessions 14–15). From the session-16 lite-sft the best of 8 samples at T 0.3
-#   is +0.16 IoU above the greedy answer, yet a faster run (lr 2e-4, T 0.5) lowered held-out gIoU 0.368 → 0.326 in
-#   100 steps, with ~70% of sequences outside the clip range on each batch's second pass (LOG, session 16).
+#   is +0.16 IoU above the greedy answer, yet every run from it lowered greedy gIoU: lr 2e-4 at T 0.5 (0.368 → 0.326
+#   held-out in 100 steps, ~70% of sequences clipped on each batch's second pass), and at T 0.3 lr 1.4e-4 (paired
+#   −0.029 [−0.046, −0.011]) and 7e-5 (−0.012 [−0.026, +0.001]) over 120 steps (validation seed; LOG, session 16).
 #   The committed lite-gspo descends from the previous lite-sft.
 #
 # ## Exercises
