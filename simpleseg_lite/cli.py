@@ -253,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora", action="store_true", help="LoRA adapters (real Qwen2.5-VL)")
     p.add_argument("--data", choices=["synthetic", "refcoco"], default="synthetic")
     p.add_argument("--refer-root", default=None, help="REFER root (for --data refcoco)")
+    p.add_argument("--freeze-vision", action="store_true",
+                   help="keep the vision tower fixed during RL (only the merger and language model learn)")
     p.add_argument("--vllm", action="store_true", help="generate with vLLM (GPU, vllm installed)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
 
@@ -430,7 +432,7 @@ def run(args) -> int:
                          level=args.level, reward_weights=weights, length_budget=args.length_budget,
                          seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
                          save_steps=args.save_steps, lora=args.lora, data=args.data, refer_root=args.refer_root,
-                         use_vllm=args.vllm)
+                         use_vllm=args.vllm, freeze_vision=args.freeze_vision)
         try:
             print(f"policy saved in {train_gspo(cfg, resume=args.resume)}")
         except FileNotFoundError as e:

@@ -66,6 +66,7 @@ class GSPOConfig:
     eval_seed: int = 999
     max_objects: int = 3
     lora: bool = False  # LoRA adapters (full path, real Qwen2.5-VL)
+    freeze_vision: bool = False  # keep the vision tower (``model.visual``) fixed; only the rest learns (session 16)
     data: str = "synthetic"  # "refcoco": the REFER train splits under refer_root (full path)
     refer_root: str | None = None
     use_vllm: bool = False  # full path: vLLM generation (GPU, vllm installed)
@@ -138,6 +139,9 @@ def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
     image_size, epsilon, decimals = settings["image_size"], settings["epsilon"], settings["decimals"]
     rows = training_rows(cfg, image_size, epsilon, decimals)  # before the model: a bad data path fails fast
     model, processor = load_model(cfg.init, lora=LoraSettings() if cfg.lora else None, dtype=dtype)
+    if cfg.freeze_vision:  # SFT held the lite tower in place with a dense loss that RL does not have
+        for p in model.get_base_model().visual.parameters() if cfg.lora else model.model.visual.parameters():
+            p.requires_grad_(False)
     dataset = Dataset.from_list(rows)
     eps_low, eps_high = cfg.clip or CLIP[cfg.level]
     funcs, weights = reward_functions(cfg)

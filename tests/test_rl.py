@@ -116,6 +116,22 @@ def test_a_gspo_step_on_adversarial_completions(tiny_policy, tmp_path, monkeypat
     assert summary["config"]["clip"] == list(CLIP["sequence"]) and summary["config"]["level"] == "sequence"
 
 
+def test_freeze_vision_keeps_the_tower_and_moves_the_rest(tiny_policy, tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_policy)  # completions with different rewards, so there is a gradient
+    monkeypatch.setattr(SimpleSegLiteForConditionalGeneration, "generate",
+                        _adversarial_generate(SimpleSegLiteForConditionalGeneration.generate, tok, ADVERSARIAL, 48))
+    cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(tiny_policy), max_steps=2, prompts_per_step=2,
+                     num_generations=4, max_completion_length=48, threads=1, eval_steps=0, save_steps=100,
+                     lr=1e-3, freeze_vision=True)
+    before = SimpleSegLiteForConditionalGeneration.from_pretrained(tiny_policy).state_dict()
+    after = SimpleSegLiteForConditionalGeneration.from_pretrained(train_gspo(cfg)).state_dict()
+    tower = [k for k in before if k.startswith("model.visual.")]
+    assert tower and all(torch.equal(before[k], after[k]) for k in tower)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.language_model."))
+
+
 def test_a_gspo_run_resumes(tiny_policy, tmp_path):
     out = tmp_path / "run"
     cfg = GSPOConfig(out=str(out), init=str(tiny_policy), max_steps=2, prompts_per_step=2, num_generations=2,
@@ -144,10 +160,11 @@ def test_gspo_cli_passes_its_settings(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(rl, "train_gspo", lambda cfg, resume=False: seen.setdefault("cfg", cfg) and tmp_path)
     argv = ["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--num-iterations", "1", "--temperature", "0.5",
-            "--steps", "7"]
+            "--steps", "7", "--freeze-vision"]
     assert main(argv) == 0
     cfg = seen["cfg"]
     assert (cfg.num_iterations, cfg.temperature, cfg.max_steps, cfg.level) == (1, 0.5, 7, "sequence")
+    assert cfg.freeze_vision
 
 
 def test_a_missing_refer_root_fails_before_the_model_loads(tiny_policy, tmp_path, monkeypatch):
