@@ -402,6 +402,8 @@ def run(args) -> int:
 
         if not (Path(args.init) / "config.json").is_file():
             raise CLIError(f"--init {args.init}: not a lite checkpoint folder (train one with `simpleseg-lite train`)")
+        if (Path(args.out) / "config.json").exists():  # never write over a checkpoint (the --init one included)
+            raise CLIError(f"--out {args.out} already holds a checkpoint; choose a new folder")
         try:
             model, processor = load_model(args.init, dtype=torch.float32)
             grown = deepen_language_model(model, args.layers)

@@ -139,8 +139,8 @@ def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
     image_size, epsilon, decimals = settings["image_size"], settings["epsilon"], settings["decimals"]
     rows = training_rows(cfg, image_size, epsilon, decimals)  # before the model: a bad data path fails fast
     model, processor = load_model(cfg.init, lora=LoraSettings() if cfg.lora else None, dtype=dtype)
-    if cfg.freeze_vision:  # SFT held the lite tower in place with a dense loss that RL does not have
-        for p in model.get_base_model().visual.parameters() if cfg.lora else model.model.visual.parameters():
+    if cfg.freeze_vision and not cfg.lora:  # (LoRA trains only language-model adapters: the tower is fixed anyway)
+        for p in model.model.visual.parameters():
             p.requires_grad_(False)
     dataset = Dataset.from_list(rows)
     eps_low, eps_high = cfg.clip or CLIP[cfg.level]

@@ -152,3 +152,7 @@ def test_deepen_writes_a_deeper_checkpoint_that_loads(tmp_path, capsys):
     assert len(load_model(tmp_path / "deep")[0].model.language_model.layers) == layers + 2
     assert main(["deepen", "--init", str(tmp_path / "nope"), "--out", str(tmp_path / "x"), "--layers", "9"]) == 2
     assert "not a lite checkpoint folder" in capsys.readouterr().err
+    before = (model_dir / "model.safetensors").read_bytes()  # --out onto a checkpoint: refused, nothing lost
+    assert main(["deepen", "--init", str(model_dir), "--out", str(model_dir), "--layers", str(layers + 2)]) == 2
+    assert "already holds a checkpoint" in capsys.readouterr().err
+    assert (model_dir / "model.safetensors").read_bytes() == before
