@@ -255,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refer-root", default=None, help="REFER root (for --data refcoco)")
     p.add_argument("--freeze-vision", action="store_true",
                    help="keep the vision tower fixed during RL (only the merger and language model learn)")
+    p.add_argument("--best-sft", type=float, default=0.0,
+                   help="weight of an SFT loss on each group's best answer, beside GSPO (0: plain GSPO)")
+    p.add_argument("--policy-loss", type=float, default=1.0,
+                   help="weight of the GSPO term (0 with --best-sft: best-of-group SFT alone)")
+    p.add_argument("--quantile-window", type=float, default=None, metavar="DELTA",
+                   help="sample coordinates at a quantile q ~ U(0.5 - DELTA, 0.5 + DELTA) of their distribution, the "
+                        "median rule's stochastic twin (quantile_rl.py; coord_tokens models; ignores --temperature)")
     p.add_argument("--vllm", action="store_true", help="generate with vLLM (GPU, vllm installed)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
 
@@ -428,13 +435,30 @@ def run(args) -> int:
             raise CLIError(f"unknown reward(s) {unknown}; known: {sorted(REWARD_WEIGHTS)}")
         if not Path(args.init).exists() and not args.lora:
             raise CLIError(f"--init {args.init}: no such checkpoint (train one with `simpleseg-lite train`)")
+        if args.best_sft < 0 or args.policy_loss < 0 or not (args.best_sft or args.policy_loss):
+            raise CLIError(f"--best-sft {args.best_sft} --policy-loss {args.policy_loss}: both ≥ 0 and not both 0")
+        if args.quantile_window is not None:
+            from .quantile_rl import QuantileGSPOConfig, train_quantile_gspo
+
+            if not 0 < args.quantile_window <= 0.5:
+                raise CLIError(f"--quantile-window {args.quantile_window}: a half-width in (0, 0.5]")
+            qcfg = QuantileGSPOConfig(out=args.out, init=args.init, max_steps=args.steps, prompts_per_step=args.prompts,
+                                      num_generations=args.generations, lr=args.lr, delta=args.quantile_window,
+                                      num_iterations=args.num_iterations, reward_weights=weights, seed=args.seed,
+                                      threads=args.threads, eval_steps=args.eval_steps, save_steps=args.save_steps)
+            try:
+                print(f"policy saved in {train_quantile_gspo(qcfg, resume=args.resume)}")
+            except ValueError as e:
+                raise CLIError(str(e)) from e
+            return 0
         cfg = GSPOConfig(out=args.out, init=args.init, max_steps=args.steps, prompts_per_step=args.prompts,
                          num_generations=args.generations, lr=args.lr, schedule=args.schedule,
                          temperature=args.temperature, num_iterations=args.num_iterations,
                          level=args.level, reward_weights=weights, length_budget=args.length_budget,
                          seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
                          save_steps=args.save_steps, lora=args.lora, data=args.data, refer_root=args.refer_root,
-                         use_vllm=args.vllm, freeze_vision=args.freeze_vision)
+                         use_vllm=args.vllm, freeze_vision=args.freeze_vision, best_sft=args.best_sft,
+                         policy_loss=args.policy_loss)
         try:
             print(f"policy saved in {train_gspo(cfg, resume=args.resume)}")
         except FileNotFoundError as e:

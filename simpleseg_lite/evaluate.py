@@ -8,7 +8,9 @@ Text→box samples also get ``box_mIoU``, the mean box IoU (0 for an unparseable
 ``max_objects=1`` it measures localization alone, without the choice between objects. Text→point
 samples get ``point_err_px_mean`` / ``_median`` (the image diagonal for an unparseable point). Every
 evaluation also reports the coordinate-lattice diagnostic of its answers (``coord_tv_distance``,
-``coord_lattice_share_pred`` / ``_gt``, ``coord_distinct_pred`` / ``_gt``; see ``localization``).
+``coord_lattice_share_pred`` / ``_gt``, ``coord_distinct_pred`` / ``_gt``; see ``localization``). Polygon
+answers also get ``area_ratio_median``: the median over samples of the answer's area over the target's (an
+invalid answer counts 0), the measure that shows RL inflating outlines (issue 11).
 
 ``compare_checkpoints`` (``simpleseg-lite compare``) answers "is B better than A?" on identical samples:
 both models' metrics and the per-sample paired difference with a bootstrap 95% interval.
@@ -27,6 +29,7 @@ Taught in ``notebooks/05_sft.py`` (and ``07_evaluation.py``).
 from __future__ import annotations
 
 import numpy as np
+from pycocotools import mask as mask_utils
 from tqdm.std import tqdm  # text bars: a widget bar is an error once the notebook is saved
 
 from .metrics import (
@@ -79,11 +82,15 @@ def score_answers(samples, answers) -> dict:
         box = polygons_box(r.polygons) if r.valid else None
         pred_boxes.append(box)
         gt_boxes.append(s.gt_box)
-        rows.append({"task": s.task, "valid": r.valid, "iou": iou_from(i, u), "answer": text, "error": r.error})
+        gt_area = int(mask_utils.area(s.gt_rle))
+        rows.append({"task": s.task, "valid": r.valid, "iou": iou_from(i, u), "answer": text, "error": r.error,
+                     "area_ratio": (u + i - gt_area) / gt_area if gt_area else None})  # predicted / target area
     ious = [r["iou"] for r in rows if r["iou"] is not None]
     box_ious = [r["box_iou"] for r in rows if "box_iou" in r]
     point_errs = [r["point_err_px"] for r in rows if "point_err_px" in r]
+    ratios = [r["area_ratio"] for r in rows if r.get("area_ratio") is not None]
     return {
+        **({"area_ratio_median": float(np.median(ratios))} if ratios else {}),  # polygon answers: >1 = too big
         **({"box_mIoU": float(np.mean(box_ious))} if box_ious else {}),  # text→box answers only
         **({"point_err_px_mean": float(np.mean(point_errs)), "point_err_px_median": float(np.median(point_errs))}
            if point_errs else {}),  # text→point answers only
@@ -397,7 +404,7 @@ def compare_checkpoints(a, b, data_name: str = "synthetic", n: int = 500, seed: 
         results[label] = r
     paired = paired_difference(sample_scores(results["a"]["rows"]), sample_scores(results["b"]["rows"]),
                                resamples=resamples)
-    keep = ("gIoU", "cIoU", "prec_at_0.5", "valid_rate", "box_mIoU", "point_err_px_mean", "model")
+    keep = ("gIoU", "cIoU", "prec_at_0.5", "valid_rate", "area_ratio_median", "box_mIoU", "point_err_px_mean", "model")
     return {"a": {k: results["a"][k] for k in keep if k in results["a"]},
             "b": {k: results["b"][k] for k in keep if k in results["b"]},
             "paired": paired, "score": SAMPLE_SCORE[task] + (" (negated: higher is better)" if task == "point" else ""),
@@ -407,10 +414,11 @@ def compare_checkpoints(a, b, data_name: str = "synthetic", n: int = 500, seed: 
 
 def comparison_text(c: dict) -> str:
     """``compare``'s human-readable report: a small table and one sentence with the paired gain."""
-    keys = [k for k in ("gIoU", "cIoU", "prec_at_0.5", "valid_rate", "box_mIoU", "point_err_px_mean") if k in c["a"]]
-    lines = [f"{c['n']} {c['data']} {c['task']} samples, seed {c['seed']}", f"{'':14}{'A':>10}{'B':>10}{'B − A':>10}"]
+    keys = [k for k in ("gIoU", "cIoU", "prec_at_0.5", "valid_rate", "area_ratio_median", "box_mIoU",
+                        "point_err_px_mean") if k in c["a"] and k in c["b"]]
+    lines = [f"{c['n']} {c['data']} {c['task']} samples, seed {c['seed']}", f"{'':18}{'A':>10}{'B':>10}{'B − A':>10}"]
     for k in keys:
-        lines.append(f"{k:14}{c['a'][k]:10.3f}{c['b'][k]:10.3f}{c['b'][k] - c['a'][k]:+10.3f}")
+        lines.append(f"{k:18}{c['a'][k]:10.3f}{c['b'][k]:10.3f}{c['b'][k] - c['a'][k]:+10.3f}")
     p = c["paired"]
     lo, hi = p["ci95"]
     verdict = "B is better" if lo > 0 else "A is better" if hi < 0 else "no difference the interval can resolve"

@@ -101,19 +101,28 @@ def polygons_iou(polygons_norm, gt_rle: dict) -> float:
     return rle_iou(polygons_to_rle(polygons_norm, h, w), gt_rle)
 
 
-def parsed_iou(polygons, gt_rle: dict) -> float:
-    """The reward's hot path: polygons straight from ``parse_polygons`` (finite, clipped to [0, 1],
-    ≥ 3 vertices, so no sanitizing), rasterized with pycocotools' C calls, never decoded."""
+def parsed_areas(polygons, gt_rle: dict) -> tuple[int, int, int]:
+    """(intersection, predicted area, ground-truth area) in pixels for polygons straight from
+    ``parse_polygons`` (finite, clipped to [0, 1], ≥ 3 vertices, so no sanitizing), rasterized with
+    pycocotools' C calls at the ground truth's size, never decoded. The rewards' hot path."""
     h, w = gt_rle["size"]
     gt_area = gt_rle.get("area")  # mask_to_rle stores it; pycocotools ignores extra keys
     if gt_area is None:
         gt_area = int(_coco.area([gt_rle])[0])
     if not polygons:
-        return 1.0 if gt_area == 0 else 0.0
+        return 0, 0, int(gt_area)
     scale = (float(w), float(h))
     rles = _coco.frPoly([(p * scale).ravel() for p in polygons], h, w)  # 1-D float64 arrays, no list detour
     pred = rles[0] if len(rles) == 1 else _coco.merge(rles, 0)
     inter, pred_area = _coco.area([_coco.merge([pred, gt_rle], 1), pred]).tolist()  # one C call, two areas
+    return int(inter), int(pred_area), int(gt_area)
+
+
+def parsed_iou(polygons, gt_rle: dict) -> float:
+    """IoU of parsed polygons (see ``parsed_areas``) with ``gt_rle``; no polygons against an empty mask is 1."""
+    inter, pred_area, gt_area = parsed_areas(polygons, gt_rle)
+    if not polygons:
+        return 1.0 if gt_area == 0 else 0.0
     return iou_from(inter, pred_area + gt_area - inter)
 
 

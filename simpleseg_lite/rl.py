@@ -16,6 +16,11 @@ format, optional length penalty — malformed answers score 0 and never stop the
 the weighted sum within each group and takes the clipped step. Answers are sampled with vision tokens
 suppressed (trl does it for processors), so an ``<|image_pad|>`` can never be re-scored.
 
+``build_trainer`` makes the trainer (fp32 on a CPU: see its docstring); ``best_sft`` adds the SFT loss on each
+group's best answer beside (or, with ``policy_loss=0``, instead of) the GSPO term — rejection-sampling fine-tuning,
+an arm that lost (papermill_runs/LOG.md, session 17). ``quantile_rl.py`` is the same objective over another
+sampler (coordinates drawn around the median).
+
 Progress bar, ``history.jsonl`` (trl's logs: ``reward``, ``rewards/<name>/mean``, ``clip_ratio/*`` …,
 plus held-out greedy gIoU every ``eval_steps``), ``checkpoints/`` and ``resume`` as in ``sft.py``.
 
@@ -67,6 +72,8 @@ class GSPOConfig:
     max_objects: int = 3
     lora: bool = False  # LoRA adapters (full path, real Qwen2.5-VL)
     freeze_vision: bool = False  # keep the vision tower (``model.visual``) fixed; only the rest learns (session 16)
+    best_sft: float = 0.0  # weight of the SFT loss on each group's best answer (``group_best``; 0: plain GSPO)
+    policy_loss: float = 1.0  # weight of the GSPO term (0 with best_sft > 0: best-of-group SFT alone, an ablation)
     data: str = "synthetic"  # "refcoco": the REFER train splits under refer_root (full path)
     refer_root: str | None = None
     use_vllm: bool = False  # full path: vLLM generation (GPU, vllm installed)
@@ -119,15 +126,89 @@ def reward_functions(cfg: GSPOConfig) -> tuple[list, list[float]]:
     return [f for f, _ in kept], [w for _, w in kept]
 
 
-def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
-    """Run the RL stage; returns the folder holding the final policy (``cfg.out``)."""
+def group_best(advantages: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(B,) float mask of the best answer of each group of ``group_size`` consecutive rows (trl's layout before
+    it shuffles a batch): the row with the largest advantage — the largest reward, since advantages are
+    rewards standardized within the group. A group whose rewards are all equal has no best (all 0)."""
+    if advantages.numel() % group_size:
+        raise ValueError(f"{advantages.numel()} answers do not split into groups of {group_size}")
+    a = advantages.view(-1, group_size)
+    best = torch.zeros_like(a)
+    best[torch.arange(len(a)), a.argmax(1)] = 1.0
+    flat = (a.max(1).values - a.min(1).values) <= 1e-6
+    best[flat] = 0.0
+    return best.view(-1)
+
+
+def rows_of(inputs: dict, rows: torch.Tensor) -> dict:
+    """The model inputs (prompt + completion, image tensors) of the selected ``rows`` of a trl batch; one
+    image per row, its patches the ``image_grid_thw`` product of that row."""
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)[rows]
+    mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)[rows]
+    labels = ids.masked_fill(mask == 0, -100)
+    labels[:, : inputs["prompt_ids"].shape[1]] = -100  # the answer only, as in SFT
+    patches = inputs["image_grid_thw"].prod(-1).tolist()
+    pixels = torch.split(inputs["pixel_values"], patches)
+    keep = rows.nonzero()[:, 0].tolist()
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels,
+            "mm_token_type_ids": inputs["mm_token_type_ids"][rows],
+            "pixel_values": torch.cat([pixels[i] for i in keep]), "image_grid_thw": inputs["image_grid_thw"][rows]}
+
+
+def best_sft_trainer(cfg: GSPOConfig, tokenizer):
+    """``GRPOTrainer`` with ``loss = policy_loss · GSPO + best_sft · SFT(best answer of each group)``.
+
+    The SFT term is the SFT stage's own loss (cross-entropy at temperature 1 plus the ordinal coordinate term,
+    ``sft.ordinal_loss_for``) on the highest-reward sampled answer of every group that is not flat: the policy
+    imitates its own best outline (rejection-sampling fine-tuning, or expert iteration), beside the policy
+    gradient. A lite departure from the paper, which trains with GSPO alone (papermill_runs/LOG.md, session
+    17: why). Logged as ``best_sft_loss``."""
+    from trl import GRPOTrainer
+
+    from .sft import ordinal_loss_for
+
+    ordinal = ordinal_loss_for(tokenizer)
+
+    class BestSFTTrainer(GRPOTrainer):
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            out["lite_best"] = group_best(out["advantages"], self.num_generations)
+            return out
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = 0.0
+            if cfg.policy_loss:
+                loss = cfg.policy_loss * super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            rows = inputs["lite_best"].bool()
+            if rows.any():
+                batch = rows_of(inputs, rows)
+                labels = batch.pop("labels")
+                logits = model(**batch, use_cache=False).logits
+                ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(),
+                                                       labels[:, 1:].flatten(), ignore_index=-100)
+                sft = ce + ordinal(logits, labels, batch["input_ids"])
+                self._metrics["train"]["best_sft_loss"].append(float(sft.detach()))
+                loss = loss + cfg.best_sft * sft
+            return loss
+
+    return BestSFTTrainer
+
+
+def build_trainer(cfg: GSPOConfig):
+    """trl's ``GRPOTrainer`` for ``cfg`` (GSPO or its GRPO twin) and the policy's processor.
+
+    On a CPU the trainer computes in fp32: ``bf16`` is passed as False explicitly, because ``GRPOConfig``
+    turns bf16 on when it is left unset, and on a CPU that means bf16 *autocast* in every scoring forward.
+    Measured on the lite policy: trl's per-token log-probabilities then differ from the fp32 policy that
+    sampled the answers by up to 0.2 nats (``tests/test_rl.py`` checks that they agree to 1e-4)."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from .evaluate import checkpoint_settings, eval_samples
+    from .evaluate import checkpoint_settings
     from .model import LoraSettings, load_model
-    from .sft import history_callback, run_and_save
 
+    if cfg.best_sft < 0 or cfg.policy_loss < 0 or not (cfg.best_sft or cfg.policy_loss):
+        raise ValueError(f"best_sft and policy_loss must be ≥ 0 and not both 0, got {cfg.best_sft}, {cfg.policy_loss}")
     if cfg.level not in CLIP:
         raise ValueError(f"level must be one of {sorted(CLIP)}, got {cfg.level!r}")
     torch.set_num_threads(cfg.threads)
@@ -146,35 +227,53 @@ def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
     eps_low, eps_high = cfg.clip or CLIP[cfg.level]
     funcs, weights = reward_functions(cfg)
     batch = cfg.prompts_per_step * cfg.num_generations  # completions per optimizer step
+    # completions per forward: 16 on a GPU; on a CPU 128 (one 16 × 8 batch; a batch of 1,024 in one forward took
+    # > 14 GB and was killed, LOG session 17), larger batches by gradient accumulation
+    chunk = 16 if cuda else 128
+    if batch > chunk and batch % chunk:
+        raise ValueError(f"prompts_per_step × num_generations = {batch} must be a multiple of {chunk} above {chunk}")
     args = GRPOConfig(
         output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, learning_rate=cfg.lr,
         lr_scheduler_type="constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule,
         warmup_steps=cfg.warmup_steps, weight_decay=0.0,
-        per_device_train_batch_size=batch if not cuda else min(batch, 16),
-        gradient_accumulation_steps=1 if not cuda else max(1, batch // 16),
+        per_device_train_batch_size=min(batch, chunk), gradient_accumulation_steps=max(1, batch // chunk),
         num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature, top_p=1.0, top_k=0, repetition_penalty=1.0,
         importance_sampling_level=cfg.level, loss_type="grpo", beta=0.0,
         epsilon=eps_low, epsilon_high=eps_high, num_iterations=cfg.num_iterations,
         reward_weights=weights, scale_rewards="group", mask_truncated_completions=False,
         logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, report_to=[],
-        use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(), gradient_checkpointing=cuda and cfg.lora,
+        use_cpu=not cuda, bf16=bool(cuda and torch.cuda.is_bf16_supported()), gradient_checkpointing=cuda and cfg.lora,
         use_vllm=cfg.use_vllm, shuffle_dataset=False, dataloader_num_workers=0, remove_unused_columns=False,
     )
+    with warnings.catch_warnings():  # transformers 5 renamed gradient_checkpointing; trl reads the old name
+        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
+        trainer_class = best_sft_trainer(cfg, processor.tokenizer) if cfg.best_sft else GRPOTrainer
+        trainer = trainer_class(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
+                                processing_class=processor)
+    trainer.lite_settings = {"image_size": image_size, "epsilon": epsilon, "decimals": decimals,
+                             "clip": [eps_low, eps_high], "batch_size": batch}
+    return trainer, processor
+
+
+def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
+    """Run the RL stage; returns the folder holding the final policy (``cfg.out``)."""
+    from .evaluate import eval_samples
+    from .sft import history_callback, run_and_save
+
+    trainer, processor = build_trainer(cfg)
+    st = trainer.lite_settings
+    out = Path(cfg.out)
     history = out / "history.jsonl"
     if not resume and history.exists():
         history.unlink()
-    with warnings.catch_warnings():  # transformers 5 renamed gradient_checkpointing; trl reads the old name
-        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
-        trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
-                              processing_class=processor)
-    heldout = (list(eval_samples("synthetic", cfg.eval_n, cfg.eval_seed, epsilon=epsilon, decimals=decimals,
-                                 image_size=image_size)) if cfg.eval_steps and cfg.data == "synthetic" else [])
+    heldout = (list(eval_samples("synthetic", cfg.eval_n, cfg.eval_seed, epsilon=st["epsilon"],
+                                 decimals=st["decimals"], image_size=st["image_size"]))
+               if cfg.eval_steps and cfg.data == "synthetic" else [])
     trainer.add_callback(history_callback(lambda: trainer.model, processor, heldout, cfg.eval_steps, history,
                                           at_start=True))
     return run_and_save(trainer, processor, out, resume, cfg.lora, {
-        "config": {**asdict(cfg), "stage": "gspo", "image_size": image_size, "epsilon": epsilon, "decimals": decimals,
-                   "clip": [eps_low, eps_high], "batch_size": batch, "ordering": "clockwise"},
+        "config": {**asdict(cfg), "stage": "gspo", **st, "ordering": "clockwise"},
         "task_mix": {"polygon": 1.0}, "steps": cfg.max_steps, "torch_threads": cfg.threads})
 
 

@@ -14,6 +14,7 @@ from simpleseg_lite.rewards import (
     length_penalty,
     mask_iou_reward,
     reward_funcs_and_weights,
+    size_reward,
 )
 
 SQUARE = np.array([[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]])
@@ -187,3 +188,22 @@ def test_batch_shape():
     for fn in (mask_iou_reward, centroid_reward, format_reward, length_penalty, combined_reward):
         out = fn(texts, gt_rle=[GT] * len(texts))
         assert len(out) == len(texts) and all(isinstance(v, float) for v in out)
+
+
+@pytest.mark.parametrize("polygon, expected", [
+    (SQUARE, 1.0),  # the target itself
+    (SQUARE + 0.2, 1.0),  # same area anywhere: size ignores position (the centroid and IoU terms see it)
+    (np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]), 0.25),  # 4× the area
+    (np.array([[0.25, 0.25], [0.5, 0.25], [0.5, 0.5], [0.25, 0.5]]), 0.25),  # ¼ of it
+])
+def test_size_reward_is_the_area_ratio(polygon, expected):
+    assert size_reward([answer(polygon)], [GT]) == [pytest.approx(expected, abs=0.02)]
+
+
+@pytest.mark.parametrize("completion", ["garbage", "", None, "[[[0.1, 0.1], [0.2, 0.2], [0.1, 0.1]]]"])
+def test_size_reward_of_unusable_answers_is_zero(completion):
+    assert size_reward([completion], [GT]) == [0.0]
+
+
+def test_size_reward_against_an_empty_target_is_zero():
+    assert size_reward([PERFECT], [mask_to_rle(np.zeros((40, 40), np.uint8))]) == [0.0]

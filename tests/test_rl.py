@@ -12,7 +12,8 @@ from simpleseg_lite.cli import main
 from simpleseg_lite.data import SyntheticConfig, make_samples
 from pycocotools import mask as mask_utils
 from simpleseg_lite.model import SimpleSegLiteForConditionalGeneration, build_tiny_model
-from simpleseg_lite.rl import CLIP, GSPOConfig, read_history, reward_functions, rl_row, train_gspo, training_rows
+from simpleseg_lite.rl import (CLIP, GSPOConfig, build_trainer, group_best, read_history, reward_functions, rl_row,
+                               rows_of, train_gspo, training_rows)
 
 ADVERSARIAL = [
     "",
@@ -132,6 +133,99 @@ def test_freeze_vision_keeps_the_tower_and_moves_the_rest(tiny_policy, tmp_path,
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.language_model."))
 
 
+def trl_and_policy_logps(trainer, temperature):
+    """One generated batch scored twice: by trl's loss path and by a plain fp32 forward of the policy."""
+    ds = trainer.train_dataset
+    out = trainer._generate_and_score_completions([ds[0], ds[0], ds[1], ds[1]])
+    ids = torch.cat([out["prompt_ids"], out["completion_ids"]], 1)
+    mask = torch.cat([out["prompt_mask"], out["completion_mask"]], 1)
+    k = out["completion_ids"].shape[1]
+    images = {key: out[key] for key in ("pixel_values", "image_grid_thw", "mm_token_type_ids")}
+    with torch.no_grad():
+        trl_lp = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, k, num_images=out["num_images"],
+                                                            **images)[0]
+        logits = trainer.model(input_ids=ids, attention_mask=mask, **images).logits[:, -k - 1:-1] / temperature
+        own_lp = torch.log_softmax(logits.float(), -1).gather(-1, out["completion_ids"][..., None])[..., 0]
+    keep = out["completion_mask"].bool()
+    return trl_lp[keep], own_lp[keep]
+
+
+def test_trl_scores_the_answers_as_the_fp32_policy_sampled_them(tiny_policy, tmp_path):
+    # GRPOConfig turns bf16 on when left unset; on a CPU that is bf16 autocast in every scoring forward, and
+    # the ratio and gradient then belong to another model than the one that sampled (0.1–0.2 nats apart)
+    cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(tiny_policy), max_steps=1, prompts_per_step=2,
+                     num_generations=2, max_completion_length=16, threads=1, eval_steps=0, temperature=0.7)
+    trainer, _ = build_trainer(cfg)
+    assert not trainer.args.bf16
+    trl_lp, own_lp = trl_and_policy_logps(trainer, cfg.temperature)
+    assert trl_lp.numel() > 0 and torch.allclose(trl_lp, own_lp, atol=1e-4)
+
+
+@pytest.mark.parametrize("advantages, group, best", [
+    ([1.0, -1.0, 0.0, 0.0], 4, [1, 0, 0, 0]),
+    ([-1.0, 1.5, 0.2, -0.7, 0.0, 0.0, 0.0, 0.0], 4, [0, 1, 0, 0, 0, 0, 0, 0]),  # a flat group has no best
+    ([0.3, -0.3, -0.5, 0.5], 2, [1, 0, 0, 1]),
+])
+def test_group_best_marks_the_best_answer_of_each_group(advantages, group, best):
+    assert group_best(torch.tensor(advantages), group).tolist() == best
+
+
+def test_group_best_refuses_a_batch_that_is_not_whole_groups():
+    with pytest.raises(ValueError, match="groups of 4"):
+        group_best(torch.zeros(6), 4)
+
+
+def test_rows_of_selects_each_rows_own_image(tiny_policy, tmp_path):
+    cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(tiny_policy), max_steps=1, prompts_per_step=2,
+                     num_generations=2, max_completion_length=16, threads=1, eval_steps=0, best_sft=1.0)
+    trainer, _ = build_trainer(cfg)
+    ds = trainer.train_dataset
+    out = trainer._generate_and_score_completions([ds[0], ds[0], ds[1], ds[1]])
+    assert out["lite_best"].shape == (4,) and out["lite_best"].sum() <= 2
+    full = rows_of(out, torch.ones(4, dtype=torch.bool))
+    part = rows_of(out, torch.tensor([False, True, True, False]))
+    assert part["pixel_values"].shape[0] == full["pixel_values"].shape[0] // 2
+    with torch.no_grad():
+        logits_full = trainer.model(**{k: v for k, v in full.items() if k != "labels"}).logits
+        logits_part = trainer.model(**{k: v for k, v in part.items() if k != "labels"}).logits
+    assert torch.allclose(logits_full[1:3], logits_part, atol=1e-5)
+    assert (part["labels"][:, : out["prompt_ids"].shape[1]] == -100).all()
+
+
+@pytest.mark.parametrize("policy_loss", [1.0, 0.0])
+def test_best_of_group_sft_trains_and_logs_its_loss(tiny_policy, tmp_path, monkeypatch, policy_loss):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_policy)  # answers with different rewards: every group has a best
+    monkeypatch.setattr(SimpleSegLiteForConditionalGeneration, "generate",
+                        _adversarial_generate(SimpleSegLiteForConditionalGeneration.generate, tok, ADVERSARIAL, 48))
+    cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(tiny_policy), max_steps=2, prompts_per_step=2,
+                     num_generations=4, max_completion_length=48, threads=1, eval_steps=0, save_steps=100,
+                     lr=1e-3, best_sft=1.0, policy_loss=policy_loss)
+    before = SimpleSegLiteForConditionalGeneration.from_pretrained(tiny_policy).state_dict()
+    out = train_gspo(cfg)
+    history = read_history(out / "history.jsonl")
+    assert np.isfinite(history["best_sft_loss"][1]).all() and (history["best_sft_loss"][1] > 0).all()
+    assert ("clip_ratio/region_mean" in history) == bool(policy_loss)  # the GSPO term ran only when weighted
+    after = SimpleSegLiteForConditionalGeneration.from_pretrained(out).state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_gspo_cli_refuses_no_loss(tmp_path, tiny_policy, capsys):
+    assert main(["gspo", "--init", str(tiny_policy), "--out", str(tmp_path / "r"), "--best-sft", "0",
+                 "--policy-loss", "0"]) != 0
+    assert "not both 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prompts, generations, per_device, accumulation", [(16, 8, 128, 1), (4, 2, 8, 1), (64, 8, 128, 4)])
+def test_large_batches_are_split_for_memory(tiny_policy, tmp_path, prompts, generations, per_device, accumulation):
+    cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(tiny_policy), max_steps=1, prompts_per_step=prompts,
+                     num_generations=generations, threads=1, eval_steps=0)
+    trainer, _ = build_trainer(cfg)
+    assert (trainer.args.per_device_train_batch_size, trainer.args.gradient_accumulation_steps) == (per_device,
+                                                                                                    accumulation)
+
+
 def test_a_gspo_run_resumes(tiny_policy, tmp_path):
     out = tmp_path / "run"
     cfg = GSPOConfig(out=str(out), init=str(tiny_policy), max_steps=2, prompts_per_step=2, num_generations=2,
@@ -160,11 +254,11 @@ def test_gspo_cli_passes_its_settings(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(rl, "train_gspo", lambda cfg, resume=False: seen.setdefault("cfg", cfg) and tmp_path)
     argv = ["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--num-iterations", "1", "--temperature", "0.5",
-            "--steps", "7", "--freeze-vision"]
+            "--steps", "7", "--freeze-vision", "--best-sft", "0.5", "--policy-loss", "0"]
     assert main(argv) == 0
     cfg = seen["cfg"]
     assert (cfg.num_iterations, cfg.temperature, cfg.max_steps, cfg.level) == (1, 0.5, 7, "sequence")
-    assert cfg.freeze_vision
+    assert cfg.freeze_vision and (cfg.best_sft, cfg.policy_loss) == (0.5, 0.0)
 
 
 def test_a_missing_refer_root_fails_before_the_model_loads(tiny_policy, tmp_path, monkeypatch):

@@ -23,18 +23,26 @@ def test_stream_is_deterministic_and_mixes_tasks():
 
 
 @pytest.mark.parametrize(
-    "answers,giou,valid",
+    "answers,giou,valid,area_ratio",
     [
-        ("truth", 1.0, 1.0),  # the ground-truth answers score ~1 (ε=0.02 costs a little)
-        ("garbage", 0.0, 0.0),  # unparseable: IoU 0, still counted
-        ("empty", 0.0, 0.0),  # empty strings
+        ("truth", 1.0, 1.0, 1.0),  # the ground-truth answers score ~1 (ε=0.02 costs a little)
+        ("garbage", 0.0, 0.0, 0.0),  # unparseable: IoU 0, still counted (an empty mask: area 0)
+        ("empty", 0.0, 0.0, 0.0),  # empty strings
+        ("whole image", None, 1.0, None),  # a frame around everything: far too big
     ],
 )
-def test_score_answers(answers, giou, valid):
+def test_score_answers(answers, giou, valid, area_ratio):
     samples = _samples()
-    texts = {"truth": [s.answer for s in samples], "garbage": ["<|image_pad|>" * 3] * 4, "empty": [""] * 4}[answers]
+    texts = {"truth": [s.answer for s in samples], "garbage": ["<|image_pad|>" * 3] * 4, "empty": [""] * 4,
+             "whole image": ["[[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]]"] * 4}[answers]
     r = score_answers(samples, texts)
-    assert r["gIoU"] == pytest.approx(giou, abs=0.08) and r["valid_rate"] == valid and r["n"] == 4
+    assert r["valid_rate"] == valid and r["n"] == 4
+    if giou is not None:
+        assert r["gIoU"] == pytest.approx(giou, abs=0.08)
+    if area_ratio is not None:
+        assert r["area_ratio_median"] == pytest.approx(area_ratio, abs=0.1)
+    else:  # the whole image over objects of 22–45 px in a 112-px image
+        assert r["area_ratio_median"] > 5
     assert "box_mIoU" not in r  # only text→box samples get one
 
 

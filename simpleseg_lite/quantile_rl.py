@@ -1,0 +1,239 @@
+"""GSPO for the policy the lite model is judged by: the median coordinate rule, made stochastic.
+
+The lite model answers greedily with ``model.CoordinateDecoding``: where the top token is a coordinate, it
+writes the coordinate at the *median* of the distribution over coordinate values (the quantile q = 0.5 of
+their CDF, values in increasing order). Plain GSPO samples every token from softmax(logits / T) instead, and
+what it improves is that sampler's expected reward — measured on the lite policy (papermill_runs/LOG.md,
+session 17), the sampled answers get better while the median answer gets worse (outlines inflate, the median
+rule's own gain erodes).
+
+Here the group is sampled from the median rule's stochastic twin, the *quantile window*: at a coordinate, draw
+q ~ U(½ − δ, ½ + δ) and write the coordinate at quantile q (text tokens stay greedy). δ = ½ is temperature-1
+sampling of coordinates; δ → 0 is the median rule itself. A coordinate token k, whose CDF interval is
+[F_{k−1}, F_k], is drawn with probability
+
+    π(k) = |[F_{k−1}, F_k] ∩ [½ − δ, ½ + δ]| / (2δ)
+
+— differentiable in the logits through F. Its gradient moves the CDF's boundaries near the median, i.e. it
+moves the median: exactly the number greedy decoding writes. Where one token's interval covers the whole
+window the choice is certain (π = 1) and carries no gradient. The sequence log-probability sums log π over
+the coordinate positions; GSPO (``gspo.gspo_loss``, the length-normalized sequence ratio, the paper's tiny
+clip) and the group advantages (``gspo.group_advantages``) are the project's own, unchanged.
+
+A lite departure (the paper samples tokens at T = 1): it needs a ``coord_tokens`` tokenizer, so the full path
+does not use it. Outputs like ``rl.train_gspo``: the policy, ``history.jsonl``, ``summary.json``, checkpoints.
+
+Taught in ``notebooks/06_gspo_iou_rewards.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.std import tqdm
+
+from .gspo import clip_fraction, group_advantages, gspo_loss
+from .rewards import REWARD_WEIGHTS, combined_reward, gt_centroid_of, mask_iou_reward
+
+
+@dataclass
+class QuantileGSPOConfig:
+    """One run. Defaults as ``rl.GSPOConfig`` where they overlap."""
+
+    out: str = "runs/lite-gspo-quantile"
+    init: str = "data/checkpoints/lite-sft"
+    max_steps: int = 120  # optimizer steps; each batch of answers serves num_iterations of them
+    prompts_per_step: int = 16
+    num_generations: int = 8
+    lr: float = 1.4e-4
+    warmup_steps: int = 4  # then cosine decay to 0
+    delta: float = 0.25  # half-width of the quantile window around the median (0.5: T-1 sampling)
+    num_iterations: int = 2
+    clip: tuple = (3e-4, 4e-4)
+    reward_weights: dict = field(default_factory=lambda: {**REWARD_WEIGHTS, "size_reward": 0.5})
+    max_completion_length: int = 160
+    max_objects: int = 3
+    seed: int = 5  # training scenes: seeds seed·10**7 + i, as rl.training_rows
+    threads: int = 2
+    eval_steps: int = 40
+    eval_n: int = 48
+    eval_seed: int = 999
+    save_steps: int = 20
+
+
+class QuantileWindow:
+    """Logits processor: where the top token is a coordinate, keep only the coordinate at a random quantile
+    q ~ U(½ − δ, ½ + δ) of the coordinate distribution (so greedy decoding writes it); other rows untouched."""
+
+    def __init__(self, coord_ids: torch.Tensor, coord_values: torch.Tensor, delta: float, generator=None):
+        order = coord_values.argsort()
+        self.ids, self.delta, self.generator = coord_ids[order], delta, generator
+
+    def __call__(self, input_ids, scores):
+        ids = self.ids.to(scores.device)
+        rows = (scores.argmax(-1, keepdim=True) == ids).any(-1).nonzero()[:, 0]
+        if len(rows) == 0:
+            return scores
+        cdf = torch.softmax(scores[rows][:, ids].float(), -1).cumsum(-1)
+        q = 0.5 + self.delta * (2 * torch.rand(len(rows), generator=self.generator) - 1)
+        pick = (cdf < q.to(cdf.device).unsqueeze(-1)).sum(-1).clamp(max=len(ids) - 1)
+        out = scores.clone()
+        out[rows] = torch.finfo(scores.dtype).min
+        out[rows, ids[pick]] = 0.0
+        return out
+
+
+def window_logprobs(logits: torch.Tensor, tokens: torch.Tensor, coord_ids: torch.Tensor,
+                    coord_values: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """log π(k) of each token under the quantile window, and the mask of coordinate positions.
+
+    logits (B, T, V) predict tokens (B, T) (already shifted); π(k) = |[F_{k−1}, F_k] ∩ [½ − δ, ½ + δ]| / 2δ with
+    F the CDF over coordinate tokens in value order. Non-coordinate tokens get 0 (greedy, not sampled) and mask 0.
+    π is floored at 1e-6 (a window the token no longer meets after an update)."""
+    order = coord_values.argsort()
+    ids = coord_ids[order].to(logits.device)
+    match = tokens.unsqueeze(-1) == ids  # (B, T, K)
+    is_coord = match.any(-1)
+    cdf = torch.softmax(logits[..., ids].float(), -1).cumsum(-1)  # (B, T, K)
+    upper = (cdf * match).sum(-1)  # F_k
+    lower = upper - (torch.softmax(logits[..., ids].float(), -1) * match).sum(-1)  # F_{k−1}
+    lo, hi = 0.5 - delta, 0.5 + delta
+    overlap = (torch.minimum(upper, torch.full_like(upper, hi)) - torch.maximum(lower, torch.full_like(lower, lo)))
+    logp = torch.log(overlap.clamp(min=0.0) / (hi - lo) + 1e-6).clamp(max=0.0)
+    return torch.where(is_coord, logp, torch.zeros_like(logp)), is_coord.to(logits.dtype)
+
+
+def _batch(processor, rows):
+    """Left-padded prompts with their images, as ``model.generate`` reads them."""
+    from .model import chat_text
+
+    texts = [chat_text(processor, r["prompt"]) for r in rows]
+    enc = processor(text=texts, images=[r["image"] for r in rows], padding=True, padding_side="left",
+                    return_tensors="pt")
+    return enc
+
+
+def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
+    """Run; returns ``cfg.out`` holding the final policy. Resumes from ``out/checkpoint`` when ``resume``."""
+    from transformers import LogitsProcessorList
+
+    from . import data
+    from .evaluate import checkpoint_settings, eval_samples, evaluate
+    from .model import coordinate_values, load_model, vision_token_ids
+
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    st = checkpoint_settings(cfg.init)
+    start = out / "checkpoint"
+    model, processor = load_model(start if resume and start.is_dir() else cfg.init, dtype=torch.float32)
+    tok = processor.tokenizer
+    coord_ids, coord_values = (torch.tensor(x) for x in coordinate_values(tok))
+    if len(coord_ids) == 0:
+        raise ValueError(f"{cfg.init}: the quantile window needs a coord_tokens tokenizer")
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup_steps) * 0.5 *
+                                              (1 + math.cos(math.pi * min(s, cfg.max_steps) / cfg.max_steps)))
+    step0, history = 0, out / "history.jsonl"
+    if resume and (start / "trainer_state.pt").is_file():
+        state = torch.load(start / "trainer_state.pt", weights_only=False)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step0 = state["step"]
+    elif history.exists():
+        history.unlink()
+    heldout = list(eval_samples("synthetic", cfg.eval_n, cfg.eval_seed, epsilon=st["epsilon"], decimals=st["decimals"],
+                                image_size=st["image_size"])) if cfg.eval_steps else []
+    scene = data.SyntheticConfig(image_size=st["image_size"], max_objects=cfg.max_objects)
+    end_id = tok.convert_tokens_to_ids("<|im_end|>")
+
+    def log(row):
+        with history.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def held_out(step):
+        r = evaluate(model, processor, heldout, dependence=False, max_new_tokens=cfg.max_completion_length)
+        log({"step": step, "eval_gIoU": r["gIoU"], "eval_valid_rate": r["valid_rate"],
+             "eval_area_ratio_median": r.get("area_ratio_median")})
+
+    if step0 == 0 and heldout:
+        held_out(0)
+    t0, step, bar = time.perf_counter(), step0, tqdm(total=cfg.max_steps, initial=step0, desc="quantile GSPO")
+    while step < cfg.max_steps:
+        batch_index = step // cfg.num_iterations
+        samples = [next(data.make_samples(1, cfg.seed * 10**7 + batch_index * cfg.prompts_per_step + i, scene,
+                                          {"polygon": 1.0}, st["epsilon"], decimals=st["decimals"]))
+                   for i in range(cfg.prompts_per_step)]
+        rows = [{"prompt": s.prompt, "image": s.load_image()} for s in samples for _ in range(cfg.num_generations)]
+        enc = _batch(processor, rows)
+        gen = torch.Generator().manual_seed(cfg.seed * 10**6 + batch_index)
+        model.eval()
+        with torch.no_grad():
+            seqs = model.generate(**enc, max_new_tokens=cfg.max_completion_length, do_sample=False,
+                                  logits_processor=LogitsProcessorList([QuantileWindow(coord_ids, coord_values,
+                                                                                       cfg.delta, gen)]),
+                                  suppress_tokens=vision_token_ids(tok), pad_token_id=tok.pad_token_id,
+                                  repetition_penalty=1.0)
+        model.train()
+        prompt_len = enc["input_ids"].shape[1]
+        completion = seqs[:, prompt_len:]
+        # the completion mask: up to and including the first <|im_end|>
+        ended = (completion == end_id).int().cumsum(-1)
+        comp_mask = ((ended == 0) | ((ended == 1) & (completion == end_id))).long()
+        texts = tok.batch_decode(completion * comp_mask + tok.pad_token_id * (1 - comp_mask), skip_special_tokens=True)
+        gts = [s.gt_rle for s in samples for _ in range(cfg.num_generations)]
+        rewards = combined_reward(texts, cfg.reward_weights, gt_rle=gts, gt_centroid=[gt_centroid_of(g) for g in gts])
+        iou = mask_iou_reward(texts, gts)
+        adv = group_advantages(rewards, cfg.num_generations)
+        inputs = {"pixel_values": enc["pixel_values"], "image_grid_thw": enc["image_grid_thw"],
+                  "mm_token_type_ids": torch.cat([enc["mm_token_type_ids"], torch.zeros_like(completion)], 1),
+                  "attention_mask": torch.cat([enc["attention_mask"], comp_mask], 1)}
+
+        def logprobs():  # log π of every completion token under the window, (B, T), and its mask
+            logits = model(input_ids=seqs, **inputs).logits[:, prompt_len - 1:-1]
+            lp, mask = window_logprobs(logits, completion, coord_ids, coord_values, cfg.delta)
+            return lp, mask * comp_mask
+
+        with torch.no_grad():
+            old, mask = logprobs()
+        flat = float((torch.as_tensor(rewards).view(-1, cfg.num_generations).std(1) < 1e-6).float().mean())
+        for _ in range(cfg.num_iterations):
+            if step >= cfg.max_steps:
+                break
+            new, _ = logprobs()
+            loss = gspo_loss(new, old, adv, mask, *cfg.clip)
+            opt.zero_grad()
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, 1.0))
+            opt.step()
+            sched.step()
+            step += 1
+            bar.update(1)
+            log({"step": step, "loss": float(loss), "reward": float(np.mean(rewards)),
+                 "rewards/mask_iou_reward/mean": float(np.mean(iou)), "frac_reward_zero_std": flat,
+                 "clip_ratio/region_mean": clip_fraction(new.detach(), old, adv, mask, *cfg.clip),
+                 "stochastic_coordinates": float((old[mask.bool()] < -1e-4).float().mean()) if mask.any() else 0.0,
+                 "grad_norm": grad_norm, "learning_rate": sched.get_last_lr()[0],
+                 "completions/mean_length": float(comp_mask.sum(-1).float().mean())})
+            if cfg.eval_steps and heldout and step % cfg.eval_steps == 0:
+                held_out(step)
+            if cfg.save_steps and step % cfg.save_steps == 0:
+                model.save_pretrained(start)
+                processor.save_pretrained(start)
+                torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step},
+                           start / "trainer_state.pt")
+    bar.close()
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    summary = {"config": {**asdict(cfg), "stage": "gspo_quantile", **st, "batch_size": len(rows)},
+               "steps": cfg.max_steps, "wall_seconds": round(time.perf_counter() - t0, 1), "resumed": resume,
+               "torch_threads": cfg.threads}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return out

@@ -1,0 +1,116 @@
+"""GSPO over the median rule's stochastic twin (``quantile_rl``): the window probabilities, the sampler that
+draws from them, and a short run on a tiny coordinate-token policy."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from simpleseg_lite.model import TinyConfig, build_tiny_model
+from simpleseg_lite.quantile_rl import QuantileGSPOConfig, QuantileWindow, train_quantile_gspo, window_logprobs
+
+# three coordinate tokens (ids 10, 11, 12 with values 0.2, 0.5, 0.8) in a vocabulary of 16
+IDS, VALUES = torch.tensor([12, 10, 11]), torch.tensor([0.8, 0.2, 0.5])  # deliberately not in value order
+PROBS = {10: 0.2, 11: 0.5, 12: 0.3}  # CDF intervals in value order: [0, .2], [.2, .7], [.7, 1]
+
+
+def logits_for(probs=PROBS, vocab=16):
+    z = torch.full((vocab,), -30.0)
+    for i, p in probs.items():
+        z[i] = math.log(p)
+    return z
+
+
+@pytest.mark.parametrize("token, delta, expected", [
+    (11, 0.25, 0.45 / 0.5),  # window [.25, .75] meets [.2, .7] on .45
+    (12, 0.25, 0.05 / 0.5),  # meets [.7, 1] on .05
+    (10, 0.25, 0.0),  # [0, .2] lies outside the window: floored at 1e-6
+    (11, 0.1, 1.0),  # window [.4, .6] inside [.2, .7]: certain
+    (10, 0.5, 0.2),  # δ = ½: plain sampling of the coordinate at T 1
+])
+def test_window_probability_is_the_cdf_overlap(token, delta, expected):
+    lp, mask = window_logprobs(logits_for()[None, None], torch.tensor([[token]]), IDS, VALUES, delta)
+    assert mask.item() == 1.0
+    assert lp.exp().item() == pytest.approx(max(expected, 0.0) + 1e-6, abs=1e-5)
+
+
+def test_text_tokens_are_not_sampled():
+    lp, mask = window_logprobs(logits_for()[None, None], torch.tensor([[3]]), IDS, VALUES, 0.25)
+    assert lp.item() == 0.0 and mask.item() == 0.0
+
+
+def test_the_sampler_draws_with_the_window_probabilities():
+    scores = logits_for().repeat(4000, 1)  # the top token (11) is a coordinate on every row
+    picks = QuantileWindow(IDS, VALUES, 0.25, torch.Generator().manual_seed(0))(None, scores).argmax(-1)
+    share = {t: float((picks == t).float().mean()) for t in (10, 11, 12)}
+    assert share[10] == 0.0 and share[11] == pytest.approx(0.9, abs=0.02) and share[12] == pytest.approx(0.1, abs=0.02)
+
+
+def test_rows_whose_top_token_is_text_are_left_alone():
+    scores = logits_for({3: 0.6, 10: 0.1, 11: 0.2, 12: 0.1})[None]
+    assert torch.equal(QuantileWindow(IDS, VALUES, 0.25)(None, scores.clone()), scores)
+
+
+def test_a_gradient_step_on_a_rewarded_draw_moves_the_median_towards_it():
+    z = logits_for()[None, None].clone().requires_grad_(True)
+    lp, _ = window_logprobs(z, torch.tensor([[12]]), IDS, VALUES, 0.25)
+    lp.sum().backward()
+    with torch.no_grad():
+        p = torch.softmax(z + 0.5 * z.grad, -1)[0, 0]  # a step up log π(0.8)
+    cdf_at_05 = float(p[10] + p[11])
+    assert cdf_at_05 < 0.7  # more of the mass now above 0.5: the median moved towards 0.8
+
+
+@pytest.fixture(scope="module")
+def coord_policy(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("coord_policy")
+    model, processor = build_tiny_model(TinyConfig(coord_tokens=True), seed=0)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    (folder / "summary.json").write_text(json.dumps({"config": {"epsilon": 0.02, "decimals": 2, "image_size": 112}}))
+    return folder
+
+
+def test_a_short_run_trains_logs_and_resumes(coord_policy, tmp_path):
+    cfg = QuantileGSPOConfig(out=str(tmp_path / "run"), init=str(coord_policy), max_steps=2, prompts_per_step=2,
+                             num_generations=2, max_completion_length=12, threads=1, eval_steps=2, eval_n=2,
+                             save_steps=2, lr=1e-3)
+    out = train_quantile_gspo(cfg)
+    rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval_gIoU" in r] == [0, 2]
+    assert all(np.isfinite(r["loss"]) for r in rows if "loss" in r)
+    assert (out / "checkpoint" / "trainer_state.pt").is_file()
+    cfg.max_steps = 3
+    train_quantile_gspo(cfg, resume=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] and summary["steps"] == 3 and summary["config"]["stage"] == "gspo_quantile"
+
+
+def test_a_policy_without_coordinate_tokens_is_refused(tmp_path):
+    model, processor = build_tiny_model(seed=0)
+    model.save_pretrained(tmp_path / "p")
+    processor.save_pretrained(tmp_path / "p")
+    with pytest.raises(ValueError, match="coord_tokens"):
+        train_quantile_gspo(QuantileGSPOConfig(out=str(tmp_path / "run"), init=str(tmp_path / "p"), threads=1))
+
+
+def test_the_gspo_cli_routes_a_quantile_window(tmp_path, monkeypatch):
+    import simpleseg_lite.quantile_rl as q
+    from simpleseg_lite.cli import main
+
+    seen = {}
+    monkeypatch.setattr(q, "train_quantile_gspo", lambda cfg, resume=False: seen.setdefault("cfg", cfg) and tmp_path)
+    assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--quantile-window", "0.1", "--steps", "9",
+                 "--rewards", '{"size_reward": 0.5}']) == 0
+    cfg = seen["cfg"]
+    assert (cfg.delta, cfg.max_steps, cfg.reward_weights["size_reward"]) == (0.1, 9, 0.5)
+
+
+@pytest.mark.parametrize("delta", ["0", "0.7", "-0.1"])
+def test_the_gspo_cli_refuses_a_window_outside_half_the_cdf(tmp_path, delta, capsys):
+    from simpleseg_lite.cli import main
+
+    assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--quantile-window", delta]) == 2
+    assert "half-width" in capsys.readouterr().err
