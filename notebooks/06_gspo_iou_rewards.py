@@ -381,8 +381,8 @@ else:
 #   evaluation), since a bigger polygon earns more expected IoU where the position is uncertain. A size reward
 #   (lite, `rewards.size_reward`) or sampling coordinates around the median (`gspo --quantile-window`) remove the
 #   inflation but not the loss; the same answers in 4× larger batches (64 prompts × 30 steps) end level, −0.005
-#   [−0.019, +0.009], while groups of 4 instead of 8 double the loss (−0.043). Whether more large-batch steps
-#   would gain is untested: 20 CPU-minutes buy about 30 of them (LOG, session 17).
+#   [−0.019, +0.009]; groups of 4 instead of 8 double the loss (−0.043), groups of 16 do not help (−0.027, −0.022).
+#   Whether more large-batch steps would gain is untested: 20 CPU-minutes buy about 30 of them (LOG, session 17).
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that
