@@ -442,6 +442,12 @@ def run(args) -> int:
 
             if not 0 < args.quantile_window <= 0.5:
                 raise CLIError(f"--quantile-window {args.quantile_window}: a half-width in (0, 0.5]")
+            other = [flag for flag, on in (("--lora", args.lora), ("--vllm", args.vllm),
+                                           ("--freeze-vision", args.freeze_vision), ("--best-sft", args.best_sft != 0),
+                                           ("--level token", args.level != "sequence"),
+                                           ("--data refcoco", args.data != "synthetic")) if on]
+            if other:
+                raise CLIError(f"--quantile-window runs the lite synthetic path only; drop {', '.join(other)}")
             qcfg = QuantileGSPOConfig(out=args.out, init=args.init, max_steps=args.steps, prompts_per_step=args.prompts,
                                       num_generations=args.generations, lr=args.lr, delta=args.quantile_window,
                                       num_iterations=args.num_iterations, reward_weights=weights, seed=args.seed,

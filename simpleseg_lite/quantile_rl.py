@@ -23,7 +23,7 @@ clip) and the group advantages (``gspo.group_advantages``) are the project's own
 A lite departure (the paper samples tokens at T = 1): it needs a ``coord_tokens`` tokenizer, so the full path
 does not use it. Outputs like ``rl.train_gspo``: the policy, ``history.jsonl``, ``summary.json``, checkpoints.
 
-Taught in ``notebooks/06_gspo_iou_rewards.py``.
+Measured in papermill_runs/LOG.md (session 17); summarized in ``notebooks/06_gspo_iou_rewards.py``.
 """
 
 from __future__ import annotations

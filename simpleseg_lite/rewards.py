@@ -160,8 +160,8 @@ def size_reward(completions, gt_rle, **kwargs) -> list[float]:
     """``min(A_pred, A_gt) / max(A_pred, A_gt)`` in [0, 1]: how well the answer's area matches the target's,
     wherever it lies (pixel areas from the same rasterization as ``mask_iou_reward``). Not one of the paper's
     rewards (a lite addition, off by default): a zeroth-moment twin of the centroid term. RL on IoU alone
-    taught the lite policy to *inflate* its outlines (median area 0.88× the target's after SFT, 1.1–1.5× after
-    120 GSPO steps, papermill_runs/LOG.md session 17): where the position is uncertain, a bigger polygon earns
+    taught the lite policy to *inflate* its outlines (median area 0.89× the target's after SFT, 1.05–1.30× after
+    120 GSPO steps, up to 1.56× with distractors; papermill_runs/LOG.md session 17): where the position is uncertain, a bigger polygon earns
     more expected IoU, and the greedy answer, which is not uncertain in that way, pays for it. This term
     charges the inflation directly. Invalid answer or empty ground truth → 0."""
     out = []

@@ -227,11 +227,10 @@ def build_trainer(cfg: GSPOConfig):
     eps_low, eps_high = cfg.clip or CLIP[cfg.level]
     funcs, weights = reward_functions(cfg)
     batch = cfg.prompts_per_step * cfg.num_generations  # completions per optimizer step
-    # completions per forward: 16 on a GPU; on a CPU 128 (one 16 × 8 batch; a batch of 1,024 in one forward took
-    # > 14 GB and was killed, LOG session 17), larger batches by gradient accumulation
-    chunk = 16 if cuda else 128
-    if batch > chunk and batch % chunk:
-        raise ValueError(f"prompts_per_step × num_generations = {batch} must be a multiple of {chunk} above {chunk}")
+    # completions per forward: ≤ 16 on a GPU; on a CPU ≤ 128 (one 16 × 8 batch; a batch of 1,024 in one forward took
+    # > 14 GB and was killed, LOG session 17); the largest divisor of the batch under that, the rest by accumulation
+    limit = 16 if cuda else 128
+    chunk = max(d for d in range(1, min(batch, limit) + 1) if batch % d == 0)
     args = GRPOConfig(
         output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, learning_rate=cfg.lr,
         lr_scheduler_type="constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule,

@@ -108,6 +108,14 @@ def test_the_gspo_cli_routes_a_quantile_window(tmp_path, monkeypatch):
     assert (cfg.delta, cfg.max_steps, cfg.reward_weights["size_reward"]) == (0.1, 9, 0.5)
 
 
+@pytest.mark.parametrize("extra", [["--lora"], ["--best-sft", "1"], ["--level", "token"], ["--freeze-vision"]])
+def test_the_gspo_cli_refuses_what_the_quantile_path_cannot_do(tmp_path, extra, capsys):
+    from simpleseg_lite.cli import main
+
+    assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--quantile-window", "0.1", *extra]) == 2
+    assert "lite synthetic path only" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("delta", ["0", "0.7", "-0.1"])
 def test_the_gspo_cli_refuses_a_window_outside_half_the_cdf(tmp_path, delta, capsys):
     from simpleseg_lite.cli import main

@@ -182,6 +182,11 @@ def test_rows_of_selects_each_rows_own_image(tiny_policy, tmp_path):
     ds = trainer.train_dataset
     out = trainer._generate_and_score_completions([ds[0], ds[0], ds[1], ds[1]])
     assert out["lite_best"].shape == (4,) and out["lite_best"].sum() <= 2
+    # as trl hands a batch to compute_loss: rows shuffled, each row's patches moved with it
+    from trl.trainer.utils import shuffle_sequence_dict, split_pixel_values_by_grid, unsplit_pixel_values_by_grid
+
+    torch.manual_seed(1)
+    out = unsplit_pixel_values_by_grid(shuffle_sequence_dict(split_pixel_values_by_grid(out)))
     full = rows_of(out, torch.ones(4, dtype=torch.bool))
     part = rows_of(out, torch.tensor([False, True, True, False]))
     assert part["pixel_values"].shape[0] == full["pixel_values"].shape[0] // 2
@@ -217,7 +222,7 @@ def test_gspo_cli_refuses_no_loss(tmp_path, tiny_policy, capsys):
     assert "not both 0" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("prompts, generations, per_device, accumulation", [(16, 8, 128, 1), (4, 2, 8, 1), (64, 8, 128, 4)])
+@pytest.mark.parametrize("prompts, generations, per_device, accumulation", [(16, 8, 128, 1), (4, 2, 8, 1), (64, 8, 128, 4), (20, 8, 80, 2)])
 def test_large_batches_are_split_for_memory(tiny_policy, tmp_path, prompts, generations, per_device, accumulation):
     cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(tiny_policy), max_steps=1, prompts_per_step=prompts,
                      num_generations=generations, threads=1, eval_steps=0)
