@@ -289,10 +289,14 @@ else:
 # - The coordinate histogram shows what gIoU hides: a model that writes a few values per image token is
 #   capped by that lattice; the arms' table says which design change reads position more finely.
 # - The committed chain that combines the winners (coordinate tokens, median decoding, word tokens, a
-#   pre-trained vision tower kept on its dense loss; 66 min of training on one core) has no lattice left
-#   (TV 0.12 against 0.50 before) and finds single objects (Prec@0.5 0.94, point error 3.2 px), measured on
-#   the unseen seed 6000 (`bash scripts/eval_chain.sh`). It is still below the paper's level: gIoU 0.32 on
-#   1–3-object scenes, where choosing the right object is now the main loss, and 0.58 on single objects.
+#   pre-trained vision tower kept on its dense loss; ~101 min of training on one core) has no lattice left
+#   (TV 0.095 against 0.50 before) and finds single objects (Prec@0.5 0.97, point error 3.0 px), measured on
+#   the unseen seed 8000 (`bash scripts/eval_chain.sh runs/chain16 8000`). It is still below the paper's level:
+#   gIoU 0.34 on 1–3-object scenes and 0.63 on single objects.
+# - What distractors cost is *where*, not *which*: on the validation seed the 1–3-object answers have the right
+#   size (0.86–0.90 of the target's area) but land between the target and a distractor (a two-object answer's
+#   centroid is a median 18% of the way to the distractor), whether or not the two share an image token
+#   (`scripts/diagnostics/clutter_tokens.py`; papermill_runs/LOG.md, session 18).
 #
 # ## Exercises
 # 1. *(easy)* Double `SFT_STEPS`. How much does held-out gIoU move, and where does the curve flatten?

@@ -120,7 +120,8 @@ def _segment(args) -> None:
 PIXELSAIL_FIELDS = ("patch_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
                     "upsample_blocks", "upsample_channels", "mask_dim", "inject_prompts", "mask_decoder", "word_tokens",
                     "token_match", "text_first", "vision_position",
-                    "select_loss", "patch_stem", "stem_channels", "stem_layers", "rope_layout")
+                    "select_loss", "patch_stem", "stem_channels", "stem_layers", "rope_layout", "aux_colours",
+                    "aux_layer")
 
 
 def _model_config(text: str | None, stage: str = "sft") -> dict:
@@ -183,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ordering", default="clockwise", help="clockwise | counterclockwise | random_start | shuffled")
     p.add_argument("--max-objects", type=int, default=3, help="objects per scene (1: single-object warm-up)")
+    p.add_argument("--min-objects", type=int, default=1,
+                   help="fewest objects per training scene (2: always a distractor; held-out checks keep 1–3)")
     p.add_argument("--task-mix", default=None, help='JSON weights, e.g. \'{"point": 1, "box": 1}\' (default: the stage\'s mix)')
     p.add_argument("--eval-steps", type=int, default=100, help="held-out gIoU every N steps (0: never)")
     p.add_argument("--save-steps", type=int, default=100)
@@ -203,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vision-aux", type=float, default=0.0,
                    help="weight of the training-only dense shape-map loss on the image tokens (synthetic data; "
                         "sft.VisionAuxHead, for pixelsail PixelSailLite.forward; 0: off)")
+    p.add_argument("--pointer-loss", type=float, default=0.0,
+                   help="weight of the training-only pointer term: the state before the answer must single out the "
+                        "image tokens the target covers (synthetic data, polygon models; sft.PointerHead; 0: off)")
     p.add_argument("--optimizer", choices=["adamw", "muon"], default="adamw",
                    help="muon: Muon on hidden weight matrices, AdamW on the rest (the paper's optimizer; polygon models)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -257,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the vision tower fixed during RL (only the merger and language model learn)")
     p.add_argument("--best-sft", type=float, default=0.0,
                    help="weight of an SFT loss on each group's best answer, beside GSPO (0: plain GSPO)")
+    p.add_argument("--beta", type=float, default=0.0,
+                   help="weight of a per-token KL to the start policy (GSPO's default 0: none; costs one more forward)")
     p.add_argument("--policy-loss", type=float, default=1.0,
                    help="weight of the GSPO term (0 with --best-sft: best-of-group SFT alone)")
     p.add_argument("--quantile-window", type=float, default=None, metavar="DELTA",
@@ -280,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="strict JSON: metrics without samples (NaN) are null")
-    p.add_argument("--decoding", choices=["argmax", "median", "mean"], default=None,
+    p.add_argument("--decoding", choices=["argmax", "median", "mean", "local_median"], default=None,
                    help="greedy coordinate rule, overriding the checkpoint's (coord_tokens models; default: its own)")
 
     p = sub.add_parser("compare", help="two checkpoints on the same samples: metrics and the paired gain (95%% CI)")
@@ -298,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true")
+    for side in ("a", "b"):
+        p.add_argument(f"--decoding-{side}", choices=["argmax", "median", "mean", "local_median"], default=None,
+                       help=f"greedy coordinate rule for {side.upper()}, overriding its checkpoint's (the same "
+                       "weights can be compared under two rules)")
 
     p = sub.add_parser("reproduce", help="execute the numbered notebooks with papermill")
     p.add_argument("--preset", default="lite", help="smoke | lite | full (papermill_runs/presets/*.yaml)")
@@ -347,6 +359,8 @@ def run(args) -> int:
 
         if args.lora:
             raise CLIError("--stage pixelsail trains every weight (no --lora)")
+        if args.pointer_loss:
+            raise CLIError("--pointer-loss is for the polygon models (--stage pretrain or sft), not pixelsail")
         if args.optimizer != "adamw":
             raise CLIError("--optimizer muon is wired for the polygon models (--stage pretrain or sft), not pixelsail")
         if args.vision_aux and args.data != "synthetic":
@@ -373,6 +387,10 @@ def run(args) -> int:
 
         if args.named_answers:
             raise CLIError("--named-answers is for --stage pixelsail (the polygon models' answers are coordinates)")
+        if args.pointer_loss and args.data != "synthetic":
+            raise CLIError("--pointer-loss needs --data synthetic (it reads the lite model's image tokens)")
+        if not 1 <= args.min_objects <= args.max_objects:
+            raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
         if args.vision_aux and args.data != "synthetic":
             raise CLIError("--vision-aux needs --data synthetic (its target is each pixel's shape class)")
 
@@ -381,11 +399,13 @@ def run(args) -> int:
         cfg = TrainConfig(out=args.out, stage=args.stage, init=args.init, max_steps=args.steps,
                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
                           ordering=args.ordering, eval_steps=args.eval_steps, save_steps=args.save_steps,
-                          lora=args.lora, max_objects=args.max_objects, data=args.data, refer_root=args.refer_root,
+                          lora=args.lora, max_objects=args.max_objects, min_objects=args.min_objects,
+                          data=args.data, refer_root=args.refer_root,
                           image_size=args.image_size, epsilon=args.epsilon, decimals=args.decimals,
                           task_mix=json.loads(args.task_mix) if args.task_mix else None,
                           model=model_config,
-                          digit_loss=args.digit_loss, optimizer=args.optimizer, vision_aux=args.vision_aux)
+                          digit_loss=args.digit_loss, optimizer=args.optimizer, vision_aux=args.vision_aux,
+                          pointer_loss=args.pointer_loss)
         try:
             print(f"model saved in {train(cfg, resume=args.resume)}")
         except FileNotFoundError as e:  # a bad --init path or REFER root: say so, no traceback
@@ -435,6 +455,8 @@ def run(args) -> int:
             raise CLIError(f"unknown reward(s) {unknown}; known: {sorted(REWARD_WEIGHTS)}")
         if not Path(args.init).exists() and not args.lora:
             raise CLIError(f"--init {args.init}: no such checkpoint (train one with `simpleseg-lite train`)")
+        if args.beta < 0:
+            raise CLIError(f"--beta {args.beta}: a KL weight, ≥ 0")
         if args.best_sft < 0 or args.policy_loss < 0 or not (args.best_sft or args.policy_loss):
             raise CLIError(f"--best-sft {args.best_sft} --policy-loss {args.policy_loss}: both ≥ 0 and not both 0")
         if args.quantile_window is not None:
@@ -444,6 +466,7 @@ def run(args) -> int:
                 raise CLIError(f"--quantile-window {args.quantile_window}: a half-width in (0, 0.5]")
             other = [flag for flag, on in (("--lora", args.lora), ("--vllm", args.vllm),
                                            ("--freeze-vision", args.freeze_vision), ("--best-sft", args.best_sft != 0),
+                                           ("--beta", args.beta != 0),
                                            ("--level token", args.level != "sequence"),
                                            ("--data refcoco", args.data != "synthetic")) if on]
             if other:
@@ -464,7 +487,7 @@ def run(args) -> int:
                          seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
                          save_steps=args.save_steps, lora=args.lora, data=args.data, refer_root=args.refer_root,
                          use_vllm=args.vllm, freeze_vision=args.freeze_vision, best_sft=args.best_sft,
-                         policy_loss=args.policy_loss)
+                         policy_loss=args.policy_loss, beta=args.beta)
         try:
             print(f"policy saved in {train_gspo(cfg, resume=args.resume)}")
         except FileNotFoundError as e:
@@ -491,7 +514,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
         try:
             c = compare_checkpoints(args.a, args.b, args.data, args.n, args.seed, args.task, args.max_objects,
-                                    args.root, args.dataset, args.split, args.batch_size, args.max_new_tokens)
+                                    args.root, args.dataset, args.split, args.batch_size, args.max_new_tokens,
+                                    decodings=(args.decoding_a, args.decoding_b))
         except (FileNotFoundError, ValueError) as e:
             raise CLIError(str(e)) from e
         print(json.dumps(jsonable(c), indent=1) if args.json else comparison_text(c))

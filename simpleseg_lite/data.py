@@ -196,13 +196,36 @@ def make_scene(rng=0, cfg: SyntheticConfig | None = None) -> Scene:
     return Scene(np.clip(image, 0, 255).astype(np.uint8), objects)
 
 
-def shape_labels(scene: Scene) -> np.ndarray:
+def shape_labels(scene: Scene, colours: bool = False) -> np.ndarray:
     """uint8 (H, W) map of what each pixel shows: 0 background, ``SHAPE_CLASSES.index(name)`` on an object's
-    pixels. The dense target of ``sft.TrainConfig.vision_aux`` (synthetic scenes only: their objects are shapes)."""
+    pixels. The dense target of ``sft.TrainConfig.vision_aux`` (synthetic scenes only: their objects are shapes).
+    ``colours``: joint (shape, colour) classes instead, 1 + (shape class − 1) · len(COLOURS) + colour index
+    (``aux_classes(True)`` of them; ``label_shapes`` maps them back to shape classes)."""
     labels = np.zeros(scene.image.shape[:2], dtype=np.uint8)
     for o in scene.objects:
-        labels[o.mask.view(bool)] = SHAPE_CLASSES.index(o.name)
+        k = SHAPE_CLASSES.index(o.name)
+        labels[o.mask.view(bool)] = 1 + (k - 1) * len(COLOURS) + list(COLOURS).index(o.colour) if colours else k
     return labels
+
+
+def aux_classes(colours: bool = False) -> int:
+    """How many classes ``shape_labels(…, colours)`` uses: background + shapes, or background + shape × colour."""
+    return 1 + (len(SHAPE_CLASSES) - 1) * (len(COLOURS) if colours else 1)
+
+
+def label_shapes(labels, colours: bool = True):
+    """Shape classes (``shape_labels(scene)``) of a label map (numpy or torch) of ``shape_labels(scene, colours)``:
+    the identity when ``colours`` is False."""
+    if not colours:
+        return labels
+    fg = labels > 0
+    return (labels.long() - 1 if hasattr(labels, "long") else labels.astype(np.int64) - 1) // len(COLOURS) * fg + fg
+
+
+def label_colours(labels):
+    """Colour index + 1 (0: background) of each pixel of a joint label map (``shape_labels(scene, colours=True)``)."""
+    fg = labels > 0
+    return (labels.long() - 1 if hasattr(labels, "long") else labels.astype(np.int64) - 1) % len(COLOURS) * fg + fg
 
 
 # --- answers and samples ---------------------------------------------------------------------------

@@ -372,13 +372,15 @@ def sample_scores(rows) -> np.ndarray:
 def compare_checkpoints(a, b, data_name: str = "synthetic", n: int = 500, seed: int = 3000, task: str = "polygon",
                         max_objects: int = 3, root: str | None = None, dataset: str = "refcoco", split: str = "val",
                         batch_size: int = 32, max_new_tokens: int = 256, resamples: int = 2000,
-                        models: tuple | None = None) -> dict:
+                        models: tuple | None = None, decodings: tuple = (None, None)) -> dict:
     """Evaluate checkpoints ``a`` and ``b`` on the *same* samples and pair them.
 
     Returns ``{"a": metrics, "b": metrics, "paired": {mean, ci95, better, worse, equal, n}, "score": ...}``
     where ``paired`` is the mean of b − a per sample (``sample_scores``; bootstrap 95% interval). The
     samples are built with ``a``'s settings; both checkpoints must read the same image size.
     ``models`` = ``((model_a, processor_a), (model_b, processor_b))`` skips loading (tests, notebooks).
+    ``decodings`` = (rule for a, rule for b): greedy coordinate rules overriding each checkpoint's own
+    (``model.set_coord_decoding``; None keeps it), so the same weights can be paired under two rules.
     """
     import torch
 
@@ -398,9 +400,14 @@ def compare_checkpoints(a, b, data_name: str = "synthetic", n: int = 500, seed: 
     for label, path, loaded in (("a", a, models[0] if models else None), ("b", b, models[1] if models else None)):
         model, processor = loaded if loaded else load(path) if is_pixelsail(path) else \
             load_model(path, dtype=torch.float32)
+        rule = decodings[0 if label == "a" else 1]
+        if rule is not None:
+            from .model import set_coord_decoding
+
+            set_coord_decoding(model, processor, rule)
         r = evaluate(model, processor, samples, batch_size=batch_size, max_new_tokens=max_new_tokens,
                      dependence=False)
-        r["model"] = str(path)
+        r["model"] = str(path) + (f" ({rule})" if rule is not None else "")
         results[label] = r
     paired = paired_difference(sample_scores(results["a"]["rows"]), sample_scores(results["b"]["rows"]),
                                resamples=resamples)

@@ -367,8 +367,9 @@ def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
     # An extra config field marks our class; `load_model` looks for it.
     extra = {"image_position_tokens": processor.num_image_tokens} if cfg.position_fix else {}
     if cfg.coord_decoding != "argmax":
-        if not cfg.coord_tokens or cfg.coord_decoding not in ("median", "mean"):
-            raise ValueError(f"coord_decoding={cfg.coord_decoding!r} needs coord_tokens=True and is 'median' or 'mean'")
+        if not cfg.coord_tokens or cfg.coord_decoding not in CoordinateDecoding.RULES:
+            raise ValueError(f"coord_decoding={cfg.coord_decoding!r} needs coord_tokens=True and is one of "
+                             f"{CoordinateDecoding.RULES}")
         extra["lite_coord_decoding"] = cfg.coord_decoding  # read by `generate`
     if cfg.patch_stem != "linear" or cfg.patch_positions:
         if not cfg.position_fix:
@@ -509,11 +510,26 @@ class CoordinateDecoding:
     top token is a coordinate, write instead the coordinate at the ``"median"`` (or ``"mean"``) of the
     distribution over coordinate values. Argmax picks the single most likely value, and a model unsure
     between neighbours falls onto the values it saw most often in training; the median is the value that
-    minimizes the expected absolute error. Text and format are unchanged: only which coordinate is written."""
+    minimizes the expected absolute error. Text and format are unchanged: only which coordinate is written.
 
-    def __init__(self, tokenizer, rule: str = "median"):
-        if rule not in ("median", "mean"):
-            raise ValueError(f"coordinate decoding is 'median' or 'mean', got {rule!r}")
+    ``"local_median"``: the median of the distribution cut to ``window`` (normalized units) either side of its
+    most likely value. Where the model is unsure *which* object it outlines, the distribution over a
+    coordinate has a mode per object, and the plain median can fall between them, on no object at all; the
+    local median first commits to the biggest mode (as argmax does) and then takes the median inside it (so
+    the answer keeps the median's sub-lattice values). On a one-mode distribution it equals the median.
+    Measured on the lite-sft (LOG, session 18; validation seed, n 200, paired against the median): window 0.05
+    −0.014 [−0.030, +0.001], window 0.15 +0.005 [−0.008, +0.017]. Its answers that land between two objects do so
+    with one-moded distributions, so the median stays the default. ``generate`` reads the window from
+    ``model.config.lite_coord_window`` (default 0.05)."""
+
+    RULES = ("median", "mean", "local_median")
+
+    def __init__(self, tokenizer, rule: str = "median", window: float = 0.05):
+        if rule not in self.RULES:
+            raise ValueError(f"coordinate decoding is one of {self.RULES}, got {rule!r}")
+        if not 0 < window <= 1:
+            raise ValueError(f"the local median's window is a distance in (0, 1] (normalized units), got {window}")
+        self.window = float(window)
         ids, values = coordinate_values(tokenizer)
         if not ids:
             raise ValueError("coordinate decoding needs a coord_tokens tokenizer (build_tokenizer(coord_tokens=True))")
@@ -533,6 +549,10 @@ class CoordinateDecoding:
         if self.rule == "mean":
             v = p @ values
         else:
+            if self.rule == "local_median":  # keep only the mass within `window` of the most likely value
+                top = values[p.argmax(-1)]
+                p = p * ((values[None] - top[:, None]).abs() <= self.window + 1e-6)
+                p = p / p.sum(-1, keepdim=True)
             order = values.argsort()
             cdf = p[:, order].cumsum(-1)
             v = values[order][(cdf < 0.5).sum(-1).clamp(max=len(order) - 1)]
@@ -577,7 +597,8 @@ def generate(model, processor, images: list, prompts: list[str], max_new_tokens:
         if rule != "argmax" and not do_sample:
             from transformers import LogitsProcessorList
 
-            sampling["logits_processor"] = LogitsProcessorList([CoordinateDecoding(tok, rule)])
+            window = getattr(model.config, "lite_coord_window", 0.05)
+            sampling["logits_processor"] = LogitsProcessorList([CoordinateDecoding(tok, rule, window)])
         out = model.generate(**inputs, max_new_tokens=max_new_tokens, suppress_tokens=vision_token_ids(tok),
                              pad_token_id=tok.pad_token_id, **sampling)
     finally:

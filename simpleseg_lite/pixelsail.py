@@ -142,7 +142,8 @@ class PixelSailConfig(PretrainedConfig):
                  pad_token_id=0, eos_token_id=0, rope_theta=10000.0, rms_norm_eps=1e-6, mrope_section=None,
                  max_position_embeddings=1024, text_init=None, text_first=False, mask_decoder="dot", word_tokens=False,
                  token_match=False, vision_position="none", select_loss=0.0, patch_stem="linear", stem_channels=32,
-                 stem_layers=1, rope_layout="chunked", vision_aux=0.0, **kwargs):
+                 stem_layers=1, rope_layout="chunked", vision_aux=0.0, aux_colours=False, aux_layer=0,
+                 **kwargs):
         super().__init__(pad_token_id=pad_token_id, eos_token_id=eos_token_id, **kwargs)
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
@@ -181,6 +182,10 @@ class PixelSailConfig(PretrainedConfig):
         if vision_aux < 0:
             raise ValueError(f"vision_aux is a loss weight and must be ≥ 0, got {vision_aux}")
         self.vision_aux = float(vision_aux)  # weight of the dense shape-map loss on the vision states (forward)
+        self.aux_colours = bool(aux_colours)  # that loss names each pixel's shape *and* colour (data.shape_labels)
+        if not 0 <= aux_layer < num_layers:
+            raise ValueError(f"aux_layer is a layer index in [0, {num_layers}) (0: the last layer), got {aux_layer}")
+        self.aux_layer = int(aux_layer)  # the dense loss reads the vision states after this layer (0: the last)
 
     @property
     def grid(self) -> int:
@@ -279,7 +284,13 @@ class PixelSailLite(PreTrainedModel):
         if config.vision_aux:  # a lite departure (see forward); ~88k weights, saved with the model
             from .sft import VisionAuxHead
 
-            self.vision_aux_head = VisionAuxHead(c, config.patch_size)
+            self.vision_aux_head = VisionAuxHead(c, config.patch_size, aux_classes(config))
+        if getattr(config, "aux_layer", 0):  # keep that layer's output for vision_shape_logits
+
+            def keep(module, args, output):
+                self._aux_states = output[0] if isinstance(output, tuple) else output
+
+            self.lm.layers[config.aux_layer - 1].register_forward_hook(keep)
         if config.mask_decoder == "mlp":
             self.mask_mlp = nn.Sequential(nn.GELU(), nn.Conv2d(config.mask_dim, config.mask_dim, 1), nn.GELU(),
                                           nn.Conv2d(config.mask_dim, 1, 1))
@@ -400,7 +411,13 @@ class PixelSailLite(PreTrainedModel):
 
     def vision_shape_logits(self, hidden, input_ids) -> torch.Tensor:
         """(B, classes, H/2, W/2) shape-class logits of each 2-px cell, read by ``vision_aux_head`` off the
-        last-layer vision states (row-major g × g tokens of ``patch_size`` px)."""
+        last-layer vision states (row-major g × g tokens of ``patch_size`` px) — or, with ``config.aux_layer`` = k
+        (a lite departure), off the vision states after layer k of the last forward pass. Why a middle layer: in a
+        causal transformer no text token ever reads the *last* layer's vision states (the text's last layer attends
+        to the layer before), so shape taught there reaches the answer only through what earlier layers compute;
+        taught after layer k it sits in states that the text's layers k+1… attend to."""
+        if getattr(self.config, "aux_layer", 0):
+            hidden = self._aux_states
         img = input_ids == self.config.image_token_id
         return self.vision_aux_head(hidden[img].reshape(hidden.shape[0], self.config.grid ** 2, -1))
 
@@ -442,9 +459,19 @@ class PixelSailLite(PreTrainedModel):
         if self.config.vision_aux and shape_labels is not None:
             from .sft import dense_loss
 
-            aux = dense_loss(self.vision_shape_logits(hidden, input_ids), shape_labels, 10.0)
+            from .data import label_shapes  # the samples carry joint (shape, colour) labels; see make_pixel_samples
+
+            aux = dense_loss(self.vision_shape_logits(hidden, input_ids),
+                             label_shapes(shape_labels, colours=not self.config.aux_colours), 10.0)
             out.update(vision_aux=aux.detach(), loss=out["loss"] + self.config.vision_aux * aux)
         return out
+
+
+def aux_classes(config) -> int:
+    """Classes of the dense loss's head: shapes (+ background), or shape × colour with ``config.aux_colours``."""
+    from .data import aux_classes as classes
+
+    return classes(getattr(config, "aux_colours", False))
 
 
 def selection_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -596,7 +623,7 @@ class PixelSample:
     region: np.ndarray | None
     objects: int
     expression: str | None = None
-    shape_labels: np.ndarray | None = None  # (H, W) uint8 shape class of each pixel (data.shape_labels), on request
+    shape_labels: np.ndarray | None = None  # (H, W) uint8 (shape, colour) class of each pixel, on request
 
 
 def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None = None, named: bool = False,
@@ -610,7 +637,9 @@ def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None 
     expression names no shape ("the red shape", "the leftmost shape"; ``referring.valid_rules(use_shape=False)``)
     — a model trained from scratch learns to pick an object by its colour within ~100 steps, but names a shape
     barely above chance after 1,200 (LOG, session 10), so these are the expressions it can learn to ground first.
-    ``labels``: also the scene's per-pixel shape classes (``PixelSample.shape_labels``, for ``config.vision_aux``)."""
+    ``labels``: also the scene's per-pixel (shape, colour) classes (``PixelSample.shape_labels``, joint classes of
+    ``data.shape_labels(scene, colours=True)``, for ``config.vision_aux``; the model keeps the shape alone unless
+    ``config.aux_colours``)."""
     from . import data
 
     if not 0.0 <= shape_free <= 1.0:
@@ -628,7 +657,7 @@ def make_pixel_samples(n: int, seed: int, scene_cfg=None, task_mix: dict | None 
                   f"It is the {obj.colour} {obj.name} {SEG_TOKEN}." if named and task == "mask" else SEG_ANSWER)
         yield PixelSample(scene.image, TASK_PROMPTS[task].format(expr=ref[0] if ref else None), answer, task,
                           None if task == "vp_question" else obj.mask, region, len(scene.objects),
-                          ref[0] if ref else None, data.shape_labels(scene) if labels else None)
+                          ref[0] if ref else None, data.shape_labels(scene, colours=True) if labels else None)
 
 
 def _draw_task(rng, task_mix: dict | None = None) -> str:
@@ -1004,7 +1033,8 @@ def train_pixelsail(cfg: PixelSailTrainConfig, resume: bool = False):
     if cfg.vision_aux and not hasattr(model, "vision_aux_head"):  # a head of its own; from a pre-trained
         from .sft import VisionAuxHead  # vision stage (vision.pretrain_vision) the model brings its trained one
 
-        model.vision_aux_head = VisionAuxHead(model.config.hidden_size, model.config.patch_size).to(
+        model.vision_aux_head = VisionAuxHead(model.config.hidden_size, model.config.patch_size,
+                                              aux_classes(model.config)).to(
             model.patch_embed.weight.device)
     elif not cfg.vision_aux and hasattr(model, "vision_aux_head"):  # switched off: the saved model is a plain one
         del model.vision_aux_head
@@ -1166,7 +1196,7 @@ def write_model_card(folder, command: str, metrics: dict, notes: str = ""):
     rows = "\n".join(f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
     lite = {"token_match": False, "word_tokens": False, "mask_decoder": "dot", "text_first": False,
             "vision_position": "none", "select_loss": 0.0, "patch_stem": "linear", "rope_layout": "chunked",
-            "vision_aux": 0.0}
+            "vision_aux": 0.0, "aux_colours": False, "aux_layer": 0}
     switches = ", ".join(f"`{k}={model_cfg[k]}`" for k, v in lite.items() if model_cfg.get(k, v) != v)
     text = f"""# lite-pixelsail — Pixel-SAIL-lite ({summary['params_M']}M parameters, {size_mb:.1f} MB of safetensors)
 
@@ -1184,9 +1214,9 @@ upsampling blocks, `<Prompt0..3>` injection {'on' if model_cfg['inject_prompts']
 ```
 
 Seed {cfg['seed']}, {cfg['max_steps']} steps × batch {cfg['batch_size']}, lr {cfg['lr']} (AdamW, cosine, warm-up
-{cfg['warmup_steps']}), {cfg['image_size']}-px scenes. Training samples come from seeds ≥ 10**7; evaluation
-uses seed 1000. Wall time {summary['wall_seconds'] / 60:.1f} min on {platform.processor() or platform.machine()}
-({summary['torch_threads']} threads).
+{cfg['warmup_steps']}), {cfg['image_size']}-px scenes. Training samples come from seeds ≥ 10**7; evaluation seeds
+are below that (the metrics say which). Wall time of this stage {summary['wall_seconds'] / 60:.1f} min on
+{platform.processor() or platform.machine()} ({summary['torch_threads']} thread{'s' if summary['torch_threads'] != 1 else ''}).
 
 ## Metrics
 

@@ -74,6 +74,7 @@ class GSPOConfig:
     freeze_vision: bool = False  # keep the vision tower (``model.visual``) fixed; only the rest learns (session 16)
     best_sft: float = 0.0  # weight of the SFT loss on each group's best answer (``group_best``; 0: plain GSPO)
     policy_loss: float = 1.0  # weight of the GSPO term (0 with best_sft > 0: best-of-group SFT alone, an ablation)
+    beta: float = 0.0  # weight of the per-token KL to the start policy (trl's k3 estimator; 0: GSPO's default, none)
     data: str = "synthetic"  # "refcoco": the REFER train splits under refer_root (full path)
     refer_root: str | None = None
     use_vllm: bool = False  # full path: vLLM generation (GPU, vllm installed)
@@ -194,6 +195,24 @@ def best_sft_trainer(cfg: GSPOConfig, tokenizer):
     return BestSFTTrainer
 
 
+def attach_reference(trainer, cfg: GSPOConfig, dtype) -> None:
+    """Give ``trainer`` a frozen copy of the start policy as its KL reference, with weight ``cfg.beta``.
+
+    trl builds its reference itself only by re-loading ``config._name_or_path`` through the Auto classes, which
+    would give the stock Qwen2.5-VL class without the lite model's changes; so the trainer is built with
+    ``beta=0`` and the reference is loaded here by ``model.load_model`` (the policy's own class), with the same
+    fused log-probability head trl puts on the policy. (With LoRA, trl's own way is used: the adapters off.)"""
+    from trl.trainer.utils import add_fused_lm_head
+
+    from .model import load_model
+
+    ref, _ = load_model(cfg.init, dtype=dtype)
+    add_fused_lm_head(ref, temperature=trainer.temperature, cast_lm_head_to_fp32=trainer.args.cast_lm_head_to_fp32)
+    ref.eval().requires_grad_(False)
+    trainer.ref_model = trainer.accelerator.prepare_model(ref, evaluation_mode=True)
+    trainer.beta = cfg.beta
+
+
 def build_trainer(cfg: GSPOConfig):
     """trl's ``GRPOTrainer`` for ``cfg`` (GSPO or its GRPO twin) and the policy's processor.
 
@@ -211,6 +230,8 @@ def build_trainer(cfg: GSPOConfig):
         raise ValueError(f"best_sft and policy_loss must be ≥ 0 and not both 0, got {cfg.best_sft}, {cfg.policy_loss}")
     if cfg.level not in CLIP:
         raise ValueError(f"level must be one of {sorted(CLIP)}, got {cfg.level!r}")
+    if cfg.beta < 0:
+        raise ValueError(f"beta is a KL weight and must be ≥ 0, got {cfg.beta}")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -238,7 +259,7 @@ def build_trainer(cfg: GSPOConfig):
         per_device_train_batch_size=min(batch, chunk), gradient_accumulation_steps=max(1, batch // chunk),
         num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature, top_p=1.0, top_k=0, repetition_penalty=1.0,
-        importance_sampling_level=cfg.level, loss_type="grpo", beta=0.0,
+        importance_sampling_level=cfg.level, loss_type="grpo", beta=cfg.beta if cfg.lora else 0.0,
         epsilon=eps_low, epsilon_high=eps_high, num_iterations=cfg.num_iterations,
         reward_weights=weights, scale_rewards="group", mask_truncated_completions=False,
         logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, report_to=[],
@@ -250,6 +271,8 @@ def build_trainer(cfg: GSPOConfig):
         trainer_class = best_sft_trainer(cfg, processor.tokenizer) if cfg.best_sft else GRPOTrainer
         trainer = trainer_class(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
                                 processing_class=processor)
+    if cfg.beta and not cfg.lora:
+        attach_reference(trainer, cfg, dtype)
     trainer.lite_settings = {"image_size": image_size, "epsilon": epsilon, "decimals": decimals,
                              "clip": [eps_low, eps_high], "batch_size": batch}
     return trainer, processor

@@ -64,10 +64,12 @@ class TrainConfig:
     eval_seed: int = 999  # never used for training (training uses seeds ≥ 10**7)
     image_size: int = 112
     max_objects: int = 3  # objects per synthetic scene (1 = the single-object warm-up of the curriculum)
+    min_objects: int = 1  # 2: every training scene has a distractor (held-out checks keep 1–3 objects)
     lora: bool = False  # LoRA adapters (full path, real Qwen2.5-VL)
     model: dict = field(default_factory=dict)  # model.TinyConfig fields for a fresh model, e.g. {"merge_size": 1}
     digit_loss: float = 0.0  # weight of the ordinal term on coordinate digits (``ordinal_digit_loss``); 0: off
     vision_aux: float = 0.0  # weight of the dense shape-map loss on the image tokens (``VisionAuxHead``); 0: off
+    pointer_loss: float = 0.0  # weight of the pointer term (``PointerHead``: which image tokens the target covers)
     data: str = "synthetic"  # "refcoco": the train splits of the REFER layout under refer_root (full path)
     refer_root: str | None = None
     refer_datasets: tuple = ("refcoco", "refcoco+", "refcocog", "refclef")  # the paper's SFT sources
@@ -84,7 +86,8 @@ class SyntheticStream(torch.utils.data.Dataset):
         self.tasks = list(mix)
         p = np.array([mix[t] for t in self.tasks], dtype=np.float64)
         self.p = p / p.sum()
-        self.scene = data.SyntheticConfig(image_size=cfg.image_size, max_objects=cfg.max_objects)
+        self.scene = data.SyntheticConfig(image_size=cfg.image_size, min_objects=cfg.min_objects,
+                                          max_objects=cfg.max_objects)
 
     def __len__(self) -> int:
         return self.length
@@ -105,6 +108,14 @@ class SyntheticStream(torch.utils.data.Dataset):
             from PIL import Image
 
             row["shape_labels"] = Image.fromarray(s.metadata["shape_labels"], mode="L")
+        if self.cfg.pointer_loss > 0:  # the target's mask (all zeros for a question with no single target)
+            from PIL import Image
+
+            from pycocotools import mask as mask_utils
+
+            one = task != "grounding_count"  # "how many shapes?" has no single target: no pointer term
+            mask = mask_utils.decode({k: s.gt_rle[k] for k in ("size", "counts")}).astype(np.uint8)
+            row["target_mask"] = Image.fromarray(255 * mask * one, mode="L")
         return row
 
 
@@ -304,10 +315,67 @@ def attach_vision_aux(model) -> VisionAuxHead:
     return head
 
 
-def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight: float = 0.0):
+class PointerHead(torch.nn.Module):
+    """A training-only head (``TrainConfig.pointer_loss``, a lite departure): from the language model's last
+    hidden state just before the answer (the state that writes the first coordinate), score each image token
+    the language model reads (``model.PositionalImageTokens``' output, (n, T, D), row-major) by a scaled dot
+    product of two ``dim``-wide projections, and ask the scores to point at the tokens the target covers
+    (``loss``: cross-entropy against the share of the target's pixels under each token).
+
+    Why: with distractors the lite model's outlines land *between* objects (LOG, session 18: a two-object answer's
+    centroid is a median 18% of the way from the target to the distractor, at the right size), as a read-out that
+    averages over several objects' image tokens would give. Cross-entropy on coordinates charges that only through
+    the coordinates; this term asks the answer's state to single out one object's tokens before any is written."""
+
+    def __init__(self, hidden: int, dim: int = 64):
+        super().__init__()
+        self.query, self.key = torch.nn.Linear(hidden, dim), torch.nn.Linear(hidden, dim)
+
+    def forward(self, state: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """(n, D) answer states, (n, T, D) image tokens → (n, T) scores."""
+        return torch.einsum("nd,ntd->nt", self.query(state), self.key(tokens)) / self.query.out_features ** 0.5
+
+    @staticmethod
+    def loss(scores: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of ``scores`` (n, T) against ``cells`` (n, T), each row the target's share per token;
+        rows without a target (all zeros) are left out. 0 when no row has one."""
+        has = cells.sum(1) > 0
+        if not has.any():
+            return scores.sum() * 0.0
+        q = cells[has] / cells[has].sum(1, keepdim=True)
+        return -(q * scores[has].float().log_softmax(1)).sum(1).mean()
+
+
+def target_cells(masks: torch.Tensor, token_px: int) -> torch.Tensor:
+    """(n, H, W) target masks (0/255 or 0/1) → (n, T) the share of each ``token_px`` square (row-major) the target
+    covers, T = (H / token_px)²; an empty mask gives a row of zeros."""
+    m = (masks > 0).float()[:, None]
+    return torch.nn.functional.avg_pool2d(m, token_px).flatten(1)
+
+
+def attach_pointer(model) -> PointerHead:
+    """Add a ``PointerHead`` as ``model.lite_pointer`` and a hook that keeps the image tokens of the last forward
+    pass in ``head.tokens``. Needs the lite model class (``model.PositionalImageTokens``)."""
+    inner = getattr(getattr(model, "model", None), "image_positions", None)
+    if inner is None:
+        raise ValueError("pointer_loss needs the lite model (TinyConfig.position_fix=True): it reads the image "
+                         "tokens of model.PositionalImageTokens")
+    head = PointerHead(model.config.text_config.hidden_size)
+    model.lite_pointer = head
+
+    def keep(module, args, output):
+        head.tokens = output
+
+    inner.register_forward_hook(keep)
+    return head
+
+
+def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight: float = 0.0,
+                      pointer_weight: float = 0.0):
     """``base`` (trl's ``SFTTrainer``) with ``loss = CE + digit_weight · ordinal_loss_for(tokenizer)
     + vision_weight · VisionAuxHead.loss`` (the digit term, or the whole-coordinate term with a ``coord_tokens``
-    tokenizer; the dense term needs ``attach_vision_aux`` and rows with ``shape_labels``); logs each term.
+    tokenizer; the dense term needs ``attach_vision_aux`` and rows with ``shape_labels``)
+    + pointer_weight · PointerHead.loss`` (needs ``attach_pointer`` and rows with ``target_mask``); logs each term.
 
     CE is the mean over the batch's answer tokens, as trl's default without gradient accumulation (with
     accumulation, trl normalizes by the tokens of all micro-batches; this trainer does not)."""
@@ -315,9 +383,9 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
 
     class LiteLossTrainer(base):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            labels, shape_labels = inputs["labels"], inputs.get("shape_labels")
-            outputs = model(**{k: v for k, v in inputs.items() if k not in ("labels", "shape_labels")},
-                            use_cache=False)
+            labels, shape_labels, cells = inputs["labels"], inputs.get("shape_labels"), inputs.get("target_cells")
+            outputs = model(**{k: v for k, v in inputs.items() if k not in ("labels", "shape_labels", "target_cells")},
+                            use_cache=False, output_hidden_states=bool(pointer_weight))
             logits = outputs.logits
             ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
                                                    ignore_index=-100)
@@ -331,6 +399,15 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
                 head = model.lite_vision_aux
                 dense = head.loss(head(head.tokens), shape_labels.to(logits.device))
                 loss, terms["vision_aux_loss"] = loss + vision_weight * dense, float(dense)
+            if pointer_weight:
+                if cells is None:
+                    raise ValueError("pointer_loss needs rows with target_mask (synthetic data)")
+                head = model.lite_pointer
+                before = (labels != -100).float().argmax(1) - 1  # the state that predicts the answer's first token
+                state = outputs.hidden_states[-1][torch.arange(len(labels)), before]
+                tokens = head.tokens.reshape(len(labels), -1, head.tokens.shape[-1])
+                point = head.loss(head(state, tokens), cells.to(logits.device))
+                loss, terms["pointer_loss"] = loss + pointer_weight * point, float(point)
             self._lite_terms = terms
             return (loss, outputs) if return_outputs else loss
 
@@ -349,6 +426,11 @@ def collate_with_labels(examples: list[dict], processor) -> dict:
     batch = collate_sft(examples, processor)
     if "shape_labels" in examples[0]:
         batch["shape_labels"] = torch.as_tensor(np.stack([np.asarray(ex["shape_labels"]) for ex in examples]))
+    if "target_mask" in examples[0]:  # pointer_loss: the target's share of each image token the LM reads
+        masks = torch.as_tensor(np.stack([np.asarray(ex["target_mask"]) for ex in examples]))
+        grid = batch["image_grid_thw"][0]
+        token_px = masks.shape[-1] // (int(grid[2]) // processor.image_processor.merge_size)
+        batch["target_cells"] = target_cells(masks, token_px)
     return batch
 
 
@@ -366,6 +448,9 @@ def run_and_save(trainer, processor, out: Path, resume: bool, lora: bool, summar
     if hasattr(final, "lite_vision_aux"):  # a training-only head: the saved model is a plain one, and the head
         torch.save(final.lite_vision_aux.state_dict(), out / "vision_aux_head.pt")  # goes beside it for the next stage
         del final.lite_vision_aux
+    if hasattr(final, "lite_pointer"):  # the same for the pointer head
+        torch.save(final.lite_pointer.state_dict(), out / "pointer_head.pt")
+        del final.lite_pointer
     final.save_pretrained(out)
     processor.save_pretrained(out)
     summary = {**summary, "wall_seconds": round(wall, 1), "resumed": bool(resume and checkpoints),
@@ -386,6 +471,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if cfg.vision_aux and cfg.data != "synthetic":
         raise ValueError("vision_aux needs synthetic data (its target is each pixel's shape class); "
                          "set vision_aux=0 for RefCOCO")
+    if cfg.pointer_loss and cfg.data != "synthetic":
+        raise ValueError("pointer_loss needs synthetic data (the lite model's image tokens); set pointer_loss=0 "
+                         "for RefCOCO")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -419,8 +507,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         saved = Path(cfg.init or "") / "vision_aux_head.pt"  # by vision.pretrain_vision or an earlier stage
         if cfg.init and saved.is_file():
             head.load_state_dict(torch.load(saved))
-    trainer_class = lite_loss_trainer(SFTTrainer, processor.tokenizer, cfg.digit_loss, cfg.vision_aux) \
-        if cfg.digit_loss or cfg.vision_aux else SFTTrainer
+    if cfg.pointer_loss:
+        pointer = attach_pointer(model)
+        saved = Path(cfg.init or "") / "pointer_head.pt"  # an earlier stage trained with it
+        if cfg.init and saved.is_file():
+            pointer.load_state_dict(torch.load(saved))
+    trainer_class = lite_loss_trainer(SFTTrainer, processor.tokenizer, cfg.digit_loss, cfg.vision_aux,
+                                      cfg.pointer_loss) \
+        if cfg.digit_loss or cfg.vision_aux or cfg.pointer_loss else SFTTrainer
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, (0.9, cfg.adam_beta2))
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=processor,
                             data_collator=partial(collate_with_labels, processor=processor), optimizers=(optimizer, None))
@@ -452,7 +546,7 @@ simpleseg-lite's own code. Stage: **{cfg['stage']}**; task mix: `{summary['task_
 
 Seed {cfg['seed']}, {cfg['max_steps']} steps × batch {cfg['batch_size']}, lr {cfg['lr']} (AdamW, cosine, warm-up
 {cfg['warmup_steps']}), ε = {cfg['epsilon']} of the perimeter, {cfg['decimals']} decimals, {cfg['image_size']}-px
-synthetic scenes (`data.SyntheticConfig` defaults), ordering {cfg['ordering']}. Training samples come from seeds
+synthetic scenes of {cfg.get('min_objects', 1)}–{cfg.get('max_objects', 3)} objects (`data.SyntheticConfig` otherwise), ordering {cfg['ordering']}. Training samples come from seeds
 ≥ 10**7; evaluation uses seed 1000. Wall time {summary['wall_seconds'] / 60:.1f} min on {summary['device']}
 ({summary['torch_threads']} threads; {platform.processor() or platform.machine()}, the 2-core development machine,
 shared with other work while it ran).

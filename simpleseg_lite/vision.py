@@ -60,10 +60,11 @@ class VisionPretrainConfig:
 SYSTEMS = ("simpleseg", "pixelsail")
 
 
-def scenes_batch(seed: int, start: int, n: int, cfg: data.SyntheticConfig):
-    """Scenes ``start … start+n-1`` of ``seed`` and their ``shape_labels`` maps, (n, H, W) uint8."""
+def scenes_batch(seed: int, start: int, n: int, cfg: data.SyntheticConfig, colours: bool = False):
+    """Scenes ``start … start+n-1`` of ``seed`` and their ``shape_labels`` maps, (n, H, W) uint8 (joint
+    (shape, colour) classes with ``colours``)."""
     scenes = [data.make_scene(np.random.default_rng((seed, start + i)), cfg) for i in range(n)]
-    return scenes, torch.as_tensor(np.stack([data.shape_labels(s) for s in scenes]))
+    return scenes, torch.as_tensor(np.stack([data.shape_labels(s, colours) for s in scenes]))
 
 
 def shape_logits(model, processor, head: VisionAuxHead, scenes) -> torch.Tensor:
@@ -94,24 +95,32 @@ def shape_scores(model, processor, head: VisionAuxHead, n: int = 200, seed: int 
     return dense_scores(lambda scenes: shape_logits(model, processor, head, scenes), n, seed, max_objects, image_size)
 
 
-def dense_scores(forward, n: int = 200, seed: int = 2000, max_objects: int = 3, image_size: int = 112) -> dict:
-    """``shape_scores`` for any ``forward(scenes) → (n, classes, h, w)`` class logits on a grid of whole cells."""
+def dense_scores(forward, n: int = 200, seed: int = 2000, max_objects: int = 3, image_size: int = 112,
+                 colours: bool = False) -> dict:
+    """``shape_scores`` for any ``forward(scenes) → (n, classes, h, w)`` class logits on a grid of whole cells.
+    ``colours``: the logits are joint (shape, colour) classes (``data.shape_labels(…, colours=True)``); the shape
+    is voted over them, and ``colour_acc`` (share of objects whose pixels' majority colour is theirs) is added."""
     cfg = data.SyntheticConfig(image_size=image_size, max_objects=max_objects)
-    right = total = inter = union = 0
+    right = right_colour = total = inter = union = 0
     with torch.no_grad():
         for start in range(0, n, 50):
             scenes, labels = scenes_batch(seed, start, min(50, n - start), cfg)
             logits = forward(scenes)
             cell = labels.shape[-1] // logits.shape[-1]
-            pred = logits.argmax(1).repeat_interleave(cell, 1).repeat_interleave(cell, 2).numpy()
-            for s, p in zip(scenes, pred):
+            joint = logits.argmax(1).repeat_interleave(cell, 1).repeat_interleave(cell, 2).numpy()
+            pred = data.label_shapes(joint, colours)
+            for s, p, j in zip(scenes, pred, joint):
                 for o in s.objects:
                     votes = np.bincount(p[o.mask.view(bool)], minlength=len(data.SHAPE_CLASSES))[1:]
                     right += int(votes.argmax() + 1 == data.SHAPE_CLASSES.index(o.name))
+                    if colours:
+                        hue = np.bincount(data.label_colours(j[o.mask.view(bool)]), minlength=len(data.COLOURS) + 1)
+                        right_colour += int(hue[1:].argmax() == list(data.COLOURS).index(o.colour))
                     total += 1
             fg_p, fg_t = pred > 0, labels.numpy() > 0
             inter, union = inter + int((fg_p & fg_t).sum()), union + int((fg_p | fg_t).sum())
-    return {"shape_acc": right / total, "fg_iou": inter / max(union, 1), "objects": total}
+    out = {"shape_acc": right / total, "fg_iou": inter / max(union, 1), "objects": total}
+    return {**out, "colour_acc": right_colour / total} if colours else out
 
 
 def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
@@ -132,6 +141,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
 
         model, processor = build_model({"image_size": cfg.image_size, **cfg.model, "vision_aux": 1.0}, seed=cfg.seed)
         head = model.vision_aux_head
+        colours = model.config.aux_colours  # the head names shape × colour ({"aux_colours": true} in cfg.model)
         unused = ("lm_head", "prompt_proj", "upsample", "pixel_mlp", "seg_mlp", "match", "mask_mlp", "lm.embed_tokens")
         trained = model  # checkpointed whole; the optimizer holds only what this stage trains
         params = [p for name, p in model.named_parameters() if not name.startswith(unused)]
@@ -145,6 +155,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
         if not hasattr(model.model, "image_positions"):
             raise ValueError("pretrain-vision needs the lite model (TinyConfig.position_fix=True)")
         head = VisionAuxHead(model.config.text_config.hidden_size, 14 * model.config.vision_config.spatial_merge_size)
+        colours = False
         trained = torch.nn.ModuleList([model.model.visual, model.model.image_positions, head])
         params = list(trained.parameters())
 
@@ -175,7 +186,8 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
 
     def evaluate(at: int) -> dict:
         model.eval()
-        row = {"step": at, **dense_scores(forward, cfg.eval_n, cfg.eval_seed, cfg.max_objects, cfg.image_size)}
+        row = {"step": at, **dense_scores(forward, cfg.eval_n, cfg.eval_seed, cfg.max_objects, cfg.image_size,
+                                          colours)}
         model.train()
         with history.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -183,7 +195,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
 
     bar = tqdm(range(step, cfg.max_steps), initial=step, total=cfg.max_steps, desc="vision pre-training")
     for step in bar:
-        scenes, labels = scenes_batch(10**7 + cfg.seed, step * cfg.batch_size, cfg.batch_size, scene_cfg)
+        scenes, labels = scenes_batch(10**7 + cfg.seed, step * cfg.batch_size, cfg.batch_size, scene_cfg, colours)
         loss = dense_loss(forward(scenes), labels, cfg.fg_weight)
         optimizer.zero_grad()
         loss.backward()

@@ -132,6 +132,11 @@ def test_train_rejects_a_bad_model_config(model_config, message, tmp_path, capsy
     (["--stage", "sft", "--named-answers"], "is for --stage pixelsail"),  # polygon answers are coordinates
     (["--stage", "pixelsail", "--named-answers", "--data", "refcoco", "--refer-root", "/nowhere"],
      "needs --data synthetic"),  # RefCOCO objects have no colour-and-shape name
+    (["--stage", "pixelsail", "--pointer-loss", "1"], "is for the polygon models"),
+    (["--stage", "sft", "--pointer-loss", "1", "--data", "refcoco", "--refer-root", "/nowhere"],
+     "needs --data synthetic"),
+    (["--stage", "sft", "--min-objects", "4"], "must be between 1 and --max-objects 3"),
+    (["--stage", "sft", "--min-objects", "0"], "must be between 1"),
 ])
 def test_named_answers_are_refused_where_they_mean_nothing(args, message, tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "run"), *args]) == 2

@@ -119,3 +119,17 @@ def test_headroom_of_the_committed_policy(prompts):
     assert np.isfinite(r["greedy_iou"])
     ax = hr.plot_headroom(r)
     assert len(ax.lines) == 3
+
+
+def test_compare_pairs_the_same_weights_under_two_decoding_rules(capsys):
+    """``--decoding-a/--decoding-b``: one checkpoint, two greedy coordinate rules; the report names each rule."""
+    from simpleseg_lite.cli import main
+
+    args = ["compare", "--a", str(SFT), "--b", str(SFT), "--n", "4", "--seed", "3000", "--threads", "1",
+            "--max-new-tokens", "80", "--json"]
+    assert main([*args, "--decoding-a", "argmax", "--decoding-b", "local_median"]) == 0
+    c = json.loads(capsys.readouterr().out)
+    assert c["a"]["model"].endswith("(argmax)") and c["b"]["model"].endswith("(local_median)")
+    assert c["paired"]["better"] + c["paired"]["worse"] + c["paired"]["equal"] == 4
+    with pytest.raises(SystemExit):
+        main([*args, "--decoding-b", "mode"])  # not a rule: argparse refuses it

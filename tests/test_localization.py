@@ -148,6 +148,10 @@ def test_coord_tokens_keep_the_text_and_shorten_coordinates(text):
     ("median", {"0.04": 0.35, "0.05": 0.25, "0.06": 0.4}, "0.05"),  # argmax (0.06) would miss the median
     ("mean", {"0.2": 0.5, "0.4": 0.5}, "0.3"),
     ("mean", {"0.9": 0.5, "1.0": 0.5}, "0.95"),
+    # two modes (two objects): the median falls between them, the local median stays in the bigger one
+    ("median", {"0.2": 0.3, "0.22": 0.15, "0.6": 0.1, "0.7": 0.05, "0.72": 0.4}, "0.6"),
+    ("local_median", {"0.2": 0.3, "0.22": 0.15, "0.6": 0.1, "0.7": 0.05, "0.72": 0.4}, "0.72"),
+    ("local_median", {"0.1": 0.3, "0.12": 0.3, "0.14": 0.4}, "0.12"),  # one mode: the median
 ])
 def test_coordinate_decoding_writes_the_median_or_mean(rule, probs, expected):
     import torch
@@ -171,6 +175,8 @@ def test_coordinate_decoding_refuses_a_character_tokenizer_and_bad_rules():
         CoordinateDecoding(build_tokenizer(), "median")
     with pytest.raises(ValueError, match="median"):
         CoordinateDecoding(build_tokenizer(coord_tokens=True), "mode")
+    with pytest.raises(ValueError, match="window"):
+        CoordinateDecoding(build_tokenizer(coord_tokens=True), "local_median", window=0.0)
     with pytest.raises(ValueError, match="coord_tokens=True"):
         build_tiny_model(TinyConfig(coord_decoding="median"))
 

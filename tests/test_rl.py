@@ -161,6 +161,36 @@ def test_trl_scores_the_answers_as_the_fp32_policy_sampled_them(tiny_policy, tmp
     assert trl_lp.numel() > 0 and torch.allclose(trl_lp, own_lp, atol=1e-4)
 
 
+def test_beta_gives_a_frozen_copy_of_the_start_policy_as_the_kl_reference(tiny_policy, tmp_path):
+    cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(tiny_policy), max_steps=1, prompts_per_step=2,
+                     num_generations=2, max_completion_length=16, threads=1, eval_steps=0, temperature=0.7, beta=0.1)
+    trainer, _ = build_trainer(cfg)
+    ref = trainer.ref_model
+    assert trainer.beta == 0.1 and ref is not None and ref is not trainer.model
+    assert type(ref) is type(trainer.model) and not any(p.requires_grad for p in ref.parameters())
+    ds = trainer.train_dataset
+    out = trainer._generate_and_score_completions([ds[0], ds[0], ds[1], ds[1]])
+    keep = out["completion_mask"].bool()
+    ids = torch.cat([out["prompt_ids"], out["completion_ids"]], 1)
+    mask = torch.cat([out["prompt_mask"], out["completion_mask"]], 1)
+    images = {key: out[key] for key in ("pixel_values", "image_grid_thw", "mm_token_type_ids")}
+    with torch.no_grad():
+        policy = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, ids.shape[1] - out[
+            "prompt_ids"].shape[1], num_images=out["num_images"], **images)[0]
+    assert torch.allclose(out["ref_per_token_logps"][keep], policy[keep], atol=1e-4)  # at the start: the same model
+    with torch.no_grad():  # the policy moves, the reference does not
+        for p in trainer.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        moved = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, ids.shape[1] - out[
+            "prompt_ids"].shape[1], num_images=out["num_images"], **images)[0]
+        again = trainer._get_per_token_logps_and_entropies(ref, ids, mask, ids.shape[1] - out["prompt_ids"].shape[1],
+                                                           num_images=out["num_images"], **images)[0]
+    assert torch.allclose(again[keep], out["ref_per_token_logps"][keep], atol=1e-5)
+    assert not torch.allclose(moved[keep], again[keep], atol=1e-3)
+    with pytest.raises(ValueError, match="beta"):
+        build_trainer(GSPOConfig(out=str(tmp_path / "r"), init=str(tiny_policy), beta=-1.0))
+
+
 @pytest.mark.parametrize("advantages, group, best", [
     ([1.0, -1.0, 0.0, 0.0], 4, [1, 0, 0, 0]),
     ([-1.0, 1.5, 0.2, -0.7, 0.0, 0.0, 0.0, 0.0], 4, [0, 1, 0, 0, 0, 0, 0, 0]),  # a flat group has no best

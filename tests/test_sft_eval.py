@@ -198,6 +198,23 @@ def test_shape_labels_name_each_objects_pixels():
     assert "shape_labels" not in next(data.make_samples(1, 3)).metadata  # off by default
 
 
+def test_joint_labels_name_shape_and_colour_and_map_back():
+    import torch
+
+    from simpleseg_lite import data
+
+    scene = data.make_scene(5, data.SyntheticConfig(max_objects=3, min_objects=3))
+    joint, shapes = data.shape_labels(scene, colours=True), data.shape_labels(scene)
+    assert joint.max() < data.aux_classes(True) == 1 + (len(data.SHAPE_CLASSES) - 1) * len(data.COLOURS)
+    for o in scene.objects:
+        px = joint[o.mask.view(bool)]
+        assert (data.label_colours(px) == list(data.COLOURS).index(o.colour) + 1).all()
+    assert (data.label_shapes(joint) == shapes).all()  # numpy
+    assert torch.equal(data.label_shapes(torch.as_tensor(joint)), torch.as_tensor(shapes).long())  # and torch
+    assert data.label_shapes(shapes, colours=False) is shapes and data.aux_classes() == len(data.SHAPE_CLASSES)
+    assert (data.label_colours(joint)[joint == 0] == 0).all()  # background stays background
+
+
 @pytest.mark.parametrize("hot_token,good", [(1, True), (2, False)])  # token 1 = top right; 2 = bottom left
 def test_vision_aux_head_lays_tokens_out_row_major(hot_token, good):
     import torch
@@ -234,3 +251,50 @@ def test_train_with_vision_aux_saves_a_plain_model(tmp_path):
     train(cfg, resume=True)
     with pytest.raises(ValueError, match="synthetic"):
         train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", vision_aux=1.0, max_steps=1, threads=1))
+
+
+# --- the pointer term (TrainConfig.pointer_loss) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("box, hot", [((0, 0, 28, 28), 0), ((84, 0, 112, 28), 3), ((0, 84, 28, 112), 12),
+                                      ((70, 42, 98, 70), None)])  # the last straddles four tokens
+def test_target_cells_are_the_targets_share_of_each_token_row_major(box, hot):
+    from simpleseg_lite.sft import target_cells
+
+    mask = torch.zeros(1, 112, 112)
+    x0, y0, x1, y1 = box
+    mask[0, y0:y1, x0:x1] = 255
+    cells = target_cells(mask, 28)[0]
+    assert cells.shape == (16,) and cells.sum().item() == pytest.approx((x1 - x0) * (y1 - y0) / 28 ** 2)
+    if hot is None:
+        assert (cells > 0).sum() == 4 and cells.max() < 1
+    else:
+        assert cells[hot] == 1 and cells.sum() == 1
+    assert target_cells(torch.zeros(1, 112, 112), 28).sum() == 0  # no target: a row of zeros
+
+
+def test_pointer_loss_rewards_pointing_at_the_target_and_skips_rows_without_one():
+    from simpleseg_lite.sft import PointerHead
+
+    cells = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # row 2 has no target
+    right, wrong = torch.tensor([[0.0, 9.0, 0.0], [5.0, 0.0, 0.0]]), torch.tensor([[9.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert PointerHead.loss(right, cells) < 1e-3 < 8 < PointerHead.loss(wrong, cells)
+    assert PointerHead.loss(right, torch.zeros(2, 3)).item() == 0.0
+    head = PointerHead(hidden=8, dim=4)
+    assert head(torch.randn(2, 8), torch.randn(2, 5, 8)).shape == (2, 5)
+
+
+def test_train_with_the_pointer_term_saves_a_plain_model_and_its_head(tmp_path):
+    from safetensors import safe_open
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), max_steps=2, batch_size=2, save_steps=1, eval_steps=0, threads=1,
+                      min_objects=2, pointer_loss=1.0, task_mix={"polygon": 1.0, "grounding_count": 1.0},
+                      model={"coord_tokens": True})
+    out = train(cfg)
+    assert not any("lite_pointer" in k for k in safe_open(str(out / "model.safetensors"), "pt").keys())
+    assert set(torch.load(out / "pointer_head.pt")) == {"query.weight", "query.bias", "key.weight", "key.bias"}
+    checkpoint = safe_open(str(out / "checkpoints" / "checkpoint-2" / "model.safetensors"), "pt").keys()
+    assert any("lite_pointer" in k for k in checkpoint)  # trained with the model, kept for resume
+    assert json.loads((out / "summary.json").read_text())["config"]["min_objects"] == 2
+    with pytest.raises(ValueError, match="synthetic"):
+        train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", pointer_loss=1.0, max_steps=1, threads=1))

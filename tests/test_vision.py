@@ -121,6 +121,47 @@ def test_pixelsail_vision_stage_resumes_and_the_mask_stage_continues_its_head(tm
     assert history  # the trainer logged
 
 
+def test_pixelsail_dense_loss_can_name_colours_too(tmp_path):
+    """``aux_colours``: the head has shape × colour classes, the samples' joint labels are used as they are, and
+    the vision stage reports colour accuracy; without it the same labels are folded to shapes."""
+    from simpleseg_lite import data
+    from simpleseg_lite import pixelsail as ps
+
+    samples = list(ps.make_pixel_samples(2, 3, labels=True))
+    for colours, classes in ((True, data.aux_classes(True)), (False, len(data.SHAPE_CLASSES))):
+        model, tok = ps.build_model({**SMALL_PIXELSAIL, "vision_aux": 1.0, "aux_colours": colours}, seed=0)
+        assert model.vision_aux_head.classes == classes
+        out = model(**ps.collate(samples, tok, model.config))
+        assert torch.isfinite(out["vision_aux"])
+    cfg = VisionPretrainConfig(out=str(tmp_path / "v"), max_steps=1, batch_size=2, save_steps=1, eval_steps=0,
+                               eval_n=4, threads=1, system="pixelsail", model={**SMALL_PIXELSAIL, "aux_colours": True})
+    summary = json.loads((pretrain_vision(cfg) / "summary.json").read_text())
+    assert 0 <= summary["final"]["colour_acc"] <= 1 and ps.load(tmp_path / "v")[0].config.aux_colours
+
+
+def test_pixelsail_dense_loss_can_read_a_middle_layer():
+    """``aux_layer`` = k: the head reads the vision states after layer k (what later text layers attend to)."""
+    from simpleseg_lite import pixelsail as ps
+
+    model, tok = ps.build_model({**SMALL_PIXELSAIL, "vision_aux": 1.0, "aux_layer": 1}, seed=0)
+    batch = ps.collate(list(ps.make_pixel_samples(2, 3, labels=True)), tok, model.config)
+    with torch.no_grad():
+        last = model.hidden(batch["pixel_values"], batch["input_ids"], batch["attention_mask"], batch["prompt_regions"])
+        emb = model.embed(batch["pixel_values"], batch["input_ids"], batch["prompt_regions"])
+        states = model.lm(inputs_embeds=emb, position_ids=model.positions(batch["input_ids"], batch["attention_mask"]),
+                          attention_mask={"full_attention": model.attention(batch["input_ids"], batch["attention_mask"],
+                                                                            emb.dtype)},
+                          use_cache=False, output_hidden_states=True).hidden_states
+        read = model.vision_shape_logits(last, batch["input_ids"])
+        img = batch["input_ids"] == model.config.image_token_id
+        g = model.config.grid
+        after_1 = model.vision_aux_head(states[1][img].reshape(2, g * g, -1))
+        after_2 = model.vision_aux_head(last[img].reshape(2, g * g, -1))
+    assert torch.allclose(read, after_1, atol=1e-5) and not torch.allclose(read, after_2, atol=1e-3)
+    with pytest.raises(ValueError, match="aux_layer"):
+        ps.PixelSailConfig(num_layers=2, aux_layer=2)
+
+
 def test_pixelsail_dense_loss_is_added_only_with_labels_and_a_weight():
     from simpleseg_lite import pixelsail as ps
 
