@@ -383,6 +383,9 @@ else:
 #   inflation but not the loss; the same answers in 4× larger batches (64 prompts × 30 steps) end level, −0.005
 #   [−0.019, +0.009]; groups of 4 instead of 8 double the loss (−0.043), groups of 16 do not help (−0.027, −0.022).
 #   Whether more large-batch steps would gain is untested: 20 CPU-minutes buy about 30 of them (LOG, session 17).
+# - A KL term to the start policy (`gspo --beta`) removes the damage, as the noise reading predicts: β 0.2 ends
+#   level (−0.001 [−0.012, +0.010]; area ratio 0.94), and β 0.04 beats the same run without it by +0.016
+#   [+0.001, +0.031] on the same samples — but neither is above the SFT model (validation seed; LOG, session 18).
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that
