@@ -423,8 +423,9 @@ class PixelSailLite(PreTrainedModel):
 
     def forward(self, pixel_values, input_ids, attention_mask, labels=None, prompt_regions=None, masks=None,
                 has_mask=None, shape_labels=None, **kwargs):
-        """``shape_labels`` (B, H, W) class indices (``data.shape_labels``): with ``config.vision_aux`` > 0 the
-        loss gains ``vision_aux`` × ``sft.dense_loss`` (foreground weight 10) of ``vision_shape_logits``. A lite
+        """``shape_labels`` (B, H, W) joint (shape, colour) class indices, ``data.shape_labels(scene, colours=True)``
+        as ``make_pixel_samples`` gives them (folded to shape classes here unless ``config.aux_colours``; plain
+        shape classes would be misread): with ``config.vision_aux`` > 0 the loss gains ``vision_aux`` × ``sft.dense_loss`` (foreground weight 10) of ``vision_shape_logits``. A lite
         departure: the paper's transformer arrives pre-trained on images; this one starts from random weights and,
         measured (LOG, sessions 10–11), learnt to tell shapes apart far too slowly from the mask and text losses
         alone. ``vision.pretrain_vision(system="pixelsail")`` trains with this loss only, before everything else."""
