@@ -419,7 +419,10 @@ def run(args) -> int:
                                    fg_weight=args.fg_weight, seed=args.seed, threads=args.threads,
                                    eval_steps=args.eval_steps, system=args.system,
                                    model=_model_config(args.model_config, "pixelsail" if args.system == "pixelsail" else "pretrain"))
-        print(f"model saved in {pretrain_vision(cfg, resume=args.resume)}")
+        try:
+            print(f"model saved in {pretrain_vision(cfg, resume=args.resume)}")
+        except ValueError as e:  # a model-config value the model refuses (e.g. an aux_layer past the last layer)
+            raise CLIError(str(e)) from e
     elif args.command == "deepen":
         import shutil
 

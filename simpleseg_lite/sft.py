@@ -297,22 +297,27 @@ def dense_loss(logits: torch.Tensor, labels: torch.Tensor, fg_weight: float = 1.
     return (-(target * logits.float().log_softmax(1)).sum(1) * weight).sum() / weight.sum()
 
 
-def attach_vision_aux(model) -> VisionAuxHead:
-    """Add a ``VisionAuxHead`` as ``model.lite_vision_aux`` and a hook that keeps the image tokens of the
-    last forward pass in ``head.tokens``. Needs the lite model class (``model.PositionalImageTokens``)."""
+def _attach_image_token_head(model, name: str, head: torch.nn.Module, switch: str) -> torch.nn.Module:
+    """Set ``head`` as ``model.<name>`` with a hook that keeps the image tokens of the last forward pass in
+    ``head.tokens``. Needs the lite model class (``model.PositionalImageTokens``); ``switch`` names the option."""
     inner = getattr(getattr(model, "model", None), "image_positions", None)
     if inner is None:
-        raise ValueError("vision_aux needs the lite model (TinyConfig.position_fix=True): it reads the image "
+        raise ValueError(f"{switch} needs the lite model (TinyConfig.position_fix=True): it reads the image "
                          "tokens of model.PositionalImageTokens")
-    cfg = model.config.vision_config
-    head = VisionAuxHead(model.config.text_config.hidden_size, 14 * cfg.spatial_merge_size)
-    model.lite_vision_aux = head
+    setattr(model, name, head)
 
     def keep(module, args, output):
         head.tokens = output
 
     inner.register_forward_hook(keep)
     return head
+
+
+def attach_vision_aux(model) -> VisionAuxHead:
+    """Add a ``VisionAuxHead`` as ``model.lite_vision_aux``, reading the image tokens of the last forward pass."""
+    token_px = 14 * model.config.vision_config.spatial_merge_size
+    return _attach_image_token_head(model, "lite_vision_aux",
+                                    VisionAuxHead(model.config.text_config.hidden_size, token_px), "vision_aux")
 
 
 class PointerHead(torch.nn.Module):
@@ -354,20 +359,9 @@ def target_cells(masks: torch.Tensor, token_px: int) -> torch.Tensor:
 
 
 def attach_pointer(model) -> PointerHead:
-    """Add a ``PointerHead`` as ``model.lite_pointer`` and a hook that keeps the image tokens of the last forward
-    pass in ``head.tokens``. Needs the lite model class (``model.PositionalImageTokens``)."""
-    inner = getattr(getattr(model, "model", None), "image_positions", None)
-    if inner is None:
-        raise ValueError("pointer_loss needs the lite model (TinyConfig.position_fix=True): it reads the image "
-                         "tokens of model.PositionalImageTokens")
-    head = PointerHead(model.config.text_config.hidden_size)
-    model.lite_pointer = head
-
-    def keep(module, args, output):
-        head.tokens = output
-
-    inner.register_forward_hook(keep)
-    return head
+    """Add a ``PointerHead`` as ``model.lite_pointer``, reading the image tokens of the last forward pass."""
+    return _attach_image_token_head(model, "lite_pointer", PointerHead(model.config.text_config.hidden_size),
+                                    "pointer_loss")
 
 
 def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight: float = 0.0,

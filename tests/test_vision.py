@@ -162,6 +162,16 @@ def test_pixelsail_dense_loss_can_read_a_middle_layer():
         ps.PixelSailConfig(num_layers=2, aux_layer=2)
 
 
+def test_pretrain_vision_cli_says_which_model_config_value_is_refused(tmp_path, capsys):
+    from simpleseg_lite.cli import main
+
+    assert main(["pretrain-vision", "--system", "pixelsail", "--out", str(tmp_path / "v"), "--steps", "1",
+                 "--model-config", '{"aux_layer": 9}']) == 2
+    err = capsys.readouterr().err
+    assert "aux_layer" in err and "Traceback" not in err
+    assert not (tmp_path / "v" / "model.safetensors").exists()
+
+
 def test_pixelsail_dense_loss_is_added_only_with_labels_and_a_weight():
     from simpleseg_lite import pixelsail as ps
 
