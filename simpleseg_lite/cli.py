@@ -145,6 +145,22 @@ def _model_config(text: str | None, stage: str = "sft") -> dict:
     return config
 
 
+def _json_weights(text: str | None, flag: str, known) -> dict | None:
+    """A JSON object of non-negative weights over ``known`` names (``--expression-mix``), or None if not given."""
+    if not text:
+        return None
+    try:
+        weights = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CLIError(f"{flag} is not JSON ({e}); e.g. '{{\"attribute\": 3, \"position\": 1}}'") from e
+    if not isinstance(weights, dict) or set(weights) - set(known):
+        bad = sorted(set(weights) - set(known)) if isinstance(weights, dict) else weights
+        raise CLIError(f"{flag}: unknown name(s) {bad}; the kinds are {list(known)}")
+    if any(not isinstance(v, (int, float)) or v < 0 for v in weights.values()) or not sum(weights.values()):
+        raise CLIError(f"{flag}: weights must be numbers ≥ 0, not all 0; got {weights}")
+    return {k: float(v) for k, v in weights.items()}
+
+
 def _add_epsilon(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epsilon", type=float, default=0.005, help="Douglas–Peucker tolerance (default 0.005)")
     p.add_argument("--epsilon-mode", choices=EPSILON_MODES, default="perimeter",
@@ -201,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON of model.TinyConfig fields for a fresh model, e.g. \'{"patch_stem": "conv"}\'')
     p.add_argument("--named-answers", action="store_true",
                    help="--stage pixelsail: text→mask answers name the object first, 'It is the red star [SEG].'")
+    p.add_argument("--expression-mix", default=None,
+                   help='--stage pixelsail: JSON weights of the referring expressions\' kinds (attribute, position, '
+                        'size, relation), e.g. \'{"attribute": 3, "position": 1, "relation": 1, "size": 0.5}\'')
+    p.add_argument("--shape-free", type=float, default=0.0,
+                   help="--stage pixelsail: share of text→mask expressions written without a shape name "
+                        "('the red shape')")
     p.add_argument("--digit-loss", type=float, default=0.0,
                    help="weight of the ordinal loss on coordinate digits beside cross-entropy (0: off)")
     p.add_argument("--vision-aux", type=float, default=0.0,
@@ -371,22 +393,32 @@ def run(args) -> int:
             raise CLIError("give --init (a Pixel-SAIL checkpoint to continue) or --text-init (a language model), not both")
         if args.named_answers and args.data != "synthetic":
             raise CLIError("--named-answers names the synthetic object's colour and shape; it needs --data synthetic")
+        if not 1 <= args.min_objects <= args.max_objects:
+            raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
+        if not 0 <= args.shape_free <= 1:
+            raise CLIError(f"--shape-free is a share in [0, 1], got {args.shape_free}")
+        from .referring import EXPRESSION_KINDS
+
+        mix = _json_weights(args.expression_mix, "--expression-mix", EXPRESSION_KINDS)
         cfg = PixelSailTrainConfig(out=args.out, init=args.init, max_steps=args.steps, batch_size=args.batch_size,
                                    lr=args.lr, seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
                                    save_steps=args.save_steps, image_size=args.image_size, max_objects=args.max_objects,
                                    task_mix=json.loads(args.task_mix) if args.task_mix else None,
                                    model=_model_config(args.model_config, "pixelsail"), text_init=args.text_init,
                                    data=args.data, refer_root=args.refer_root, named_answers=args.named_answers,
-                                   vision_aux=args.vision_aux)
+                                   vision_aux=args.vision_aux, min_objects=args.min_objects, expression_mix=mix,
+                                   shape_free=args.shape_free)
         try:
             print(f"model saved in {train_pixelsail(cfg, resume=args.resume)}")
-        except FileNotFoundError as e:
+        except (FileNotFoundError, ValueError) as e:
             raise CLIError(str(e)) from e
     elif args.command == "train":
         from .sft import TrainConfig, train
 
         if args.named_answers:
             raise CLIError("--named-answers is for --stage pixelsail (the polygon models' answers are coordinates)")
+        if args.expression_mix or args.shape_free:
+            raise CLIError("--expression-mix and --shape-free are wired for --stage pixelsail only")
         if args.pointer_loss and args.data != "synthetic":
             raise CLIError("--pointer-loss needs --data synthetic (it reads the lite model's image tokens)")
         if not 1 <= args.min_objects <= args.max_objects:

@@ -883,7 +883,8 @@ class PixelSailTrainConfig:
     named_answers: bool = False  # text→mask answers "It is the red star [SEG]." (make_pixel_samples' named)
     shape_free: float = 0.0  # share of text→mask expressions that name no shape (make_pixel_samples' shape_free)
     expression_mix: dict | None = None  # weights over referring.EXPRESSION_KINDS; None: the default mix
-    model: dict | None = None  # PixelSailConfig fields of a fresh model, e.g. {"upsample_blocks": 0}
+    model: dict | None = None  # PixelSailConfig fields of a fresh model, e.g. {"upsample_blocks": 0}; with init,
+    # only INIT_OVERRIDES (loss weights) may be given
     vision_aux: float = 0.0  # weight of the dense shape-map loss (PixelSailLite.forward; synthetic data only)
     # the full path: a real language model as the transformer, trained on RefCOCO-family data
     text_init: str | None = None  # local folder or hub id of a qwen2 / qwen2_5_vl checkpoint (from_language_model)
@@ -895,6 +896,10 @@ class PixelSailTrainConfig:
     data: str = "synthetic"  # "refcoco": the train splits of refer_datasets under refer_root
     refer_root: str | None = None
     refer_datasets: tuple = ("refcoco", "refcoco+", "refcocog")
+
+
+# PixelSailConfig fields a run may change on a model it continues (--init): loss weights, not weights' shapes
+INIT_OVERRIDES = ("select_loss",)
 
 
 class PixelStream(torch.utils.data.Dataset):
@@ -1026,6 +1031,11 @@ def train_pixelsail(cfg: PixelSailTrainConfig, resume: bool = False):
     cuda = torch.cuda.is_available()
     if cfg.init:
         model, tok = load(cfg.init)
+        for k, v in (cfg.model or {}).items():  # a loaded model keeps its architecture; a loss weight may change
+            if k not in INIT_OVERRIDES:
+                raise ValueError(f"model field {k!r} cannot change on a model loaded from --init (its weights fix it); "
+                                 f"only {INIT_OVERRIDES} can")
+            setattr(model.config, k, type(getattr(model.config, k))(v))
     elif cfg.text_init:  # the full path: a real language model as the single transformer
         torch.manual_seed(cfg.seed)
         model, tok = from_language_model(cfg.text_init, cfg.image_size, head=cfg.model)

@@ -92,7 +92,7 @@ def shape_metrics(samples, answers, tolerance_px: float = 2) -> dict:
 CHAINS = {
     "lite-sft": [("lite-pretrain", "vision_"), ("lite-pretrain", "stage_a_"), ("lite-pretrain", ""), ("lite-sft", "stage_c_"),
                  ("lite-sft", "")],
-    "lite-pixelsail": [("lite-pixelsail", "vision_"), ("lite-pixelsail", "")],
+    "lite-pixelsail": [("lite-pixelsail", "vision_"), ("lite-pixelsail", "colour_"), ("lite-pixelsail", "")],
 }
 
 

@@ -708,3 +708,70 @@ def test_rope_layout_round_trips_and_interleaves_the_axes(tmp_path, layout):
         assert torch.allclose(again(**batch)["logits"], logits, atol=1e-5)
     with pytest.raises(ValueError, match="rope_layout"):
         ps.PixelSailConfig(rope_layout="spiral")
+
+
+TINY_PS = '{"hidden_size": 32, "num_layers": 1, "intermediate_size": 64, "mask_dim": 8, "upsample_channels": [16, 8, 8]}'
+
+
+def test_train_pixelsail_cli_passes_the_stream_options_and_continues_a_model(tmp_path, capsys):
+    """--min-objects / --expression-mix / --shape-free reach the stream; from --init only a loss weight may change."""
+    from simpleseg_lite.cli import main
+
+    base = ["train", "--stage", "pixelsail", "--steps", "1", "--batch-size", "2", "--eval-steps", "0",
+            "--save-steps", "1", "--image-size", "56", "--threads", "1"]
+    first = tmp_path / "first"
+    assert main([*base, "--out", str(first), "--model-config", TINY_PS, "--min-objects", "2",
+                 "--expression-mix", '{"attribute": 3, "position": 1}', "--shape-free", "0.5"]) == 0
+    cfg = json.loads((first / "summary.json").read_text())["config"]
+    assert (cfg["min_objects"], cfg["expression_mix"], cfg["shape_free"]) == (2, {"attribute": 3.0, "position": 1.0}, 0.5)
+    stream = ps.PixelStream(4, ps.PixelSailTrainConfig(min_objects=2, image_size=56))
+    assert stream.scene.min_objects == 2
+    assert main([*base, "--init", str(first), "--out", str(tmp_path / "second"), "--model-config",
+                 '{"select_loss": 1.0}']) == 0
+    assert json.loads((tmp_path / "second" / "config.json").read_text())["select_loss"] == 1.0
+    capsys.readouterr()
+    assert main([*base, "--init", str(first), "--out", str(tmp_path / "third"), "--model-config",
+                 '{"hidden_size": 64}']) == 2
+    err = capsys.readouterr().err
+    assert "cannot change" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--stage", "pixelsail", "--expression-mix", "{attribute: 1}"], "not JSON"),
+    (["--stage", "pixelsail", "--expression-mix", '{"atribute": 1}'], "unknown name"),  # a typo
+    (["--stage", "pixelsail", "--expression-mix", '{"attribute": -1}'], "≥ 0"),
+    (["--stage", "pixelsail", "--expression-mix", '{"attribute": 0}'], "not all 0"),
+    (["--stage", "pixelsail", "--shape-free", "1.5"], "a share in [0, 1]"),
+    (["--stage", "pixelsail", "--min-objects", "4"], "must be between 1 and --max-objects 3"),
+    (["--stage", "sft", "--expression-mix", '{"attribute": 1}'], "--stage pixelsail only"),
+])
+def test_train_pixelsail_stream_options_are_checked_first(extra, message, tmp_path, capsys):
+    from simpleseg_lite.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "x"), "--steps", "1", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_stage_arms_table_pairs_every_arm_with_base():
+    """scripts/pixelsail_stage_arms.py: every arm's row carries its paired difference from 'base' on the same samples."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("stage_arms", Path(__file__).parent.parent / "scripts" /
+                                                  "pixelsail_stage_arms.py")
+    arms = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(arms)
+    assert {"base", "colour_first", "cf_attr3_min2"} <= set(arms.ARMS)
+
+    def row(name, ious):
+        return {"arm": name, "steps": 800, "train_wall_s": 60.0, "per_sample": ious,
+                "eval": {"gIoU": float(np.mean(ious)), "cIoU": 0.5, "prec_at_0.5": 0.5},
+                "vp_question": {"with_injection": {"accuracy": 1.0}, "without_injection": {"accuracy": 0.1}},
+                "grounding": {"share_on_target": 0.6, "chance_share": 0.4, "covers_several": 0.3}}
+
+    text = arms.table([row("base", [0.5] * 10), row("cf_attr3_min2", [0.6] * 10)])
+    lines = text.splitlines()
+    assert lines[2].split("|")[4].strip() == "—"  # the reference itself
+    assert "+0.100 [+0.100, +0.100] (10/0)" in lines[3]
