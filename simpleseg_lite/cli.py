@@ -155,10 +155,25 @@ def _json_weights(text: str | None, flag: str, known) -> dict | None:
         raise CLIError(f"{flag} is not JSON ({e}); e.g. '{{\"attribute\": 3, \"position\": 1}}'") from e
     if not isinstance(weights, dict) or set(weights) - set(known):
         bad = sorted(set(weights) - set(known)) if isinstance(weights, dict) else weights
-        raise CLIError(f"{flag}: unknown name(s) {bad}; the kinds are {list(known)}")
+        raise CLIError(f"{flag}: unknown name(s) {bad}; known: {list(known)}")
     if any(not isinstance(v, (int, float)) or v < 0 for v in weights.values()) or not sum(weights.values()):
         raise CLIError(f"{flag}: weights must be numbers ≥ 0, not all 0; got {weights}")
     return {k: float(v) for k, v in weights.items()}
+
+
+def _check_train_stream(args) -> dict | None:
+    """The checks ``train`` makes for every stage before anything is written; returns ``--task-mix`` parsed."""
+    from . import data
+    from .pixelsail import TASK_MIX
+
+    if args.steps < 1:
+        raise CLIError(f"--steps must be at least 1, got {args.steps}")
+    if not 1 <= args.min_objects <= args.max_objects:
+        raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
+    if args.vision_aux and args.data != "synthetic":
+        raise CLIError("--vision-aux needs --data synthetic (its target is each pixel's shape class)")
+    known = list(TASK_MIX) if args.stage == "pixelsail" else [*data.TASKS, *(f"grounding_{q}" for q in data.GROUNDING)]
+    return _json_weights(args.task_mix, "--task-mix", known)
 
 
 def _add_epsilon(p: argparse.ArgumentParser) -> None:
@@ -385,16 +400,13 @@ def run(args) -> int:
             raise CLIError("--pointer-loss is for the polygon models (--stage pretrain or sft), not pixelsail")
         if args.optimizer != "adamw":
             raise CLIError("--optimizer muon is wired for the polygon models (--stage pretrain or sft), not pixelsail")
-        if args.vision_aux and args.data != "synthetic":
-            raise CLIError("--vision-aux needs --data synthetic (its target is each pixel's shape class)")
+        task_mix = _check_train_stream(args)
         if args.data == "refcoco" and not args.refer_root:
             raise CLIError("--data refcoco needs --refer-root PATH (the REFER layout, see simpleseg_lite/refcoco.py)")
         if args.init and args.text_init:
             raise CLIError("give --init (a Pixel-SAIL checkpoint to continue) or --text-init (a language model), not both")
         if args.named_answers and args.data != "synthetic":
             raise CLIError("--named-answers names the synthetic object's colour and shape; it needs --data synthetic")
-        if not 1 <= args.min_objects <= args.max_objects:
-            raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
         if not 0 <= args.shape_free <= 1:
             raise CLIError(f"--shape-free is a share in [0, 1], got {args.shape_free}")
         from .referring import EXPRESSION_KINDS
@@ -403,8 +415,7 @@ def run(args) -> int:
         cfg = PixelSailTrainConfig(out=args.out, init=args.init, max_steps=args.steps, batch_size=args.batch_size,
                                    lr=args.lr, seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
                                    save_steps=args.save_steps, image_size=args.image_size, max_objects=args.max_objects,
-                                   task_mix=json.loads(args.task_mix) if args.task_mix else None,
-                                   model=_model_config(args.model_config, "pixelsail"), text_init=args.text_init,
+                                   task_mix=task_mix, model=_model_config(args.model_config, "pixelsail"), text_init=args.text_init,
                                    data=args.data, refer_root=args.refer_root, named_answers=args.named_answers,
                                    vision_aux=args.vision_aux, min_objects=args.min_objects, expression_mix=mix,
                                    shape_free=args.shape_free)
@@ -421,10 +432,7 @@ def run(args) -> int:
             raise CLIError("--expression-mix and --shape-free are wired for --stage pixelsail only")
         if args.pointer_loss and args.data != "synthetic":
             raise CLIError("--pointer-loss needs --data synthetic (it reads the lite model's image tokens)")
-        if not 1 <= args.min_objects <= args.max_objects:
-            raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
-        if args.vision_aux and args.data != "synthetic":
-            raise CLIError("--vision-aux needs --data synthetic (its target is each pixel's shape class)")
+        task_mix = _check_train_stream(args)
 
         model_config = _model_config(args.model_config)
 
@@ -434,7 +442,7 @@ def run(args) -> int:
                           lora=args.lora, max_objects=args.max_objects, min_objects=args.min_objects,
                           data=args.data, refer_root=args.refer_root,
                           image_size=args.image_size, epsilon=args.epsilon, decimals=args.decimals,
-                          task_mix=json.loads(args.task_mix) if args.task_mix else None,
+                          task_mix=task_mix,
                           model=model_config,
                           digit_loss=args.digit_loss, optimizer=args.optimizer, vision_aux=args.vision_aux,
                           pointer_loss=args.pointer_loss)

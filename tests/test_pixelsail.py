@@ -744,6 +744,10 @@ def test_train_pixelsail_cli_passes_the_stream_options_and_continues_a_model(tmp
     (["--stage", "pixelsail", "--shape-free", "1.5"], "a share in [0, 1]"),
     (["--stage", "pixelsail", "--min-objects", "4"], "must be between 1 and --max-objects 3"),
     (["--stage", "sft", "--expression-mix", '{"attribute": 1}'], "--stage pixelsail only"),
+    (["--stage", "pixelsail", "--task-mix", "{mask: 1}"], "--task-mix is not JSON"),  # was a traceback
+    (["--stage", "pixelsail", "--task-mix", '{"polygon": 1}'], "unknown name"),  # a polygon task, not a mask one
+    (["--stage", "sft", "--task-mix", '{"polygn": 1}'], "unknown name"),  # was a traceback after set-up
+    (["--stage", "sft", "--steps", "0"], "--steps must be at least 1"),  # was trl's StopIteration
 ])
 def test_train_pixelsail_stream_options_are_checked_first(extra, message, tmp_path, capsys):
     from simpleseg_lite.cli import main
