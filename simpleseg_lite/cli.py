@@ -172,6 +172,11 @@ def _check_train_stream(args) -> dict | None:
         raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
     if args.vision_aux and args.data != "synthetic":
         raise CLIError("--vision-aux needs --data synthetic (its target is each pixel's shape class)")
+    if args.colour_aux and args.stage == "pixelsail":
+        raise CLIError("--colour-aux is for the polygon models (--stage pretrain or sft); Pixel-SAIL's dense head "
+                       "names colours with --model-config '{\"aux_colours\": true}'")
+    if args.colour_aux and args.data != "synthetic":
+        raise CLIError("--colour-aux needs --data synthetic (its target is each pixel's colour)")
     known = list(TASK_MIX) if args.stage == "pixelsail" else [*data.TASKS, *(f"grounding_{q}" for q in data.GROUNDING)]
     return _json_weights(args.task_mix, "--task-mix", known)
 
@@ -232,12 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON of model.TinyConfig fields for a fresh model, e.g. \'{"patch_stem": "conv"}\'')
     p.add_argument("--named-answers", action="store_true",
                    help="--stage pixelsail: text→mask answers name the object first, 'It is the red star [SEG].'")
+    p.add_argument("--colour-aux", type=float, default=0.0,
+                   help="weight of a dense colour-map loss on the image tokens beside --vision-aux's shape map "
+                        "(polygon models, synthetic data; 0: off)")
     p.add_argument("--expression-mix", default=None,
-                   help='--stage pixelsail: JSON weights of the referring expressions\' kinds (attribute, position, '
+                   help='JSON weights of the referring expressions\' kinds (attribute, position, '
                         'size, relation), e.g. \'{"attribute": 3, "position": 1, "relation": 1, "size": 0.5}\'')
     p.add_argument("--shape-free", type=float, default=0.0,
-                   help="--stage pixelsail: share of text→mask expressions written without a shape name "
-                        "('the red shape')")
+                   help="share of referring expressions written without a shape name ('the red shape'; "
+                        "synthetic data)")
     p.add_argument("--digit-loss", type=float, default=0.0,
                    help="weight of the ordinal loss on coordinate digits beside cross-entropy (0: off)")
     p.add_argument("--vision-aux", type=float, default=0.0,
@@ -266,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--eval-steps", type=int, default=500, help="held-out shape accuracy every N steps")
+    p.add_argument("--init", default=None, help="continue the vision path of this lite checkpoint (and its "
+                   "dense heads); its language model is carried along untouched")
+    p.add_argument("--colour-aux", type=float, default=0.0, help="weight of a second dense head naming each "
+                   "cell's colour (0: off); its head is saved as colour_aux_head.pt for train --colour-aux")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
 
     p = sub.add_parser("deepen", help="a lite checkpoint with more language-model layers, same outputs "
@@ -428,8 +440,14 @@ def run(args) -> int:
 
         if args.named_answers:
             raise CLIError("--named-answers is for --stage pixelsail (the polygon models' answers are coordinates)")
-        if args.expression_mix or args.shape_free:
-            raise CLIError("--expression-mix and --shape-free are wired for --stage pixelsail only")
+        if (args.expression_mix or args.shape_free) and args.data != "synthetic":
+            raise CLIError("--expression-mix and --shape-free shape the synthetic referring expressions; they need "
+                           "--data synthetic")
+        if not 0 <= args.shape_free <= 1:
+            raise CLIError(f"--shape-free is a share in [0, 1], got {args.shape_free}")
+        from .referring import EXPRESSION_KINDS
+
+        expression_mix = _json_weights(args.expression_mix, "--expression-mix", EXPRESSION_KINDS)
         if args.pointer_loss and args.data != "synthetic":
             raise CLIError("--pointer-loss needs --data synthetic (it reads the lite model's image tokens)")
         task_mix = _check_train_stream(args)
@@ -445,7 +463,8 @@ def run(args) -> int:
                           task_mix=task_mix,
                           model=model_config,
                           digit_loss=args.digit_loss, optimizer=args.optimizer, vision_aux=args.vision_aux,
-                          pointer_loss=args.pointer_loss)
+                          pointer_loss=args.pointer_loss, expression_mix=expression_mix, shape_free=args.shape_free,
+                          colour_aux=args.colour_aux)
         try:
             print(f"model saved in {train(cfg, resume=args.resume)}")
         except FileNotFoundError as e:  # a bad --init path or REFER root: say so, no traceback
@@ -455,9 +474,17 @@ def run(args) -> int:
 
         if args.steps < 1 or args.max_objects < 1:
             raise CLIError("--steps and --max-objects must be ≥ 1")
+        if args.system == "pixelsail" and (args.init or args.colour_aux):
+            raise CLIError("--init and --colour-aux are for --system simpleseg (Pixel-SAIL names colours with "
+                           "--model-config '{\"aux_colours\": true}')")
+        if args.colour_aux < 0:
+            raise CLIError(f"--colour-aux is a loss weight ≥ 0, got {args.colour_aux}")
+        if args.init and not (Path(args.init) / "config.json").is_file():
+            raise CLIError(f"--init {args.init}: not a lite checkpoint folder (no config.json)")
         cfg = VisionPretrainConfig(out=args.out, max_steps=args.steps, lr=args.lr, max_objects=args.max_objects,
                                    fg_weight=args.fg_weight, seed=args.seed, threads=args.threads,
-                                   eval_steps=args.eval_steps, system=args.system,
+                                   eval_steps=args.eval_steps, system=args.system, init=args.init,
+                                   colour_aux=args.colour_aux,
                                    model=_model_config(args.model_config, "pixelsail" if args.system == "pixelsail" else "pretrain"))
         try:
             print(f"model saved in {pretrain_vision(cfg, resume=args.resume)}")
@@ -482,7 +509,8 @@ def run(args) -> int:
         out = Path(args.out)
         grown.save_pretrained(out)
         processor.save_pretrained(out)
-        for extra in ("summary.json", "vision_aux_head.pt"):  # the data settings and the training-only head travel
+        # the data settings and the training-only heads travel
+        for extra in ("summary.json", "vision_aux_head.pt", "colour_aux_head.pt"):
             if (Path(args.init) / extra).is_file():
                 shutil.copy(Path(args.init) / extra, out / extra)
         n = sum(p.numel() for p in grown.parameters())

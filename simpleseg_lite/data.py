@@ -208,6 +208,15 @@ def shape_labels(scene: Scene, colours: bool = False) -> np.ndarray:
     return labels
 
 
+def colour_labels(scene: Scene) -> np.ndarray:
+    """uint8 (H, W) map of each pixel's colour: 0 background, 1 + ``list(COLOURS).index(colour)`` on an object's
+    pixels. The dense target of ``sft.TrainConfig.colour_aux`` (synthetic scenes only)."""
+    labels = np.zeros(scene.image.shape[:2], dtype=np.uint8)
+    for o in scene.objects:
+        labels[o.mask.view(bool)] = 1 + list(COLOURS).index(o.colour)
+    return labels
+
+
 def aux_classes(colours: bool = False) -> int:
     """How many classes ``shape_labels(…, colours)`` uses: background + shapes, or background + shape × colour."""
     return 1 + (len(SHAPE_CLASSES) - 1) * (len(COLOURS) if colours else 1)
@@ -276,23 +285,29 @@ def _objects_meta(scene: Scene) -> list:
 
 def make_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None, task_mix: dict | None = None,
                  epsilon: float = 0.005, epsilon_mode: str = "perimeter", ordering: str = "clockwise",
-                 paraphrase: bool = True, decimals: int = 3, labels: bool = False):
+                 paraphrase: bool = True, decimals: int = 3, labels: bool = False, shape_free: float = 0.0):
     """Yield ``n`` synthetic samples; sample ``i`` depends only on (seed, i). ``task_mix``: weights over
     TASKS (default ``{"polygon": 1.0}``; the full SFT mix is ``SFT_TASK_MIX``). ``labels``: also put the
-    scene's ``shape_labels`` map in ``metadata["shape_labels"]``."""
+    scene's ``shape_labels`` and ``colour_labels`` maps in ``metadata``. ``shape_free``: the share of samples with a
+    referring expression whose expression names no shape ("the red shape"; a lite training departure, the
+    colour stage of docs/lite_model.md); at 0 no extra random draw is made, so the samples are unchanged."""
     cfg = cfg or SyntheticConfig()
     if ordering not in ORDERINGS:
         raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
+    if not 0.0 <= shape_free <= 1.0:
+        raise ValueError(f"shape_free is a share of the samples with an expression, in [0, 1]; got {shape_free}")
     tasks, p = mix_weights(task_mix or {"polygon": 1.0}, TASKS, "task")
     p = p / p.sum()
     for i in range(n):
         rng = np.random.default_rng((seed, i))
         task = tasks[rng.choice(len(tasks), p=p)]
-        scene, t, ref = _pick(rng, cfg, needs_expression=not task.endswith("_polygon"))
+        needs = not task.endswith("_polygon")
+        use_shape = not (needs and shape_free and rng.random() < shape_free)  # no draw at shape_free 0
+        scene, t, ref = _pick(rng, cfg, needs_expression=needs, use_shape=use_shape)
         meta = {"source": "synthetic", "seed": seed, "index": i, "target": t, "objects": _objects_meta(scene),
                 "rule": ref[1] if ref else None}
         if labels:
-            meta["shape_labels"] = shape_labels(scene)
+            meta["shape_labels"], meta["colour_labels"] = shape_labels(scene), colour_labels(scene)
         yield build_sample(scene.image, scene.objects[t].mask, task, ref and ref[0], rng, epsilon, epsilon_mode,
                            ordering, paraphrase, metadata=meta, decimals=decimals)
 
@@ -353,7 +368,7 @@ def make_grounding_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = 
         box = tuple(float(v) for v in mask_box(mask) / s)
         meta = {"source": "synthetic", "seed": seed, "index": i, "target": t, "objects": _objects_meta(scene)}
         if labels:
-            meta["shape_labels"] = shape_labels(scene)
+            meta["shape_labels"], meta["colour_labels"] = shape_labels(scene), colour_labels(scene)
         yield Sample(scene.image, GROUNDING[q].format(expr=expr, noun=scene.noun), answer, f"grounding_{q}",
                      None if q == "count" else expr, mask_to_rle(mask), box, s, s, meta)
 

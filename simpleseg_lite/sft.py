@@ -65,10 +65,13 @@ class TrainConfig:
     image_size: int = 112
     max_objects: int = 3  # objects per synthetic scene (1 = the single-object warm-up of the curriculum)
     min_objects: int = 1  # 2: every training scene has a distractor (held-out checks keep 1–3 objects)
+    expression_mix: dict | None = None  # weights over referring.EXPRESSION_KINDS; None: the default mix
+    shape_free: float = 0.0  # share of expressions that name no shape (data.make_samples' shape_free)
     lora: bool = False  # LoRA adapters (full path, real Qwen2.5-VL)
     model: dict = field(default_factory=dict)  # model.TinyConfig fields for a fresh model, e.g. {"merge_size": 1}
     digit_loss: float = 0.0  # weight of the ordinal term on coordinate digits (``ordinal_digit_loss``); 0: off
     vision_aux: float = 0.0  # weight of the dense shape-map loss on the image tokens (``VisionAuxHead``); 0: off
+    colour_aux: float = 0.0  # weight of a dense colour-map loss on the image tokens (``attach_colour_aux``); 0: off
     pointer_loss: float = 0.0  # weight of the pointer term (``PointerHead``: which image tokens the target covers)
     data: str = "synthetic"  # "refcoco": the train splits of the REFER layout under refer_root (full path)
     refer_root: str | None = None
@@ -84,10 +87,12 @@ class SyntheticStream(torch.utils.data.Dataset):
     def __init__(self, length: int, mix: dict, seed: int, cfg: TrainConfig):
         self.length, self.seed, self.cfg = length, seed, cfg
         self.tasks = list(mix)
+        self.labels = cfg.vision_aux > 0 or cfg.colour_aux > 0  # the scenes' dense label maps ride along
         p = np.array([mix[t] for t in self.tasks], dtype=np.float64)
         self.p = p / p.sum()
+        extra = {"expression_mix": dict(cfg.expression_mix)} if cfg.expression_mix else {}
         self.scene = data.SyntheticConfig(image_size=cfg.image_size, min_objects=cfg.min_objects,
-                                          max_objects=cfg.max_objects)
+                                          max_objects=cfg.max_objects, **extra)
 
     def __len__(self) -> int:
         return self.length
@@ -97,17 +102,18 @@ class SyntheticStream(torch.utils.data.Dataset):
         sample_seed = self.seed * 10**7 + i  # disjoint from evaluation seeds (< 10**7)
         if task.startswith("grounding_"):
             gen = data.make_grounding_samples(1, sample_seed, self.scene, questions=(task[len("grounding_"):],),
-                                              decimals=self.cfg.decimals, labels=self.cfg.vision_aux > 0)
+                                              decimals=self.cfg.decimals, labels=self.labels)
         else:
             gen = data.make_samples(1, sample_seed, self.scene, {task: 1.0}, self.cfg.epsilon,
                                     ordering=self.cfg.ordering, decimals=self.cfg.decimals,
-                                    labels=self.cfg.vision_aux > 0)
+                                    labels=self.labels, shape_free=self.cfg.shape_free)
         s = next(gen)
         row = {"image": s.load_image(), "prompt": s.prompt, "answer": s.answer}
-        if self.cfg.vision_aux > 0:  # a greyscale image, so 🤗 datasets carries it like the photo
-            from PIL import Image
+        for key, on in (("shape_labels", self.cfg.vision_aux > 0), ("colour_labels", self.cfg.colour_aux > 0)):
+            if on:  # a greyscale image, so 🤗 datasets carries it like the photo
+                from PIL import Image
 
-            row["shape_labels"] = Image.fromarray(s.metadata["shape_labels"], mode="L")
+                row[key] = Image.fromarray(s.metadata[key], mode="L")
         if self.cfg.pointer_loss > 0:  # the target's mask (all zeros for a question with no single target)
             from PIL import Image
 
@@ -320,6 +326,19 @@ def attach_vision_aux(model) -> VisionAuxHead:
                                     VisionAuxHead(model.config.text_config.hidden_size, token_px), "vision_aux")
 
 
+def attach_colour_aux(model) -> VisionAuxHead:
+    """Add a second ``VisionAuxHead`` as ``model.lite_colour_aux`` (``TrainConfig.colour_aux``, a lite departure):
+    the same image tokens name each 2-px cell's colour (``data.colour_labels``: background + the colours).
+
+    Why: the shape-only dense loss (``vision_aux``, and the vision pre-training) leaves the image tokens blind
+    to colour — a linear probe reads the colour of the object under a token at 0.28 (chance 0.23; the token's
+    mean RGB gives 0.998) from the session-16 lite-sft (``scripts/diagnostics/token_probe.py``, LOG session 20)
+    — and then "the red shape" cannot be grounded in a scene with a second object (mean IoU 0.07)."""
+    token_px = 14 * model.config.vision_config.spatial_merge_size
+    return _attach_image_token_head(model, "lite_colour_aux", VisionAuxHead(
+        model.config.text_config.hidden_size, token_px, classes=1 + len(data.COLOURS)), "colour_aux")
+
+
 class PointerHead(torch.nn.Module):
     """A training-only head (``TrainConfig.pointer_loss``, a lite departure): from the language model's last
     hidden state just before the answer (the state that writes the first coordinate), score each image token
@@ -365,11 +384,12 @@ def attach_pointer(model) -> PointerHead:
 
 
 def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight: float = 0.0,
-                      pointer_weight: float = 0.0):
+                      pointer_weight: float = 0.0, colour_weight: float = 0.0):
     """``base`` (trl's ``SFTTrainer``) with ``loss = CE + digit_weight · ordinal_loss_for(tokenizer)
     + vision_weight · VisionAuxHead.loss`` (the digit term, or the whole-coordinate term with a ``coord_tokens``
     tokenizer; the dense term needs ``attach_vision_aux`` and rows with ``shape_labels``)
-    + pointer_weight · PointerHead.loss`` (needs ``attach_pointer`` and rows with ``target_mask``); logs each term.
+    + pointer_weight · PointerHead.loss`` (needs ``attach_pointer`` and rows with ``target_mask``)
+    + colour_weight · the colour head's loss`` (``attach_colour_aux``, rows with ``colour_labels``); logs each term.
 
     CE is the mean over the batch's answer tokens, as trl's default without gradient accumulation (with
     accumulation, trl normalizes by the tokens of all micro-batches; this trainer does not)."""
@@ -378,7 +398,9 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
     class LiteLossTrainer(base):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels, shape_labels, cells = inputs["labels"], inputs.get("shape_labels"), inputs.get("target_cells")
-            outputs = model(**{k: v for k, v in inputs.items() if k not in ("labels", "shape_labels", "target_cells")},
+            colour_labels = inputs.get("colour_labels")
+            extra = ("labels", "shape_labels", "target_cells", "colour_labels")
+            outputs = model(**{k: v for k, v in inputs.items() if k not in extra},
                             use_cache=False, output_hidden_states=bool(pointer_weight))
             logits = outputs.logits
             ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
@@ -393,6 +415,12 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
                 head = model.lite_vision_aux
                 dense = head.loss(head(head.tokens), shape_labels.to(logits.device))
                 loss, terms["vision_aux_loss"] = loss + vision_weight * dense, float(dense)
+            if colour_weight:
+                if colour_labels is None:
+                    raise ValueError("colour_aux needs rows with colour_labels (synthetic data)")
+                head = model.lite_colour_aux
+                dense = head.loss(head(head.tokens), colour_labels.to(logits.device))
+                loss, terms["colour_aux_loss"] = loss + colour_weight * dense, float(dense)
             if pointer_weight:
                 if cells is None:
                     raise ValueError("pointer_loss needs rows with target_mask (synthetic data)")
@@ -414,12 +442,14 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
 
 
 def collate_with_labels(examples: list[dict], processor) -> dict:
-    """``model.collate_sft`` plus ``shape_labels`` (n, H, W) when the rows carry them (``vision_aux``)."""
+    """``model.collate_sft`` plus ``shape_labels`` / ``colour_labels`` (n, H, W) when the rows carry them
+    (``vision_aux`` / ``colour_aux``)."""
     from .model import collate_sft
 
     batch = collate_sft(examples, processor)
-    if "shape_labels" in examples[0]:
-        batch["shape_labels"] = torch.as_tensor(np.stack([np.asarray(ex["shape_labels"]) for ex in examples]))
+    for key in ("shape_labels", "colour_labels"):
+        if key in examples[0]:
+            batch[key] = torch.as_tensor(np.stack([np.asarray(ex[key]) for ex in examples]))
     if "target_mask" in examples[0]:  # pointer_loss: the target's share of each image token the LM reads
         masks = torch.as_tensor(np.stack([np.asarray(ex["target_mask"]) for ex in examples]))
         grid = batch["image_grid_thw"][0]
@@ -442,9 +472,10 @@ def run_and_save(trainer, processor, out: Path, resume: bool, lora: bool, summar
     if hasattr(final, "lite_vision_aux"):  # a training-only head: the saved model is a plain one, and the head
         torch.save(final.lite_vision_aux.state_dict(), out / "vision_aux_head.pt")  # goes beside it for the next stage
         del final.lite_vision_aux
-    if hasattr(final, "lite_pointer"):  # the same for the pointer head
-        torch.save(final.lite_pointer.state_dict(), out / "pointer_head.pt")
-        del final.lite_pointer
+    for name, file in (("lite_pointer", "pointer_head.pt"), ("lite_colour_aux", "colour_aux_head.pt")):
+        if hasattr(final, name):  # the same for the other training-only heads
+            torch.save(getattr(final, name).state_dict(), out / file)
+            delattr(final, name)
     final.save_pretrained(out)
     processor.save_pretrained(out)
     summary = {**summary, "wall_seconds": round(wall, 1), "resumed": bool(resume and checkpoints),
@@ -465,6 +496,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if cfg.vision_aux and cfg.data != "synthetic":
         raise ValueError("vision_aux needs synthetic data (its target is each pixel's shape class); "
                          "set vision_aux=0 for RefCOCO")
+    if cfg.colour_aux and cfg.data != "synthetic":
+        raise ValueError("colour_aux needs synthetic data (its target is each pixel's colour); set colour_aux=0 "
+                         "for RefCOCO")
     if cfg.pointer_loss and cfg.data != "synthetic":
         raise ValueError("pointer_loss needs synthetic data (the lite model's image tokens); set pointer_loss=0 "
                          "for RefCOCO")
@@ -501,14 +535,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         saved = Path(cfg.init or "") / "vision_aux_head.pt"  # by vision.pretrain_vision or an earlier stage
         if cfg.init and saved.is_file():
             head.load_state_dict(torch.load(saved))
-    if cfg.pointer_loss:
-        pointer = attach_pointer(model)
-        saved = Path(cfg.init or "") / "pointer_head.pt"  # an earlier stage trained with it
-        if cfg.init and saved.is_file():
-            pointer.load_state_dict(torch.load(saved))
+    for on, attach, file in ((cfg.pointer_loss, attach_pointer, "pointer_head.pt"),
+                             (cfg.colour_aux, attach_colour_aux, "colour_aux_head.pt")):
+        saved = Path(cfg.init or "") / file  # an earlier stage trained with it
+        if on:
+            extra_head = attach(model)
+            if cfg.init and saved.is_file():
+                extra_head.load_state_dict(torch.load(saved))
     trainer_class = lite_loss_trainer(SFTTrainer, processor.tokenizer, cfg.digit_loss, cfg.vision_aux,
-                                      cfg.pointer_loss) \
-        if cfg.digit_loss or cfg.vision_aux or cfg.pointer_loss else SFTTrainer
+                                      cfg.pointer_loss, cfg.colour_aux) \
+        if cfg.digit_loss or cfg.vision_aux or cfg.pointer_loss or cfg.colour_aux else SFTTrainer
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, (0.9, cfg.adam_beta2))
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=processor,
                             data_collator=partial(collate_with_labels, processor=processor), optimizers=(optimizer, None))

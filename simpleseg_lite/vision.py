@@ -34,6 +34,7 @@ from .sft import VisionAuxHead, dense_loss  # noqa: F401 (dense_loss: re-exporte
 
 
 HEAD_FILE = "vision_aux_head.pt"  # the trained VisionAuxHead, beside the model
+COLOUR_HEAD_FILE = "colour_aux_head.pt"  # the colour head (``colour_aux``), beside it
 
 
 @dataclass
@@ -54,6 +55,8 @@ class VisionPretrainConfig:
     eval_seed: int = 2000  # validation scenes (training uses seeds ≥ 10**7)
     image_size: int = 112
     model: dict = field(default_factory=dict)  # model.TinyConfig (or pixelsail.PixelSailConfig) fields, fresh model
+    init: str | None = None  # simpleseg: continue the vision path of this lite checkpoint (and its heads)
+    colour_aux: float = 0.0  # simpleseg: weight of a second dense head naming each cell's colour (sft.attach_colour_aux)
     system: str = "simpleseg"  # "pixelsail": the single transformer of pixelsail.py (see pixelsail_shape_logits)
 
 
@@ -72,6 +75,15 @@ def shape_logits(model, processor, head: VisionAuxHead, scenes) -> torch.Tensor:
     enc = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
     tokens = model.model.get_image_features(enc["pixel_values"], enc["image_grid_thw"]).pooler_output
     return head(torch.stack(tokens))
+
+
+def joint_logits(shape: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
+    """Joint (shape, colour) class scores (``data.shape_labels(…, colours=True)``'s classes) from a shape head's
+    and a colour head's logits, (n, classes, h, w) each: log p(shape) + log p(colour), background with background.
+    What ``dense_scores(…, colours=True)`` reads when shape and colour have heads of their own."""
+    ls, lc = shape.log_softmax(1), colour.log_softmax(1)
+    pairs = (ls[:, 1:, None] + lc[:, None, 1:]).flatten(1, 2)  # shape-major, as shape_labels numbers them
+    return torch.cat([ls[:, :1] + lc[:, :1], pairs], 1)
 
 
 def pixelsail_shape_logits(model, scenes) -> torch.Tensor:
@@ -149,18 +161,35 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
         def forward(scenes):
             return pixelsail_shape_logits(model, scenes)
     else:
-        from .model import TinyConfig, build_tiny_model
+        from .model import TinyConfig, build_tiny_model, load_model
 
-        model, processor = build_tiny_model(TinyConfig(**{"image_size": cfg.image_size, **cfg.model}), seed=cfg.seed)
+        if cfg.init:  # the vision path of a lite checkpoint, its language model carried along untouched
+            if cfg.model:
+                raise ValueError("pretrain-vision --init continues a model as it is; give no model config")
+            model, processor = load_model(cfg.init, dtype=torch.float32)
+        else:
+            model, processor = build_tiny_model(TinyConfig(**{"image_size": cfg.image_size, **cfg.model}),
+                                                seed=cfg.seed)
         if not hasattr(model.model, "image_positions"):
             raise ValueError("pretrain-vision needs the lite model (TinyConfig.position_fix=True)")
-        head = VisionAuxHead(model.config.text_config.hidden_size, 14 * model.config.vision_config.spatial_merge_size)
-        colours = False
-        trained = torch.nn.ModuleList([model.model.visual, model.model.image_positions, head])
+        dim, token_px = model.config.text_config.hidden_size, 14 * model.config.vision_config.spatial_merge_size
+        head = VisionAuxHead(dim, token_px)
+        colour_head = VisionAuxHead(dim, token_px, classes=1 + len(data.COLOURS)) if cfg.colour_aux else None
+        for h, file in ((head, HEAD_FILE), (colour_head, COLOUR_HEAD_FILE)):
+            if h is not None and cfg.init and (Path(cfg.init) / file).is_file():
+                h.load_state_dict(torch.load(Path(cfg.init) / file))
+        colours = colour_head is not None  # held-out scores then name the colour too
+        trained = torch.nn.ModuleList([model.model.visual, model.model.image_positions, head,
+                                       *([colour_head] if colours else [])])
         params = list(trained.parameters())
 
+        def both(scenes):  # (shape logits, colour logits) of the same image tokens
+            enc = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
+            tokens = torch.stack(model.model.get_image_features(enc["pixel_values"], enc["image_grid_thw"]).pooler_output)
+            return head(tokens), colour_head(tokens)
+
         def forward(scenes):
-            return shape_logits(model, processor, head, scenes)
+            return joint_logits(*both(scenes)) if colours else shape_logits(model, processor, head, scenes)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
 
     def lr_at(step: int) -> float:  # linear warm-up, cosine to 0
@@ -195,8 +224,15 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
 
     bar = tqdm(range(step, cfg.max_steps), initial=step, total=cfg.max_steps, desc="vision pre-training")
     for step in bar:
-        scenes, labels = scenes_batch(10**7 + cfg.seed, step * cfg.batch_size, cfg.batch_size, scene_cfg, colours)
-        loss = dense_loss(forward(scenes), labels, cfg.fg_weight)
+        scenes, labels = scenes_batch(10**7 + cfg.seed, step * cfg.batch_size, cfg.batch_size, scene_cfg,
+                                      colours and cfg.system == "pixelsail")
+        if cfg.system == "simpleseg" and colours:  # two heads, two terms: shape, and colour weighted by colour_aux
+            shape, colour = both(scenes)
+            colour_labels = torch.as_tensor(np.stack([data.colour_labels(s) for s in scenes]))
+            loss = dense_loss(shape, labels, cfg.fg_weight) + \
+                cfg.colour_aux * dense_loss(colour, colour_labels, cfg.fg_weight)
+        else:
+            loss = dense_loss(forward(scenes), labels, cfg.fg_weight)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -218,6 +254,8 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
     processor.save_pretrained(out)
     if cfg.system == "simpleseg":  # `train --vision-aux` from this folder continues with it (Pixel-SAIL: inside)
         torch.save(head.state_dict(), out / HEAD_FILE)
+        if colours:  # and `train --colour-aux` with this one
+            torch.save(colour_head.state_dict(), out / COLOUR_HEAD_FILE)
     summary = {"config": asdict(cfg), "steps": cfg.max_steps, "final": final, "resumed": bool(resume and step),
                "wall_seconds": round(wall_before + time.perf_counter() - start, 1), "torch_threads": cfg.threads}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

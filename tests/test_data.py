@@ -87,6 +87,22 @@ def test_same_seed_same_samples_and_sample_i_independent_of_n():
         assert np.array_equal(a.image, b.image)
     other = list(data.make_samples(12, seed=4))
     assert [s.answer for s in other] != [s.answer for s in first]
+    # shape_free=0 makes no extra random draw: the default stream is unchanged by the option
+    zero = list(data.make_samples(12, seed=3, task_mix=data.SFT_TASK_MIX, shape_free=0.0))
+    assert [(s.prompt, s.answer) for s in zero] == [(s.prompt, s.answer) for s in first]
+
+
+@pytest.mark.parametrize("share, lo, hi", [(1.0, 1.0, 1.0), (0.5, 0.2, 0.8)])
+def test_shape_free_share_of_expressions_names_no_shape(share, lo, hi):
+    cfg = data.SyntheticConfig(min_objects=2)
+    samples = list(data.make_samples(60, seed=8, cfg=cfg, task_mix={"polygon": 1, "point_polygon": 1},
+                                     shape_free=share))
+    rules = [s.metadata["rule"] for s in samples if s.task == "polygon"]
+    free = [not any(d and d[1] for d in r[1:] if isinstance(d, tuple)) for r in rules]
+    assert lo <= np.mean(free) <= hi
+    assert all(s.metadata["rule"] is None for s in samples if s.task == "point_polygon")  # no expression, no draw
+    with pytest.raises(ValueError, match="shape_free"):
+        next(data.make_samples(1, shape_free=1.5))
 
 
 # --- expressions ---------------------------------------------------------------------------------

@@ -743,7 +743,11 @@ def test_train_pixelsail_cli_passes_the_stream_options_and_continues_a_model(tmp
     (["--stage", "pixelsail", "--expression-mix", '{"attribute": 0}'], "not all 0"),
     (["--stage", "pixelsail", "--shape-free", "1.5"], "a share in [0, 1]"),
     (["--stage", "pixelsail", "--min-objects", "4"], "must be between 1 and --max-objects 3"),
-    (["--stage", "sft", "--expression-mix", '{"attribute": 1}'], "--stage pixelsail only"),
+    (["--stage", "sft", "--expression-mix", '{"atribute": 1}'], "unknown name"),  # sft takes it too (session 20)
+    (["--stage", "sft", "--shape-free", "-0.1"], "a share in [0, 1]"),
+    (["--stage", "sft", "--colour-aux", "1", "--data", "refcoco", "--refer-root", "x"], "--colour-aux needs --data synthetic"),
+    (["--stage", "pixelsail", "--colour-aux", "1"], "for the polygon models"),
+    (["--stage", "sft", "--shape-free", "1", "--data", "refcoco", "--refer-root", "x"], "need --data synthetic"),
     (["--stage", "pixelsail", "--task-mix", "{mask: 1}"], "--task-mix is not JSON"),  # was a traceback
     (["--stage", "pixelsail", "--task-mix", '{"polygon": 1}'], "unknown name"),  # a polygon task, not a mask one
     (["--stage", "sft", "--task-mix", '{"polygn": 1}'], "unknown name"),  # was a traceback after set-up

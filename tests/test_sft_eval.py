@@ -22,6 +22,35 @@ def test_stream_is_deterministic_and_mixes_tasks():
     assert len(prompts) > 2  # several tasks
 
 
+@pytest.mark.parametrize("mix, shape_free, kinds, shapes_named", [
+    (None, 0.0, {"attribute", "position", "size", "relation"}, True),  # the default stream
+    ({"attribute": 1}, 1.0, {"attribute"}, False),  # the colour stage: "the red shape", never a shape name
+    ({"position": 1, "relation": 1}, 0.0, {"position", "relation"}, True),
+])
+def test_stream_expression_mix_and_shape_free(mix, shape_free, kinds, shapes_named):
+    """TrainConfig.expression_mix / shape_free reach the sft stream's referring expressions (text→polygon)."""
+    from simpleseg_lite.data import SHAPES
+
+    cfg = TrainConfig(min_objects=2, expression_mix=mix, shape_free=shape_free)
+    stream = SyntheticStream(40, {"polygon": 1.0}, 3, cfg)
+    prompts = [stream[i]["prompt"] for i in range(40)]
+    seen = {r[0] for r in (data_rule(cfg, i) for i in range(40))}
+    assert seen <= kinds and (len(seen) > 1) == (len(kinds) > 1)
+    named = any(f" {shape}" in p for p in prompts for shape in SHAPES)
+    assert named == shapes_named
+
+
+def data_rule(cfg, i):
+    """The referring rule of training example ``i`` (seed 3), rebuilt the way SyntheticStream builds it."""
+    from simpleseg_lite import data
+
+    scene = data.SyntheticConfig(min_objects=cfg.min_objects, **({"expression_mix": cfg.expression_mix}
+                                                                   if cfg.expression_mix else {}))
+    s = next(data.make_samples(1, 3 * 10**7 + i, scene, {"polygon": 1.0}, cfg.epsilon, decimals=cfg.decimals,
+                               shape_free=cfg.shape_free))
+    return s.metadata["rule"]
+
+
 @pytest.mark.parametrize(
     "answers,giou,valid,area_ratio",
     [
@@ -251,6 +280,45 @@ def test_train_with_vision_aux_saves_a_plain_model(tmp_path):
     train(cfg, resume=True)
     with pytest.raises(ValueError, match="synthetic"):
         train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", vision_aux=1.0, max_steps=1, threads=1))
+
+
+def test_colour_labels_name_each_objects_colour():
+    from simpleseg_lite import data
+
+    scene = data.make_scene(7, data.SyntheticConfig(max_objects=3, min_objects=3))
+    labels = data.colour_labels(scene)
+    for o in scene.objects:
+        assert (labels[o.mask.view(bool)] == 1 + list(data.COLOURS).index(o.colour)).all()
+    assert (labels == 0).sum() == (data.shape_labels(scene) == 0).sum()  # the same background
+    assert np.array_equal(next(data.make_samples(1, 3, labels=True)).metadata["colour_labels"] > 0,
+                          next(data.make_samples(1, 3, labels=True)).metadata["shape_labels"] > 0)
+
+
+@pytest.mark.parametrize("vision_aux, colour_aux, heads, terms", [
+    (1.0, 1.0, {"vision_aux_head.pt", "colour_aux_head.pt"}, {"vision_aux_loss", "colour_aux_loss"}),
+    (0.0, 0.5, {"colour_aux_head.pt"}, {"colour_aux_loss"}),  # the colour map alone
+])
+def test_train_with_colour_aux_keeps_its_head_beside_the_model(vision_aux, colour_aux, heads, terms, tmp_path):
+    from safetensors import safe_open
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), stage="pretrain", max_steps=10, batch_size=2, save_steps=10,
+                      eval_steps=0, threads=1, max_objects=2, vision_aux=vision_aux, colour_aux=colour_aux,
+                      task_mix={"polygon": 1.0}, model={"coord_tokens": True})
+    out = train(cfg)
+    assert {p.name for p in out.glob("*_head.pt")} == heads
+    assert not any("lite_colour_aux" in k for k in safe_open(str(out / "model.safetensors"), "pt").keys())
+    logged = set().union(*(json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()))  # step 10
+    assert terms <= logged
+    head = torch.load(out / "colour_aux_head.pt")
+    from simpleseg_lite.data import COLOURS
+
+    assert head["proj.weight"].shape[0] == (28 // 2) ** 2 * (1 + len(COLOURS))  # a 28-px token's 2-px cells
+    cfg2 = TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "next"), "init": str(out), "lr": 0.0,
+                          "max_steps": 1, "stage": "sft"})
+    nxt = train(cfg2)  # continues with the trained colour head (lr 0: unchanged)
+    assert torch.equal(torch.load(nxt / "colour_aux_head.pt")["proj.weight"], head["proj.weight"])
+    with pytest.raises(ValueError, match="synthetic"):
+        train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", colour_aux=1.0, max_steps=1, threads=1))
 
 
 # --- the pointer term (TrainConfig.pointer_loss) ---------------------------------------------------------

@@ -61,6 +61,40 @@ def test_pretrain_vision_resumes_and_saves_a_loadable_model(tmp_path):
     assert torch.equal(kept["lite_vision_aux.proj.weight"], head["proj.weight"])  # lr 0: loaded, not re-initialized
 
 
+def test_pretrain_vision_continues_a_checkpoint_and_names_colours(tmp_path):
+    """--init keeps the language model and the shape head; --colour-aux adds a colour head, scored as colour_acc."""
+    from safetensors.torch import load_file
+
+    first = pretrain_vision(VisionPretrainConfig(out=str(tmp_path / "v"), max_steps=1, batch_size=2, eval_n=4,
+                                                 threads=1, model={"coord_tokens": True}))
+    cfg = VisionPretrainConfig(out=str(tmp_path / "c"), init=str(first), colour_aux=1.0, max_steps=2, batch_size=2,
+                               save_steps=1, eval_steps=1, eval_n=4, threads=1)
+    out = pretrain_vision(cfg)
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert all(0 <= h["colour_acc"] <= 1 and 0 <= h["shape_acc"] <= 1 for h in history if "shape_acc" in h)
+    assert (out / "colour_aux_head.pt").is_file() and (out / "vision_aux_head.pt").is_file()
+    before, after = load_file(str(first / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    lm = [k for k in before if ".language_model." in k or k.startswith("lm_head")]
+    assert lm and all(torch.equal(before[k], after[k]) for k in lm)  # the language model is carried, untouched
+    assert any(not torch.equal(before[k], after[k]) for k in before if ".visual." in k)
+    with pytest.raises(ValueError, match="no model config"):
+        pretrain_vision(VisionPretrainConfig(out=str(tmp_path / "x"), init=str(first), model={"coord_tokens": True}))
+
+
+@pytest.mark.parametrize("a, b, joint", [((0, 0), (0, 0), 0), ((1, 0), (0, 1), 1), ((3, 0), (0, 5), 15),
+                                         ((5, 0), (0, 2), 22)])
+def test_joint_logits_number_classes_as_shape_labels(a, b, joint):
+    """(shape s, colour c) → class 1 + (s − 1)·|COLOURS| + (c − 1), background 0, as data.shape_labels(colours=True)."""
+    from simpleseg_lite import data
+    from simpleseg_lite.vision import joint_logits
+
+    shape = torch.full((1, len(data.SHAPE_CLASSES), 1, 1), -9.0)
+    colour = torch.full((1, 1 + len(data.COLOURS), 1, 1), -9.0)
+    shape[0, a[0]], colour[0, b[1]] = 9.0, 9.0
+    out = joint_logits(shape, colour)
+    assert out.shape[1] == data.aux_classes(True) and int(out.argmax(1)) == joint
+
+
 def test_pretrain_vision_needs_the_lite_model(tmp_path):
     with pytest.raises(ValueError, match="position_fix"):
         pretrain_vision(VisionPretrainConfig(out=str(tmp_path / "v"), max_steps=1, threads=1,
@@ -77,6 +111,9 @@ def test_shape_classes_cover_the_synthetic_shapes():
     (["--model-config", "{not json"], 2),
     (["--model-config", '{"no_such_field": 1}'], 2),
     (["--system", "pixelsail", "--model-config", '{"coord_tokens": true}'], 2),  # a SimpleSeg field
+    (["--system", "pixelsail", "--colour-aux", "1"], 2),
+    (["--colour-aux", "-1"], 2),
+    (["--init", "no/such/folder"], 2),
 ])
 def test_pretrain_vision_cli_refuses_bad_arguments(tmp_path, argv, code, capsys):
     from simpleseg_lite.cli import main

@@ -1,6 +1,7 @@
 """Several checkpoints on the *same* samples, every pair compared (paired per-sample IoU, bootstrap 95% interval):
 one evaluation per checkpoint instead of one per pair (``simpleseg-lite compare`` evaluates both sides each time).
-Also the mean IoU by the scene's object count. The first checkpoint sets the samples' ε and decimals.
+Also the mean IoU by the scene's object count, and on 2–3-object scenes by the kind of referring expression
+("attribute/c": named by colour alone, "attribute/s": by shape alone, "attribute/cs": both; LOG session 20). The first checkpoint sets the samples' ε and decimals.
 Run: OMP_NUM_THREADS=1 python scripts/diagnostics/paired_arms.py --n 500 --seed 999 [--max-objects 3] [--task polygon]
      NAME=PATH [NAME=PATH ...]        (LOG session 18)"""
 import argparse
@@ -28,6 +29,17 @@ st = checkpoint_settings(next(iter(arms.values())))
 samples = eval_samples("synthetic", a.n, a.seed, a.task, st["epsilon"], st["decimals"], st["image_size"], None,
                        "refcoco", "val", a.max_objects)
 objects = np.array([len(s.metadata["objects"]) for s in samples])
+
+
+def kind(rule) -> str:
+    if rule is None:
+        return "none"
+    if rule[0] != "attribute":
+        return rule[0]
+    return "attribute/" + ("c" if rule[1][0] else "") + ("s" if rule[1][1] else "")
+
+
+kinds = np.array([kind(s.metadata["rule"]) for s in samples])
 scores, summary = {}, {}
 for name, path in arms.items():
     model, processor = load_model(path, dtype=torch.float32)
@@ -37,6 +49,10 @@ for name, path in arms.items():
     by = {int(k): round(float(scores[name][objects == k].mean()), 3) for k in np.unique(objects)}
     print(f"{name}: {json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in summary[name].items()})} "
           f"by objects {by}", flush=True)
+    multi = objects > 1
+    print("  2–3 objects by expression kind: " + ", ".join(
+        f"{k} {scores[name][multi & (kinds == k)].mean():.3f} (n {int((multi & (kinds == k)).sum())})"
+        for k in sorted(set(kinds[multi]))), flush=True)
 pairs = {}
 for x, y in itertools.combinations(arms, 2):
     d = paired_difference(scores[x], scores[y])
@@ -45,5 +61,5 @@ for x, y in itertools.combinations(arms, 2):
           f"{d['worse']} worse)")
 if a.json:
     json.dump({"n": a.n, "seed": a.seed, "task": a.task, "summary": summary, "arms": arms,
-               "scores": {k: v.tolist() for k, v in scores.items()}, "objects": objects.tolist(),
+               "scores": {k: v.tolist() for k, v in scores.items()}, "objects": objects.tolist(), "kinds": kinds.tolist(),
                "pairs": pairs}, open(a.json, "w"), indent=1, default=float)
