@@ -240,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--colour-aux", type=float, default=0.0,
                    help="weight of a dense colour-map loss on the image tokens beside --vision-aux's shape map "
                         "(polygon models, synthetic data; 0: off)")
+    p.add_argument("--prompt-order", choices=["image_first", "text_first"], default=None,
+                   help="polygon models: lay prompts out text first or image first (saved with the model's chat "
+                        "template; default: keep --init's, image first for a fresh model)")
     p.add_argument("--expression-mix", default=None,
                    help='JSON weights of the referring expressions\' kinds (attribute, position, '
                         'size, relation), e.g. \'{"attribute": 3, "position": 1, "relation": 1, "size": 0.5}\'')
@@ -410,6 +413,9 @@ def run(args) -> int:
             raise CLIError("--stage pixelsail trains every weight (no --lora)")
         if args.pointer_loss:
             raise CLIError("--pointer-loss is for the polygon models (--stage pretrain or sft), not pixelsail")
+        if args.prompt_order:
+            raise CLIError("--prompt-order is for the polygon models; Pixel-SAIL's is --model-config "
+                           "'{\"text_first\": true}'")
         if args.optimizer != "adamw":
             raise CLIError("--optimizer muon is wired for the polygon models (--stage pretrain or sft), not pixelsail")
         task_mix = _check_train_stream(args)
@@ -464,7 +470,7 @@ def run(args) -> int:
                           model=model_config,
                           digit_loss=args.digit_loss, optimizer=args.optimizer, vision_aux=args.vision_aux,
                           pointer_loss=args.pointer_loss, expression_mix=expression_mix, shape_free=args.shape_free,
-                          colour_aux=args.colour_aux)
+                          colour_aux=args.colour_aux, prompt_order=args.prompt_order)
         try:
             print(f"model saved in {train(cfg, resume=args.resume)}")
         except FileNotFoundError as e:  # a bad --init path or REFER root: say so, no traceback

@@ -111,6 +111,36 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
+# The same chat format with each user turn's text before its image (``set_prompt_order(processor, "text_first")``).
+TEXT_FIRST_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+PROMPT_ORDERS = {"image_first": CHAT_TEMPLATE, "text_first": TEXT_FIRST_TEMPLATE}
+
+
+def set_prompt_order(processor, order: str) -> None:
+    """Lay each prompt out image first (Qwen's order, the default) or text first (a lite arm, LOG session 20).
+
+    Why text first: in this causal model the image tokens are read before the sentence, so they can never attend to
+    it; the choice of object has to travel from the prompt word through the answer's attention to the image tokens.
+    With the text first, every image token can see the sentence. The order lives in the processor's chat template,
+    which ``save_pretrained`` writes beside the model (``chat_template.jinja``), so training, ``generate`` and
+    evaluation of that checkpoint all use it. Changes no weights; a real Qwen2.5-VL reads either order."""
+    if order not in PROMPT_ORDERS:
+        raise ValueError(f"prompt order must be one of {sorted(PROMPT_ORDERS)}, got {order!r}")
+    processor.chat_template = PROMPT_ORDERS[order]
+
+
+def prompt_order(processor) -> str:
+    """``"image_first"``, ``"text_first"`` or ``"custom"`` (a real model's own template)."""
+    return next((k for k, v in PROMPT_ORDERS.items() if processor.chat_template == v), "custom")
+
 
 def coordinate_strings() -> list[str]:
     """The strings a ``coord_tokens`` tokenizer holds as single tokens: "0.d" and "0.dd" (the lite answers'

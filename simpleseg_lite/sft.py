@@ -72,6 +72,7 @@ class TrainConfig:
     digit_loss: float = 0.0  # weight of the ordinal term on coordinate digits (``ordinal_digit_loss``); 0: off
     vision_aux: float = 0.0  # weight of the dense shape-map loss on the image tokens (``VisionAuxHead``); 0: off
     colour_aux: float = 0.0  # weight of a dense colour-map loss on the image tokens (``attach_colour_aux``); 0: off
+    prompt_order: str | None = None  # "text_first" / "image_first": set it (model.set_prompt_order); None: keep init's
     pointer_loss: float = 0.0  # weight of the pointer term (``PointerHead``: which image tokens the target covers)
     data: str = "synthetic"  # "refcoco": the train splits of the REFER layout under refer_root (full path)
     refer_root: str | None = None
@@ -409,18 +410,14 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
             if digit_weight:
                 ordinal = ordinal_loss(logits, labels, inputs["input_ids"])
                 loss, terms["digit_loss"] = loss + digit_weight * ordinal, float(ordinal)
-            if vision_weight:
-                if shape_labels is None:
-                    raise ValueError("vision_aux needs rows with shape_labels (synthetic data)")
-                head = model.lite_vision_aux
-                dense = head.loss(head(head.tokens), shape_labels.to(logits.device))
-                loss, terms["vision_aux_loss"] = loss + vision_weight * dense, float(dense)
-            if colour_weight:
-                if colour_labels is None:
-                    raise ValueError("colour_aux needs rows with colour_labels (synthetic data)")
-                head = model.lite_colour_aux
-                dense = head.loss(head(head.tokens), colour_labels.to(logits.device))
-                loss, terms["colour_aux_loss"] = loss + colour_weight * dense, float(dense)
+            for name, weight, maps, key in (("vision_aux", vision_weight, shape_labels, "shape_labels"),
+                                            ("colour_aux", colour_weight, colour_labels, "colour_labels")):
+                if weight:  # a dense map loss on the image tokens, read by its training-only head
+                    if maps is None:
+                        raise ValueError(f"{name} needs rows with {key} (synthetic data)")
+                    head = getattr(model, f"lite_{name}")
+                    dense = head.loss(head(head.tokens), maps.to(logits.device))
+                    loss, terms[f"{name}_loss"] = loss + weight * dense, float(dense)
             if pointer_weight:
                 if cells is None:
                     raise ValueError("pointer_loss needs rows with target_mask (synthetic data)")
@@ -515,6 +512,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         from .model import TinyConfig
 
         model, processor = build_tiny_model(TinyConfig(**{"image_size": cfg.image_size, **cfg.model}), seed=cfg.seed)
+    if cfg.prompt_order:
+        from .model import set_prompt_order
+
+        set_prompt_order(processor, cfg.prompt_order)
     mix = cfg.task_mix or (PRETRAIN_MIX if cfg.stage == "pretrain" else data.SFT_TASK_MIX)
     n_rows = cfg.max_steps * cfg.batch_size
     stream = ReferStream(n_rows, cfg) if cfg.data == "refcoco" else SyntheticStream(n_rows, mix, cfg.seed, cfg)

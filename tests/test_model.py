@@ -240,3 +240,24 @@ def test_deepen_language_model_keeps_the_function_and_round_trips(tiny, layers, 
 def test_deepen_language_model_refuses_to_shrink(tiny):
     with pytest.raises(ValueError, match="grows a model"):
         deepen_language_model(tiny[0], 1)
+
+
+@pytest.mark.parametrize("order, first, second", [("image_first", "<|image_pad|>", "Where is the square?"),
+                                                  ("text_first", "Where is the square?", "<|image_pad|>")])
+def test_prompt_order_lays_out_the_prompt_and_survives_save_and_load(order, first, second, tmp_path):
+    """set_prompt_order changes only the chat template; the image tokens still expand, labels still cover the answer."""
+    from simpleseg_lite.model import prompt_order, set_prompt_order
+
+    _, processor = build_tiny_model(SMALL, seed=0)
+    set_prompt_order(processor, order)
+    text = chat_text(processor, "Where is the square?")
+    assert text.index(first) < text.index(second) and text.endswith("<|im_start|>assistant\n")
+    batch = collate_sft(EXAMPLES[:1], processor)
+    image_tokens = (batch["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")).sum()
+    assert image_tokens == processor.num_image_tokens
+    answer = processor.tokenizer(EXAMPLES[0]["answer"], add_special_tokens=False)["input_ids"]
+    assert (batch["labels"] != -100).sum() == len(answer) + 1  # the answer and <|im_end|>, whatever the order
+    processor.save_pretrained(tmp_path)
+    assert prompt_order(SimpleSegLiteProcessor.from_pretrained(tmp_path)) == order
+    with pytest.raises(ValueError, match="prompt order"):
+        set_prompt_order(processor, "sideways")

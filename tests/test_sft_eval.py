@@ -314,9 +314,13 @@ def test_train_with_colour_aux_keeps_its_head_beside_the_model(vision_aux, colou
 
     assert head["proj.weight"].shape[0] == (28 // 2) ** 2 * (1 + len(COLOURS))  # a 28-px token's 2-px cells
     cfg2 = TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "next"), "init": str(out), "lr": 0.0,
-                          "max_steps": 1, "stage": "sft"})
+                          "max_steps": 1, "stage": "sft", "prompt_order": "text_first"})
     nxt = train(cfg2)  # continues with the trained colour head (lr 0: unchanged)
     assert torch.equal(torch.load(nxt / "colour_aux_head.pt")["proj.weight"], head["proj.weight"])
+    from simpleseg_lite.model import load_model, prompt_order
+
+    assert prompt_order(load_model(out)[1]) == "image_first"
+    assert prompt_order(load_model(nxt)[1]) == "text_first"  # set for this stage, saved with the model
     with pytest.raises(ValueError, match="synthetic"):
         train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", colour_aux=1.0, max_steps=1, threads=1))
 
