@@ -170,6 +170,9 @@ def _check_train_stream(args) -> dict | None:
         raise CLIError(f"--steps must be at least 1, got {args.steps}")
     if not 1 <= args.min_objects <= args.max_objects:
         raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
+    for flag in ("digit_loss", "vision_aux", "colour_aux", "pointer_loss"):
+        if getattr(args, flag) < 0:
+            raise CLIError(f"--{flag.replace('_', '-')} is a loss weight ≥ 0, got {getattr(args, flag)}")
     if args.vision_aux and args.data != "synthetic":
         raise CLIError("--vision-aux needs --data synthetic (its target is each pixel's shape class)")
     if args.colour_aux and args.stage == "pixelsail":

@@ -256,7 +256,11 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
         torch.save(head.state_dict(), out / HEAD_FILE)
         if colours:  # and `train --colour-aux` with this one
             torch.save(colour_head.state_dict(), out / COLOUR_HEAD_FILE)
-    summary = {"config": asdict(cfg), "steps": cfg.max_steps, "final": final, "resumed": bool(resume and step),
+    config = asdict(cfg)
+    if cfg.init and (Path(cfg.init) / "summary.json").is_file():  # the answers' settings of the model carried along
+        before = json.loads((Path(cfg.init) / "summary.json").read_text()).get("config", {})
+        config.update({k: before[k] for k in ("epsilon", "decimals") if k in before})  # evaluate.checkpoint_settings
+    summary = {"config": config, "steps": cfg.max_steps, "final": final, "resumed": bool(resume and step),
                "wall_seconds": round(wall_before + time.perf_counter() - start, 1), "torch_threads": cfg.threads}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return out

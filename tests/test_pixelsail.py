@@ -748,6 +748,8 @@ def test_train_pixelsail_cli_passes_the_stream_options_and_continues_a_model(tmp
     (["--stage", "sft", "--colour-aux", "1", "--data", "refcoco", "--refer-root", "x"], "--colour-aux needs --data synthetic"),
     (["--stage", "pixelsail", "--colour-aux", "1"], "for the polygon models"),
     (["--stage", "pixelsail", "--prompt-order", "text_first"], "for the polygon models"),
+    (["--stage", "sft", "--colour-aux", "-1"], "--colour-aux is a loss weight ≥ 0"),  # was silently a negative loss
+    (["--stage", "sft", "--vision-aux", "-0.5"], "--vision-aux is a loss weight ≥ 0"),
     (["--stage", "sft", "--shape-free", "1", "--data", "refcoco", "--refer-root", "x"], "need --data synthetic"),
     (["--stage", "pixelsail", "--task-mix", "{mask: 1}"], "--task-mix is not JSON"),  # was a traceback
     (["--stage", "pixelsail", "--task-mix", '{"polygon": 1}'], "unknown name"),  # a polygon task, not a mask one

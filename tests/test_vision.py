@@ -65,14 +65,20 @@ def test_pretrain_vision_continues_a_checkpoint_and_names_colours(tmp_path):
     """--init keeps the language model and the shape head; --colour-aux adds a colour head, scored as colour_acc."""
     from safetensors.torch import load_file
 
+    from simpleseg_lite.evaluate import checkpoint_settings
+
     first = pretrain_vision(VisionPretrainConfig(out=str(tmp_path / "v"), max_steps=1, batch_size=2, eval_n=4,
                                                  threads=1, model={"coord_tokens": True}))
+    summary = json.loads((first / "summary.json").read_text())  # as if an SFT stage had trained it: ε 0.02, 2 decimals
+    summary["config"].update(epsilon=0.02, decimals=2)
+    (first / "summary.json").write_text(json.dumps(summary))
     cfg = VisionPretrainConfig(out=str(tmp_path / "c"), init=str(first), colour_aux=1.0, max_steps=2, batch_size=2,
                                save_steps=1, eval_steps=1, eval_n=4, threads=1)
     out = pretrain_vision(cfg)
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert all(0 <= h["colour_acc"] <= 1 and 0 <= h["shape_acc"] <= 1 for h in history if "shape_acc" in h)
     assert (out / "colour_aux_head.pt").is_file() and (out / "vision_aux_head.pt").is_file()
+    assert checkpoint_settings(out) == checkpoint_settings(first) == {"epsilon": 0.02, "decimals": 2, "image_size": 112}
     before, after = load_file(str(first / "model.safetensors")), load_file(str(out / "model.safetensors"))
     lm = [k for k in before if ".language_model." in k or k.startswith("lm_head")]
     assert lm and all(torch.equal(before[k], after[k]) for k in lm)  # the language model is carried, untouched
