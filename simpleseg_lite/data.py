@@ -211,10 +211,7 @@ def shape_labels(scene: Scene, colours: bool = False) -> np.ndarray:
 def colour_labels(scene: Scene) -> np.ndarray:
     """uint8 (H, W) map of each pixel's colour: 0 background, 1 + ``list(COLOURS).index(colour)`` on an object's
     pixels. The dense target of ``sft.TrainConfig.colour_aux`` (synthetic scenes only)."""
-    labels = np.zeros(scene.image.shape[:2], dtype=np.uint8)
-    for o in scene.objects:
-        labels[o.mask.view(bool)] = 1 + list(COLOURS).index(o.colour)
-    return labels
+    return label_colours(shape_labels(scene, colours=True)).astype(np.uint8)
 
 
 def aux_classes(colours: bool = False) -> int:
