@@ -490,6 +490,12 @@ def run(args) -> int:
             raise CLIError(f"--colour-aux is a loss weight ≥ 0, got {args.colour_aux}")
         if args.init and not (Path(args.init) / "config.json").is_file():
             raise CLIError(f"--init {args.init}: not a lite checkpoint folder (no config.json)")
+        if args.init:
+            from .pixelsail import is_pixelsail
+
+            if is_pixelsail(args.init):
+                raise CLIError(f"--init {args.init} is a Pixel-SAIL-lite checkpoint; pretrain-vision --init continues "
+                               "a SimpleSeg lite (polygon) checkpoint (Pixel-SAIL: train --stage pixelsail --init)")
         cfg = VisionPretrainConfig(out=args.out, max_steps=args.steps, lr=args.lr, max_objects=args.max_objects,
                                    fg_weight=args.fg_weight, seed=args.seed, threads=args.threads,
                                    eval_steps=args.eval_steps, system=args.system, init=args.init,

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,6 +121,7 @@ def test_shape_classes_cover_the_synthetic_shapes():
     (["--system", "pixelsail", "--colour-aux", "1"], 2),
     (["--colour-aux", "-1"], 2),
     (["--init", "no/such/folder"], 2),
+    (["--init", str(Path(__file__).parents[1] / "data" / "checkpoints" / "lite-pixelsail")], 2),  # was an "unknown model type"
 ])
 def test_pretrain_vision_cli_refuses_bad_arguments(tmp_path, argv, code, capsys):
     from simpleseg_lite.cli import main
