@@ -170,7 +170,7 @@ def _check_train_stream(args) -> dict | None:
         raise CLIError(f"--steps must be at least 1, got {args.steps}")
     if not 1 <= args.min_objects <= args.max_objects:
         raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
-    for flag in ("digit_loss", "vision_aux", "colour_aux", "pointer_loss"):
+    for flag in ("digit_loss", "vision_aux", "colour_aux", "pointer_loss", "mark_loss", "read_loss"):
         if getattr(args, flag) < 0:
             raise CLIError(f"--{flag.replace('_', '-')} is a loss weight ≥ 0, got {getattr(args, flag)}")
     if args.vision_aux and args.data != "synthetic":
@@ -260,6 +260,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pointer-loss", type=float, default=0.0,
                    help="weight of the training-only pointer term: the state before the answer must single out the "
                         "image tokens the target covers (synthetic data, polygon models; sft.PointerHead; 0: off)")
+    p.add_argument("--mark-loss", type=float, default=0.0,
+                   help="weight of the training-only mark term: the language model's states at the image tokens "
+                        "must single out the referred object (needs --prompt-order text_first; synthetic data, "
+                        "polygon models; sft.MarkHead; 0: off)")
+    p.add_argument("--mark-layer", type=int, default=None,
+                   help="the language-model layer whose image states --mark-loss reads (default: the middle one)")
+    p.add_argument("--read-loss", type=float, default=0.0,
+                   help="weight of the training-only read term: one attention head of the answer must look at the "
+                        "referred object's image tokens (synthetic data, polygon models; sft.read_out_loss; 0: off)")
+    p.add_argument("--read-layer", type=int, default=None,
+                   help="the first layer (1-based) --read-loss trains (default: the one above the middle)")
+    p.add_argument("--read-layers", type=int, default=1, help="--read-loss trains this many layers from --read-layer")
+    p.add_argument("--read-heads", type=int, default=1, help="… and heads 0 … N−1 of each (default 1: head 0)")
     p.add_argument("--optimizer", choices=["adamw", "muon"], default="adamw",
                    help="muon: Muon on hidden weight matrices, AdamW on the rest (the paper's optimizer; polygon models)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -414,8 +427,9 @@ def run(args) -> int:
 
         if args.lora:
             raise CLIError("--stage pixelsail trains every weight (no --lora)")
-        if args.pointer_loss:
-            raise CLIError("--pointer-loss is for the polygon models (--stage pretrain or sft), not pixelsail")
+        if args.pointer_loss or args.mark_loss or args.read_loss:
+            raise CLIError("--pointer-loss, --mark-loss and --read-loss are for the polygon models (--stage pretrain or sft), "
+                           "not pixelsail")
         if args.prompt_order:
             raise CLIError("--prompt-order is for the polygon models; Pixel-SAIL's is --model-config "
                            "'{\"text_first\": true}'")
@@ -459,6 +473,13 @@ def run(args) -> int:
         expression_mix = _json_weights(args.expression_mix, "--expression-mix", EXPRESSION_KINDS)
         if args.pointer_loss and args.data != "synthetic":
             raise CLIError("--pointer-loss needs --data synthetic (it reads the lite model's image tokens)")
+        if args.read_loss and args.data != "synthetic":
+            raise CLIError("--read-loss needs --data synthetic (its target is the referred object's mask)")
+        if args.mark_loss and args.data != "synthetic":
+            raise CLIError("--mark-loss needs --data synthetic (its target is the referred object's mask)")
+        if args.mark_loss and args.prompt_order != "text_first":
+            raise CLIError("--mark-loss needs --prompt-order text_first: with the image first, no image token can "
+                           "see the sentence, so none can mark the object it names")
         task_mix = _check_train_stream(args)
 
         model_config = _model_config(args.model_config)
@@ -473,7 +494,10 @@ def run(args) -> int:
                           model=model_config,
                           digit_loss=args.digit_loss, optimizer=args.optimizer, vision_aux=args.vision_aux,
                           pointer_loss=args.pointer_loss, expression_mix=expression_mix, shape_free=args.shape_free,
-                          colour_aux=args.colour_aux, prompt_order=args.prompt_order)
+                          colour_aux=args.colour_aux, prompt_order=args.prompt_order,
+                          mark_loss=args.mark_loss, mark_layer=args.mark_layer,
+                          read_loss=args.read_loss, read_layer=args.read_layer, read_layers=args.read_layers,
+                          read_heads=args.read_heads)
         try:
             print(f"model saved in {train(cfg, resume=args.resume)}")
         except FileNotFoundError as e:  # a bad --init path or REFER root: say so, no traceback

@@ -74,6 +74,12 @@ class TrainConfig:
     colour_aux: float = 0.0  # weight of a dense colour-map loss on the image tokens (``attach_colour_aux``); 0: off
     prompt_order: str | None = None  # "text_first" / "image_first": set it (model.set_prompt_order); None: keep init's
     pointer_loss: float = 0.0  # weight of the pointer term (``PointerHead``: which image tokens the target covers)
+    mark_loss: float = 0.0  # weight of the mark term (``MarkHead``: the LM's image states single out the target)
+    mark_layer: int | None = None  # the language-model layer whose image states the mark term reads; None: the middle
+    read_loss: float = 0.0  # weight of the read term (``read_out_loss``: one attention head of the answer on the target)
+    read_layer: int | None = None  # the first layer (1-based) the read term trains; None: the one above the middle
+    read_layers: int = 1  # the read term trains read_layer and the read_layers − 1 layers above it
+    read_heads: int = 1  # … heads 0 … read_heads − 1 of each (the others stay free)
     data: str = "synthetic"  # "refcoco": the train splits of the REFER layout under refer_root (full path)
     refer_root: str | None = None
     refer_datasets: tuple = ("refcoco", "refcoco+", "refcocog", "refclef")  # the paper's SFT sources
@@ -115,7 +121,7 @@ class SyntheticStream(torch.utils.data.Dataset):
                 from PIL import Image
 
                 row[key] = Image.fromarray(s.metadata[key], mode="L")
-        if self.cfg.pointer_loss > 0:  # the target's mask (all zeros for a question with no single target)
+        if self.cfg.pointer_loss > 0 or self.cfg.mark_loss > 0 or self.cfg.read_loss > 0:  # the target's mask (all zeros for a question with no single target)
             from PIL import Image
 
             from pycocotools import mask as mask_utils
@@ -384,13 +390,90 @@ def attach_pointer(model) -> PointerHead:
                                     "pointer_loss")
 
 
+class MarkHead(torch.nn.Module):
+    """A training-only head (``TrainConfig.mark_loss``, a lite departure): one score per image token from the
+    language model's hidden state *at that token* after layer ``layer`` (not the vision tower's output), and the
+    pointer's loss (``PointerHead.loss``): the scores must single out the tokens the referred object covers.
+
+    Why: the lite model chooses among objects poorly (mean IoU 0.07 for "the red shape" beside a second object,
+    LOG session 20) although its image tokens can carry colour: the choice has to travel from the prompt word
+    through the answer's attention to the right image tokens, and nothing but the coordinates' cross-entropy asks
+    for it. With the prompt first (``model.set_prompt_order``, "text_first"), each image token can attend to the
+    sentence, and this term asks the first ``layer`` layers to mark the target in the image states themselves, so
+    the layers above find one marked object, as on a single-object scene. Pixel-SAIL-lite's mask head gets the
+    same direct signal from its ``[SEG]`` state. Removed before the final save (``mark_head.pt`` beside it)."""
+
+    def __init__(self, hidden: int, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.score = torch.nn.Linear(hidden, 1)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        """(n, T, D) image states → (n, T) scores."""
+        return self.score(states).squeeze(-1)
+
+    def image_states(self, hidden_states: tuple, input_ids: torch.Tensor, image_token_id: int) -> torch.Tensor:
+        """The ``layer``-th entry of a forward pass's ``hidden_states`` (0: the embeddings) at the image tokens,
+        (n, T, D); every row must hold the same number T of image tokens (one fixed-size image)."""
+        at = input_ids == image_token_id
+        counts = at.sum(1)
+        if not bool((counts == counts[0]).all()) or int(counts[0]) == 0:
+            raise ValueError(f"mark_loss needs one fixed-size image per row, got {counts.tolist()} image tokens")
+        states = hidden_states[self.layer]
+        return states[at].view(len(input_ids), int(counts[0]), states.shape[-1])
+
+
+def attach_mark(model, layer: int | None = None) -> MarkHead:
+    """Add a ``MarkHead`` as ``model.lite_mark`` reading layer ``layer`` (None: the middle one, e.g. 2 of 4)."""
+    layers = model.config.text_config.num_hidden_layers
+    layer = layers // 2 if layer is None else layer
+    if not 1 <= layer <= layers:
+        raise ValueError(f"mark_layer must be 1…{layers} (a layer of the language model), got {layer}")
+    head = MarkHead(model.config.text_config.hidden_size, layer)
+    model.lite_mark = head
+    return head
+
+
+def read_out_loss(attention: torch.Tensor, labels: torch.Tensor, input_ids: torch.Tensor, image_token_id: int,
+                  cells: torch.Tensor) -> torch.Tensor:
+    """The read term (``TrainConfig.read_loss``, a lite departure): ``attention`` (n, L, L) is one head's attention
+    weights in one layer; at every position that predicts an answer token (``labels`` ≠ −100 one step on), its
+    weights on the image tokens, renormalized over them, must follow the target's share of each token ``cells``
+    (n, T): cross-entropy, averaged over those positions and the rows that have a target (0 when none has).
+
+    Why: with a second object in the scene, the lite model's outlines land between the objects, as a read-out that
+    averages over both objects' image tokens would; even when the image states mark the target (``MarkHead``), the
+    answer's attention has to learn to follow the mark from the coordinates' cross-entropy alone. This term trains
+    one head of one layer to look at the target, and leaves the other heads free."""
+    predicts = torch.zeros_like(labels, dtype=torch.bool)
+    predicts[:, :-1] = labels[:, 1:] != -100
+    image = input_ids == image_token_id
+    has = (cells.sum(1) > 0) & predicts.any(1)
+    if not has.any():
+        return attention.sum() * 0.0
+    counts = image.sum(1)
+    if not bool((counts == counts[0]).all()) or int(counts[0]) == 0:
+        raise ValueError(f"read_loss needs one fixed-size image per row, got {counts.tolist()} image tokens")
+    where = image.nonzero()[:, 1].view(len(image), -1)[has]  # (m, T) positions of each row's image tokens
+    on_image = attention[has].gather(-1, where[:, None, :].expand(-1, attention.shape[1], -1))  # (m, L, T)
+    share = on_image / on_image.sum(-1, keepdim=True).clamp_min(1e-9)  # (m, L, T)
+    q = cells[has] / cells[has].sum(1, keepdim=True)
+    ce = -(q[:, None] * share.clamp_min(1e-9).log()).sum(-1)  # (m, L)
+    at = predicts[has].float()
+    return ((ce * at).sum(1) / at.sum(1)).mean()
+
+
 def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight: float = 0.0,
-                      pointer_weight: float = 0.0, colour_weight: float = 0.0):
+                      pointer_weight: float = 0.0, colour_weight: float = 0.0, mark_weight: float = 0.0,
+                      read_weight: float = 0.0, read_at: tuple = ((3, 0),)):
     """``base`` (trl's ``SFTTrainer``) with ``loss = CE + digit_weight · ordinal_loss_for(tokenizer)
     + vision_weight · VisionAuxHead.loss`` (the digit term, or the whole-coordinate term with a ``coord_tokens``
     tokenizer; the dense term needs ``attach_vision_aux`` and rows with ``shape_labels``)
     + pointer_weight · PointerHead.loss`` (needs ``attach_pointer`` and rows with ``target_mask``)
-    + colour_weight · the colour head's loss`` (``attach_colour_aux``, rows with ``colour_labels``); logs each term.
+    + colour_weight · the colour head's loss`` (``attach_colour_aux``, rows with ``colour_labels``)
+    + mark_weight · MarkHead's loss`` (``attach_mark``, rows with ``target_mask``)
+    + read_weight · read_out_loss`` averaged over the (layer, head) pairs ``read_at`` (layers 1-based; the text
+    model's attention must be eager, ``train`` sets it; rows with ``target_mask``); logs each term.
 
     CE is the mean over the batch's answer tokens, as trl's default without gradient accumulation (with
     accumulation, trl normalizes by the tokens of all micro-batches; this trainer does not)."""
@@ -402,7 +485,8 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
             colour_labels = inputs.get("colour_labels")
             extra = ("labels", "shape_labels", "target_cells", "colour_labels")
             outputs = model(**{k: v for k, v in inputs.items() if k not in extra},
-                            use_cache=False, output_hidden_states=bool(pointer_weight))
+                            use_cache=False, output_hidden_states=bool(pointer_weight or mark_weight),
+                            output_attentions=bool(read_weight))
             logits = outputs.logits
             ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
                                                    ignore_index=-100)
@@ -427,6 +511,20 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
                 tokens = head.tokens.reshape(len(labels), -1, head.tokens.shape[-1])
                 point = head.loss(head(state, tokens), cells.to(logits.device))
                 loss, terms["pointer_loss"] = loss + pointer_weight * point, float(point)
+            if mark_weight:
+                if cells is None:
+                    raise ValueError("mark_loss needs rows with target_mask (synthetic data)")
+                head = model.lite_mark
+                states = head.image_states(outputs.hidden_states, inputs["input_ids"], model.config.image_token_id)
+                mark = PointerHead.loss(head(states), cells.to(logits.device))
+                loss, terms["mark_loss"] = loss + mark_weight * mark, float(mark)
+            if read_weight:
+                if cells is None:
+                    raise ValueError("read_loss needs rows with target_mask (synthetic data)")
+                read = sum(read_out_loss(outputs.attentions[layer - 1][:, head], labels, inputs["input_ids"],
+                                         model.config.image_token_id, cells.to(logits.device))
+                           for layer, head in read_at) / len(read_at)
+                loss, terms["read_loss"] = loss + read_weight * read, float(read)
             self._lite_terms = terms
             return (loss, outputs) if return_outputs else loss
 
@@ -469,7 +567,8 @@ def run_and_save(trainer, processor, out: Path, resume: bool, lora: bool, summar
     if hasattr(final, "lite_vision_aux"):  # a training-only head: the saved model is a plain one, and the head
         torch.save(final.lite_vision_aux.state_dict(), out / "vision_aux_head.pt")  # goes beside it for the next stage
         del final.lite_vision_aux
-    for name, file in (("lite_pointer", "pointer_head.pt"), ("lite_colour_aux", "colour_aux_head.pt")):
+    for name, file in (("lite_pointer", "pointer_head.pt"), ("lite_colour_aux", "colour_aux_head.pt"),
+                       ("lite_mark", "mark_head.pt")):
         if hasattr(final, name):  # the same for the other training-only heads
             torch.save(getattr(final, name).state_dict(), out / file)
             delattr(final, name)
@@ -499,6 +598,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if cfg.pointer_loss and cfg.data != "synthetic":
         raise ValueError("pointer_loss needs synthetic data (the lite model's image tokens); set pointer_loss=0 "
                          "for RefCOCO")
+    if cfg.read_loss and cfg.data != "synthetic":
+        raise ValueError("read_loss needs synthetic data (its target is the referred object's mask); set "
+                         "read_loss=0 for RefCOCO")
+    if cfg.mark_loss and cfg.data != "synthetic":
+        raise ValueError("mark_loss needs synthetic data (its target is the referred object's mask); set "
+                         "mark_loss=0 for RefCOCO")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -516,6 +621,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         from .model import set_prompt_order
 
         set_prompt_order(processor, cfg.prompt_order)
+    if cfg.mark_loss:
+        from .model import prompt_order
+
+        if prompt_order(processor) != "text_first":
+            raise ValueError("mark_loss needs the prompt before the image (prompt_order='text_first'): with the "
+                             f"image first ({prompt_order(processor)}), no image token can see the sentence")
     mix = cfg.task_mix or (PRETRAIN_MIX if cfg.stage == "pretrain" else data.SFT_TASK_MIX)
     n_rows = cfg.max_steps * cfg.batch_size
     stream = ReferStream(n_rows, cfg) if cfg.data == "refcoco" else SyntheticStream(n_rows, mix, cfg.seed, cfg)
@@ -543,9 +654,29 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             extra_head = attach(model)
             if cfg.init and saved.is_file():
                 extra_head.load_state_dict(torch.load(saved))
+    if cfg.mark_loss:
+        mark = attach_mark(model, cfg.mark_layer)
+        saved = Path(cfg.init or "") / "mark_head.pt"
+        if cfg.init and saved.is_file():
+            state = torch.load(saved)
+            if mark.score.weight.shape == state["score.weight"].shape:
+                mark.load_state_dict(state)
+    read_at = ()
+    if cfg.read_loss:
+        layers, heads = model.config.text_config.num_hidden_layers, model.config.text_config.num_attention_heads
+        first = cfg.read_layer or min(layers, layers // 2 + 1)
+        if not (1 <= first and cfg.read_layers >= 1 and first + cfg.read_layers - 1 <= layers):
+            raise ValueError(f"read_layer {first} and read_layers {cfg.read_layers} must name layers within "
+                             f"1…{layers} of the language model")
+        if not 1 <= cfg.read_heads <= heads:
+            raise ValueError(f"read_heads must be 1…{heads} (the heads of a layer), got {cfg.read_heads}")
+        read_at = tuple((layer, head) for layer in range(first, first + cfg.read_layers)
+                        for head in range(cfg.read_heads))
+        model.set_attn_implementation({"text_config": "eager"})  # sdpa returns no attention weights
     trainer_class = lite_loss_trainer(SFTTrainer, processor.tokenizer, cfg.digit_loss, cfg.vision_aux,
-                                      cfg.pointer_loss, cfg.colour_aux) \
-        if cfg.digit_loss or cfg.vision_aux or cfg.pointer_loss or cfg.colour_aux else SFTTrainer
+                                      cfg.pointer_loss, cfg.colour_aux, cfg.mark_loss, cfg.read_loss, read_at) \
+        if cfg.digit_loss or cfg.vision_aux or cfg.pointer_loss or cfg.colour_aux or cfg.mark_loss or cfg.read_loss \
+        else SFTTrainer
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, (0.9, cfg.adam_beta2))
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=processor,
                             data_collator=partial(collate_with_labels, processor=processor), optimizers=(optimizer, None))

@@ -132,7 +132,15 @@ def test_train_rejects_a_bad_model_config(model_config, message, tmp_path, capsy
     (["--stage", "sft", "--named-answers"], "is for --stage pixelsail"),  # polygon answers are coordinates
     (["--stage", "pixelsail", "--named-answers", "--data", "refcoco", "--refer-root", "/nowhere"],
      "needs --data synthetic"),  # RefCOCO objects have no colour-and-shape name
-    (["--stage", "pixelsail", "--pointer-loss", "1"], "is for the polygon models"),
+    (["--stage", "pixelsail", "--pointer-loss", "1"], "for the polygon models"),
+    (["--stage", "pixelsail", "--mark-loss", "1"], "for the polygon models"),
+    (["--stage", "pixelsail", "--read-loss", "1"], "for the polygon models"),
+    (["--stage", "sft", "--read-loss", "-1"], "is a loss weight"),
+    (["--stage", "sft", "--read-loss", "1", "--data", "refcoco", "--refer-root", "/nowhere"], "needs --data synthetic"),
+    (["--stage", "sft", "--mark-loss", "1"], "needs --prompt-order text_first"),
+    (["--stage", "sft", "--mark-loss", "-1", "--prompt-order", "text_first"], "is a loss weight"),
+    (["--stage", "sft", "--mark-loss", "1", "--prompt-order", "text_first", "--data", "refcoco", "--refer-root",
+      "/nowhere"], "needs --data synthetic"),
     (["--stage", "sft", "--pointer-loss", "1", "--data", "refcoco", "--refer-root", "/nowhere"],
      "needs --data synthetic"),
     (["--stage", "sft", "--min-objects", "4"], "must be between 1 and --max-objects 3"),

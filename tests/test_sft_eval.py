@@ -370,3 +370,114 @@ def test_train_with_the_pointer_term_saves_a_plain_model_and_its_head(tmp_path):
     assert json.loads((out / "summary.json").read_text())["config"]["min_objects"] == 2
     with pytest.raises(ValueError, match="synthetic"):
         train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", pointer_loss=1.0, max_steps=1, threads=1))
+
+
+# --- the mark term (TrainConfig.mark_loss) ------------------------------------------------------------------
+
+
+def test_mark_head_reads_the_layers_image_states_row_by_row():
+    from simpleseg_lite.sft import MarkHead
+
+    head = MarkHead(hidden=4, layer=1)
+    ids = torch.tensor([[9, 5, 5, 7], [5, 5, 9, 9]])  # image token id 5: two per row, at different places
+    layer1 = torch.arange(32.0).view(2, 4, 4)
+    hidden = (torch.zeros(2, 4, 4), layer1, torch.ones(2, 4, 4))
+    states = head.image_states(hidden, ids, 5)
+    assert torch.equal(states, torch.stack([layer1[0, 1:3], layer1[1, :2]]))  # layer 1, not 0 or 2
+    assert head(states).shape == (2, 2)
+    with pytest.raises(ValueError, match="one fixed-size image per row"):
+        head.image_states(hidden, torch.tensor([[5, 5, 9, 9], [5, 9, 9, 9]]), 5)
+
+
+@pytest.mark.parametrize("layer, ok", [(None, True), (1, True), (2, True), (0, False), (3, False)])
+def test_attach_mark_takes_a_layer_of_the_language_model(layer, ok):
+    from simpleseg_lite.model import TinyConfig, build_tiny_model
+    from simpleseg_lite.sft import attach_mark
+
+    model, _ = build_tiny_model(TinyConfig(num_layers=2))
+    if ok:
+        assert attach_mark(model, layer).layer == (1 if layer is None else layer)
+    else:
+        with pytest.raises(ValueError, match="mark_layer"):
+            attach_mark(model, layer)
+
+
+def test_train_with_the_mark_term_needs_text_first_and_saves_a_plain_model_and_its_head(tmp_path):
+    from safetensors import safe_open
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), max_steps=2, batch_size=2, save_steps=1, eval_steps=0, threads=1,
+                      min_objects=2, mark_loss=1.0, prompt_order="text_first",
+                      task_mix={"polygon": 1.0, "grounding_count": 1.0}, model={"coord_tokens": True})
+    out = train(cfg)
+    assert not any("lite_mark" in k for k in safe_open(str(out / "model.safetensors"), "pt").keys())
+    assert set(torch.load(out / "mark_head.pt")) == {"score.weight", "score.bias"}
+    checkpoint = safe_open(str(out / "checkpoints" / "checkpoint-2" / "model.safetensors"), "pt").keys()
+    assert any("lite_mark" in k for k in checkpoint)  # trained with the model, kept for resume
+    nxt = train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "next"), "init": str(out), "max_steps": 1}))
+    assert (nxt / "mark_head.pt").is_file()  # the next stage picked the head up and saved it again
+    with pytest.raises(ValueError, match="text_first"):  # image first: no image token can see the sentence
+        train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "if"), "prompt_order": "image_first"}))
+    with pytest.raises(ValueError, match="synthetic"):
+        train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", mark_loss=1.0, max_steps=1, threads=1))
+
+
+# --- the read term (TrainConfig.read_loss) ------------------------------------------------------------------
+
+# Two rows of 6 tokens; image token id 5 at different places; the answer is the last two tokens of each row, so the
+# positions that predict it are 3 and 4. Row 1's target covers its second image token, row 2's its first.
+READ_IDS = torch.tensor([[9, 5, 5, 7, 8, 8], [5, 5, 9, 7, 8, 8]])
+READ_LABELS = torch.tensor([[-100, -100, -100, -100, 8, 8], [-100, -100, -100, -100, 8, 8]])
+READ_CELLS = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+
+
+def _attention(on):
+    """(2, 6, 6) weights: every query puts 0.9 on the key ``on[row]`` and spreads the rest evenly."""
+    a = torch.full((2, 6, 6), 0.1 / 5)
+    for row, key in enumerate(on):
+        a[row, :, key] = 0.9
+    return a
+
+
+@pytest.mark.parametrize("on, cells, low", [
+    ((2, 0), READ_CELLS, True),  # both rows look at their target's image token
+    ((1, 1), READ_CELLS, False),  # both look at the other image token
+    ((3, 3), READ_CELLS, None),  # both look at text: only the image tokens' renormalized shares count (even: ln 2)
+])
+def test_read_out_loss_follows_the_heads_share_on_the_targets_image_tokens(on, cells, low):
+    from simpleseg_lite.sft import read_out_loss
+
+    loss = read_out_loss(_attention(on), READ_LABELS, READ_IDS, 5, cells).item()
+    if low is None:
+        assert loss == pytest.approx(np.log(2), abs=1e-5)
+    else:
+        assert loss == pytest.approx(-np.log(0.9 / 0.92) if low else -np.log(0.02 / 0.92), abs=1e-5)
+
+
+def test_read_out_loss_skips_rows_without_a_target_and_refuses_ragged_images():
+    from simpleseg_lite.sft import read_out_loss
+
+    one = torch.tensor([[0.0, 1.0], [0.0, 0.0]])  # row 2 has no target (a counting question)
+    assert read_out_loss(_attention((2, 1)), READ_LABELS, READ_IDS, 5, one).item() == pytest.approx(-np.log(0.9 / 0.92))
+    assert read_out_loss(_attention((2, 1)), READ_LABELS, READ_IDS, 5, torch.zeros(2, 2)).item() == 0.0
+    with pytest.raises(ValueError, match="one fixed-size image per row"):
+        read_out_loss(_attention((2, 1)), READ_LABELS, torch.tensor([[9, 5, 5, 7, 8, 8], [5, 9, 9, 7, 8, 8]]), 5,
+                      READ_CELLS)
+
+
+def test_train_with_the_read_term_trains_eager_and_saves_a_plain_model(tmp_path):
+    from simpleseg_lite.model import load_model
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), max_steps=2, batch_size=2, save_steps=1, eval_steps=0, threads=1,
+                      min_objects=2, read_loss=1.0, read_layers=2, read_heads=4,
+                      task_mix={"polygon": 1.0, "grounding_count": 1.0},
+                      model={"coord_tokens": True})
+    out = train(cfg)
+    assert json.loads((out / "summary.json").read_text())["config"]["read_loss"] == 1.0
+    model, _ = load_model(out)
+    assert model.config.text_config._attn_implementation == "sdpa"  # eager only while training
+    for bad, message in (({"read_layer": 9}, "read_layer 9"), ({"read_layer": 4, "read_layers": 2}, "read_layers 2"),
+                         ({"read_heads": 0}, "read_heads"), ({"read_heads": 5}, "read_heads")):
+        with pytest.raises(ValueError, match=message):
+            train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "bad"), **bad}))
+    with pytest.raises(ValueError, match="synthetic"):
+        train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", read_loss=1.0, max_steps=1, threads=1))
