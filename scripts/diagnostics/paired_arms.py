@@ -22,6 +22,8 @@ p.add_argument("--seed", type=int, default=999)
 p.add_argument("--max-objects", type=int, default=3)
 p.add_argument("--task", default="polygon")
 p.add_argument("--json", default=None, help="write the per-sample scores and the pairs here")
+p.add_argument("--device", default="cpu", help="where the models generate (cuda on a GPU machine; same answers up to "
+               "numerics)")
 a = p.parse_args()
 torch.set_num_threads(1)
 arms = dict(x.split("=", 1) for x in a.arms)
@@ -43,6 +45,7 @@ kinds = np.array([kind(s.metadata["rule"]) for s in samples])
 scores, summary = {}, {}
 for name, path in arms.items():
     model, processor = load_model(path, dtype=torch.float32)
+    model.to(a.device)
     r = evaluate(model, processor, samples, dependence=False)
     scores[name] = sample_scores(r["rows"])
     summary[name] = {k: r.get(k) for k in ("gIoU", "cIoU", "prec_at_0.5", "valid_rate", "area_ratio_median")}
