@@ -506,7 +506,9 @@ def load_model(path_or_hub_id: str | Path, lora: LoraSettings | None = None, dty
         cls = Qwen2_5_VLForConditionalGeneration
     else:
         cls = AutoModelForImageTextToText
-    model = cls.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
+    # use_kernels=False: transformers ≥ 5.2x swaps layers for Hub kernels by default when `kernels` is installed,
+    # which on a GPU downloads code at load (and fails offline); this project runs no downloaded code unasked
+    model = cls.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code, use_kernels=False)
     extra = {} if image_size is None else {"image_size": image_size}
     processor = SimpleSegLiteProcessor.from_pretrained(source, trust_remote_code=trust_remote_code, **extra)
     if lora is not None:

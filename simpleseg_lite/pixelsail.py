@@ -549,7 +549,7 @@ def from_language_model(path, image_size: int = 448, patch_size: int = 14, dtype
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     src = getattr(transformers, LANGUAGE_MODELS[source.model_type]).from_pretrained(
-        path, dtype=dtype or torch.float32, trust_remote_code=trust_remote_code)
+        path, dtype=dtype or torch.float32, trust_remote_code=trust_remote_code, use_kernels=False)  # no Hub kernels
     src_lm = src.model.language_model if source.model_type == "qwen2_5_vl" else src.model
     rope = dict(getattr(text, "rope_parameters", None) or {})
     config = PixelSailConfig(
@@ -593,7 +593,8 @@ def load(path) -> tuple[PixelSailLite, object]:
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no Pixel-SAIL-lite checkpoint (config.json missing)")
-    return PixelSailLite.from_pretrained(path, dtype=torch.float32), PreTrainedTokenizerFast.from_pretrained(path)
+    return (PixelSailLite.from_pretrained(path, dtype=torch.float32, use_kernels=False),  # no Hub kernels (model.load_model)
+            PreTrainedTokenizerFast.from_pretrained(path))
 
 
 def is_pixelsail(path) -> bool:

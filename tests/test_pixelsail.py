@@ -485,6 +485,7 @@ def test_word_token_model_saves_and_loads(tmp_path):
     again, tok2 = ps.load(tmp_path)
     text = "Please segment the leftmost red star."
     assert tok2(text)["input_ids"] == tok(text)["input_ids"] and again.config.word_tokens
+    assert not again.use_kernels  # no Hub kernels (downloaded code) on load
 
 
 def test_token_match_adds_a_full_rank_term_that_trains_and_round_trips(tmp_path):

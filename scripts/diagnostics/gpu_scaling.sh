@@ -20,7 +20,7 @@ if [ -d .gpuwheels ]; then
 else
   export PYTHONPATH=$PWD
 fi
-export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1 USE_HUB_KERNELS=NO HF_HUB_OFFLINE=1
 dev=$($py -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
 $py -c "import torch, transformers, trl; print('torch', torch.__version__, 'transformers', transformers.__version__, \
 'trl', trl.__version__, 'device', torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
