@@ -42,6 +42,9 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
                                  "tower pre-trained alone to name each 2-px cell's shape (vision.py)"),
     "vision_aux": ({}, 0.0, "a training-only dense loss: each image token names the shape class of every 2-px cell "
                             "under it (sft.VisionAuxHead, weight 1), a stand-in for a pre-trained vision tower"),
+    "local_tokens": ({"vision_window": 56, "vision_fullatt_blocks": (), "image_centre": "learned"}, 0.0,
+                     "every ViT block attends within 56-px windows and the position fix subtracts a learned vector, "
+                     "not the image mean: a distractor cannot move the other objects' tokens (LOG session 22)"),
     # not a Qwen2.5-VL: Pixel-SAIL-lite's single transformer (no vision tower; 64 linear 14-px patch tokens with
     # (row, col) rotary positions, bidirectional among themselves) trained to write the same text answers
     "encoder_free": ({}, 0.0, "no vision tower: pixelsail's single transformer over 64 patch tokens, text answers"),

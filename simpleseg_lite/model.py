@@ -46,6 +46,11 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
   stock merge: 0.458, +0.122 [+0.083, +0.162] over digit loss + no merge. `word_tokens` (session 12): each word
   of the synthetic prompts is one token (" star"), as in a real BPE vocabulary, so a prompt is ~23 tokens
   instead of ~75 characters and a shape or colour name is one embedding the language model can use at once.
+  `vision_window` (session 22; the stock `window_size`, which at 112 px spans the whole image) with
+  `vision_fullatt_blocks=()` keeps each image token's features to its own window, and `image_centre="learned"`
+  makes the position fix subtract a learned vector rather than the image's token mean, so a distractor cannot move
+  the target's tokens (a test-time oracle found most of the multi-object blend there; retrofitted onto trained
+  weights both lose, LOG session 22; no extra cost).
   They are plain config fields, so `save_pretrained` / `from_pretrained` rebuild the same model (the merges
   and added words travel in the processor's `tokenizer.json`).
 - Not an architectural change, but a departure in how the weights start (session 13): the real tower arrives
@@ -249,14 +254,25 @@ class PositionalImageTokens(nn.Module):
     Centring removes the image-independent constant that dominates the merger output; the non-affine
     LayerNorm fixes the scale of image tokens; p (T, D), N(0, 1) at init, tells the language model
     *where* token i sits (row i // side, column i % side of the merged grid).
+
+    ``centre="learned"`` subtracts a learned vector c (D) instead of the image's own mean, `LN(v_i - c) + p_i`,
+    so a token's input to the language model depends on its own features only: the image mean moves every token
+    when an object appears anywhere in the image (LOG session 22: with a local vision tower, centring on the mean
+    of the scene *without* the distractors lifts text→point answers inside the target from 0.33 to 0.63).
     """
 
-    def __init__(self, num_tokens: int, dim: int):
+    def __init__(self, num_tokens: int, dim: int, centre: str = "image"):
         super().__init__()
+        if centre not in ("image", "learned"):
+            raise ValueError(f"centre must be 'image' or 'learned', got {centre!r}")
         self.weight = nn.Parameter(torch.randn(num_tokens, dim))
+        self.centre = nn.Parameter(torch.zeros(dim)) if centre == "learned" else None
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        tokens = tokens - tokens.mean(dim=1, keepdim=True)
+        if self.centre is None:
+            tokens = tokens - tokens.mean(dim=1, keepdim=True)
+        else:
+            tokens = tokens - self.centre.to(tokens.dtype)
         return F.layer_norm(tokens, tokens.shape[-1:]) + self.weight.to(tokens.dtype)
 
 
@@ -299,7 +315,8 @@ class SimpleSegLiteModel(Qwen2_5_VLModel):
 
     def __init__(self, config: Qwen2_5_VLConfig):
         super().__init__(config)
-        self.image_positions = PositionalImageTokens(config.image_position_tokens, config.text_config.hidden_size)
+        self.image_positions = PositionalImageTokens(config.image_position_tokens, config.text_config.hidden_size,
+                                                     getattr(config, "lite_image_centre", "image"))
         stem = getattr(config, "lite_patch_stem", "linear")
         patches = getattr(config, "lite_patch_positions", 0)
         if stem != "linear" or patches:
@@ -309,6 +326,8 @@ class SimpleSegLiteModel(Qwen2_5_VLModel):
         super()._init_weights(module)
         if isinstance(module, PositionalImageTokens):
             init.normal_(module.weight, mean=0.0, std=1.0)
+            if module.centre is not None:
+                init.zeros_(module.centre)
         elif isinstance(module, LitePatchEmbed) and module.positions is not None:
             init.normal_(module.positions, mean=0.0, std=0.02)
 
@@ -354,7 +373,12 @@ class TinyConfig:
     vision_depth: int = 4  # ViT blocks [32]
     vision_heads: int = 4  # ViT heads [16]
     vision_intermediate_size: int = 512  # ViT MLP width [3420]
-    vision_fullatt_blocks: tuple[int, ...] = (1, 3)  # full attention; the rest use 112-px windows [7, 15, 23, 31]
+    vision_fullatt_blocks: tuple[int, ...] = (1, 3)  # full attention; the rest use vision_window windows [7, 15, 23, 31]
+    # Side of the ViT's attention windows, px, a multiple of 28 [112]. At 112 px one window is the whole image, so
+    # every block mixes all patches; the real model's 112-px windows are a small part of a 500-1000-px image.
+    # 28 with vision_fullatt_blocks=() keeps each image token's features to its own 28-px square (LOG session 22).
+    vision_window: int = 112
+    image_centre: str = "image"  # position fix: "image" (subtract each image's token mean) or "learned" (a vector)
     max_position_embeddings: int = 2048  # longest prompt + answer, in tokens [128000]
     rope_theta: float = 10000.0  # rotary base; short sequences need no 1e6 [1e6]
     position_fix: bool = True  # centre + LayerNorm + learned positions on the merger output (module docstring)
@@ -371,6 +395,9 @@ class TinyConfig:
 def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
     """A randomly initialized tiny Qwen2.5-VL (fp32) and its processor: `(model, processor)`."""
     cfg = cfg or TinyConfig()
+    if cfg.vision_window <= 0 or cfg.vision_window % (VIT_PATCH * cfg.merge_size):
+        raise ValueError(f"vision_window must be a positive multiple of {VIT_PATCH * cfg.merge_size} px (one image token), "
+                         f"got {cfg.vision_window}")
     torch.manual_seed(seed)
     processor = build_processor(cfg.image_size, cfg.merge_size, cfg.coord_tokens, cfg.word_tokens)
     tok = processor.tokenizer
@@ -393,6 +420,7 @@ def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
         depth=cfg.vision_depth, hidden_size=cfg.vision_hidden_size, num_heads=cfg.vision_heads,
         intermediate_size=cfg.vision_intermediate_size, out_hidden_size=cfg.hidden_size,
         fullatt_block_indexes=list(cfg.vision_fullatt_blocks), spatial_merge_size=cfg.merge_size,
+        window_size=cfg.vision_window,
     )
     # An extra config field marks our class; `load_model` looks for it.
     extra = {"image_position_tokens": processor.num_image_tokens} if cfg.position_fix else {}
@@ -401,6 +429,10 @@ def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
             raise ValueError(f"coord_decoding={cfg.coord_decoding!r} needs coord_tokens=True and is one of "
                              f"{CoordinateDecoding.RULES}")
         extra["lite_coord_decoding"] = cfg.coord_decoding  # read by `generate`
+    if cfg.image_centre != "image":
+        if not cfg.position_fix or cfg.image_centre != "learned":
+            raise ValueError(f"image_centre must be 'image' or 'learned' (with position_fix=True), got {cfg.image_centre!r}")
+        extra["lite_image_centre"] = cfg.image_centre
     if cfg.patch_stem != "linear" or cfg.patch_positions:
         if not cfg.position_fix:
             raise ValueError("patch_stem / patch_positions need position_fix=True (our model class)")

@@ -2,6 +2,7 @@
 
 import inspect
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -180,6 +181,8 @@ def test_trust_remote_code_defaults_false():
     ({"patch_positions": True}, 16, "LitePatchEmbed"),  # a learned vector per patch before the ViT
     ({"patch_stem": "conv"}, 16, "LitePatchEmbed"),  # 3×3 convs inside each patch
     ({"rope_layout": "interleaved"}, 16, "Qwen2_5_VisionPatchEmbed"),  # mRoPE frequencies dealt to t, h, w in turn
+    ({"image_centre": "learned", "vision_window": 28, "vision_fullatt_blocks": ()}, 16,
+     "Qwen2_5_VisionPatchEmbed"),  # local image tokens (session 22): the centre vector travels with the checkpoint
 ])
 def test_localization_switches_train_save_and_load(switches, tokens, patch_embed, tmp_path):
     from dataclasses import replace
@@ -263,3 +266,65 @@ def test_prompt_order_lays_out_the_prompt_and_survives_save_and_load(order, firs
     assert prompt_order(SimpleSegLiteProcessor.from_pretrained(tmp_path)) == order
     with pytest.raises(ValueError, match="prompt order"):
         set_prompt_order(processor, "sideways")
+
+
+@pytest.mark.parametrize("window, fullatt, local", [
+    (28, (), True),  # every block sees one 28-px square: a token's features come from its own pixels only
+    (112, (), False),  # the default window is the whole 112-px image
+    (28, (1,), False),  # one full-attention block mixes the squares again
+])
+def test_vision_window_keeps_image_tokens_local(window, fullatt, local):
+    from dataclasses import replace
+
+    model, processor = build_tiny_model(replace(SMALL, vision_window=window, vision_fullatt_blocks=fullatt), seed=0)
+    model.eval()
+    image = np.zeros((112, 112, 3), np.uint8)
+    changed = image.copy()
+    changed[70:100, 70:100] = 255  # pixels of tokens 10, 11, 14, 15 only (rows/columns 2–3 of the 4×4 grid)
+
+    def tokens(img):
+        pv = processor.image_processor(images=[Image.fromarray(img)], return_tensors="pt")
+        with torch.no_grad():
+            # the merger's output, before the position fix (whose centring is global by design)
+            return model.model.visual(pv["pixel_values"], grid_thw=pv["image_grid_thw"]).pooler_output
+
+    before, after = tokens(image), tokens(changed)
+    untouched = [t for t in range(16) if t not in (10, 11, 14, 15)]
+    assert not torch.allclose(before[10], after[10])
+    assert torch.allclose(before[untouched], after[untouched], atol=1e-6) == local
+
+
+@pytest.mark.parametrize("centre, local", [("learned", True), ("image", False)])
+def test_learned_centre_keeps_the_language_models_image_tokens_local(centre, local):
+    """With 28-px windows the tower is local; the position fix's image-mean centring would mix the tokens again."""
+    from dataclasses import replace
+
+    model, processor = build_tiny_model(replace(SMALL, vision_window=28, vision_fullatt_blocks=(), image_centre=centre))
+    model.eval()
+    image = np.zeros((112, 112, 3), np.uint8)
+    changed = image.copy()
+    changed[70:100, 70:100] = 255
+
+    def tokens(img):
+        pv = processor.image_processor(images=[Image.fromarray(img)], return_tensors="pt")
+        with torch.no_grad():
+            return model.model.get_image_features(pv["pixel_values"], pv["image_grid_thw"]).pooler_output[0]
+
+    before, after = tokens(image), tokens(changed)
+    untouched = [t for t in range(16) if t not in (10, 11, 14, 15)]
+    assert torch.allclose(before[untouched], after[untouched], atol=1e-5) == local
+
+
+def test_image_centre_is_checked():
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="image_centre"):
+        build_tiny_model(replace(SMALL, image_centre="batch"))
+
+
+@pytest.mark.parametrize("window", [0, 42, -28])
+def test_vision_window_must_be_whole_tokens(window):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="vision_window"):
+        build_tiny_model(replace(SMALL, vision_window=window))
