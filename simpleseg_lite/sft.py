@@ -589,21 +589,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     from .model import LoraSettings, build_tiny_model, load_model
     from .muon import build_optimizer
 
-    if cfg.vision_aux and cfg.data != "synthetic":
-        raise ValueError("vision_aux needs synthetic data (its target is each pixel's shape class); "
-                         "set vision_aux=0 for RefCOCO")
-    if cfg.colour_aux and cfg.data != "synthetic":
-        raise ValueError("colour_aux needs synthetic data (its target is each pixel's colour); set colour_aux=0 "
-                         "for RefCOCO")
-    if cfg.pointer_loss and cfg.data != "synthetic":
-        raise ValueError("pointer_loss needs synthetic data (the lite model's image tokens); set pointer_loss=0 "
-                         "for RefCOCO")
-    if cfg.read_loss and cfg.data != "synthetic":
-        raise ValueError("read_loss needs synthetic data (its target is the referred object's mask); set "
-                         "read_loss=0 for RefCOCO")
-    if cfg.mark_loss and cfg.data != "synthetic":
-        raise ValueError("mark_loss needs synthetic data (its target is the referred object's mask); set "
-                         "mark_loss=0 for RefCOCO")
+    synthetic_only = {  # training-only terms whose targets only the synthetic scenes provide
+        "vision_aux": "its target is each pixel's shape class", "colour_aux": "its target is each pixel's colour",
+        "pointer_loss": "the lite model's image tokens", "read_loss": "its target is the referred object's mask",
+        "mark_loss": "its target is the referred object's mask"}
+    for name, why in synthetic_only.items():
+        if getattr(cfg, name) and cfg.data != "synthetic":
+            raise ValueError(f"{name} needs synthetic data ({why}); set {name}=0 for RefCOCO")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -481,3 +481,12 @@ def test_train_with_the_read_term_trains_eager_and_saves_a_plain_model(tmp_path)
             train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "bad"), **bad}))
     with pytest.raises(ValueError, match="synthetic"):
         train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", read_loss=1.0, max_steps=1, threads=1))
+
+
+@pytest.mark.parametrize("term", ["vision_aux", "colour_aux", "pointer_loss", "read_loss", "mark_loss"])
+def test_synthetic_only_terms_refuse_refcoco_before_any_work(term, tmp_path):
+    from simpleseg_lite.sft import TrainConfig, train
+
+    with pytest.raises(ValueError, match=f"{term} needs synthetic data.*set {term}=0 for RefCOCO"):
+        train(TrainConfig(data="refcoco", out=str(tmp_path / "out"), **{term: 1.0}))
+    assert not (tmp_path / "out").exists()  # refused before the run folder is made
