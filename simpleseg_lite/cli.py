@@ -471,12 +471,11 @@ def run(args) -> int:
         from .referring import EXPRESSION_KINDS
 
         expression_mix = _json_weights(args.expression_mix, "--expression-mix", EXPRESSION_KINDS)
-        if args.pointer_loss and args.data != "synthetic":
-            raise CLIError("--pointer-loss needs --data synthetic (it reads the lite model's image tokens)")
-        if args.read_loss and args.data != "synthetic":
-            raise CLIError("--read-loss needs --data synthetic (its target is the referred object's mask)")
-        if args.mark_loss and args.data != "synthetic":
-            raise CLIError("--mark-loss needs --data synthetic (its target is the referred object's mask)")
+        for flag, why in (("pointer_loss", "it reads the lite model's image tokens"),
+                          ("read_loss", "its target is the referred object's mask"),
+                          ("mark_loss", "its target is the referred object's mask")):
+            if getattr(args, flag) and args.data != "synthetic":
+                raise CLIError(f"--{flag.replace('_', '-')} needs --data synthetic ({why})")
         if args.mark_loss and args.prompt_order != "text_first":
             raise CLIError("--mark-loss needs --prompt-order text_first: with the image first, no image token can "
                            "see the sentence, so none can mark the object it names")

@@ -121,7 +121,8 @@ class SyntheticStream(torch.utils.data.Dataset):
                 from PIL import Image
 
                 row[key] = Image.fromarray(s.metadata[key], mode="L")
-        if self.cfg.pointer_loss > 0 or self.cfg.mark_loss > 0 or self.cfg.read_loss > 0:  # the target's mask (all zeros for a question with no single target)
+        # the target's mask, for the terms that need it (all zeros for a question with no single target)
+        if self.cfg.pointer_loss > 0 or self.cfg.mark_loss > 0 or self.cfg.read_loss > 0:
             from PIL import Image
 
             from pycocotools import mask as mask_utils
@@ -390,6 +391,16 @@ def attach_pointer(model) -> PointerHead:
                                     "pointer_loss")
 
 
+def image_token_positions(input_ids: torch.Tensor, image_token_id: int, term: str) -> torch.Tensor:
+    """(n, T) positions of each row's image tokens; every row must hold one image of the same size (the lite
+    model's fixed image), else a ValueError naming ``term``."""
+    image = input_ids == image_token_id
+    counts = image.sum(1)
+    if not bool((counts == counts[0]).all()) or int(counts[0]) == 0:
+        raise ValueError(f"{term} needs one fixed-size image per row, got {counts.tolist()} image tokens")
+    return image.nonzero()[:, 1].view(len(image), -1)
+
+
 class MarkHead(torch.nn.Module):
     """A training-only head (``TrainConfig.mark_loss``, a lite departure): one score per image token from the
     language model's hidden state *at that token* after layer ``layer`` (not the vision tower's output), and the
@@ -415,12 +426,9 @@ class MarkHead(torch.nn.Module):
     def image_states(self, hidden_states: tuple, input_ids: torch.Tensor, image_token_id: int) -> torch.Tensor:
         """The ``layer``-th entry of a forward pass's ``hidden_states`` (0: the embeddings) at the image tokens,
         (n, T, D); every row must hold the same number T of image tokens (one fixed-size image)."""
-        at = input_ids == image_token_id
-        counts = at.sum(1)
-        if not bool((counts == counts[0]).all()) or int(counts[0]) == 0:
-            raise ValueError(f"mark_loss needs one fixed-size image per row, got {counts.tolist()} image tokens")
+        where = image_token_positions(input_ids, image_token_id, "mark_loss")
         states = hidden_states[self.layer]
-        return states[at].view(len(input_ids), int(counts[0]), states.shape[-1])
+        return states.gather(1, where[..., None].expand(-1, -1, states.shape[-1]))
 
 
 def attach_mark(model, layer: int | None = None) -> MarkHead:
@@ -447,14 +455,10 @@ def read_out_loss(attention: torch.Tensor, labels: torch.Tensor, input_ids: torc
     one head of one layer to look at the target, and leaves the other heads free."""
     predicts = torch.zeros_like(labels, dtype=torch.bool)
     predicts[:, :-1] = labels[:, 1:] != -100
-    image = input_ids == image_token_id
     has = (cells.sum(1) > 0) & predicts.any(1)
     if not has.any():
         return attention.sum() * 0.0
-    counts = image.sum(1)
-    if not bool((counts == counts[0]).all()) or int(counts[0]) == 0:
-        raise ValueError(f"read_loss needs one fixed-size image per row, got {counts.tolist()} image tokens")
-    where = image.nonzero()[:, 1].view(len(image), -1)[has]  # (m, T) positions of each row's image tokens
+    where = image_token_positions(input_ids, image_token_id, "read_loss")[has]  # (m, T)
     on_image = attention[has].gather(-1, where[:, None, :].expand(-1, attention.shape[1], -1))  # (m, L, T)
     share = on_image / on_image.sum(-1, keepdim=True).clamp_min(1e-9)  # (m, L, T)
     q = cells[has] / cells[has].sum(1, keepdim=True)
