@@ -601,8 +601,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         if getattr(cfg, name) and cfg.data != "synthetic":
             raise ValueError(f"{name} needs synthetic data ({why}); set {name}=0 for RefCOCO")
     torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(cfg.out)  # created below, once the model has loaded and every setting has been checked
     cuda = torch.cuda.is_available()
     if cfg.init:
         # a real Qwen2.5-VL (LoRA) on a GPU trains in bf16 at a pinned image size; the tiny model in fp32
@@ -674,6 +673,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         if cfg.digit_loss or cfg.vision_aux or cfg.pointer_loss or cfg.colour_aux or cfg.mark_loss or cfg.read_loss \
         else SFTTrainer
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, (0.9, cfg.adam_beta2))
+    out.mkdir(parents=True, exist_ok=True)
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=processor,
                             data_collator=partial(collate_with_labels, processor=processor), optimizers=(optimizer, None))
     heldout = heldout_samples(cfg) if cfg.eval_steps else []

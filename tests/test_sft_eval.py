@@ -479,6 +479,7 @@ def test_train_with_the_read_term_trains_eager_and_saves_a_plain_model(tmp_path)
                          ({"read_heads": 0}, "read_heads"), ({"read_heads": 5}, "read_heads")):
         with pytest.raises(ValueError, match=message):
             train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "bad"), **bad}))
+        assert not (tmp_path / "bad").exists()  # a bad setting leaves no empty --out folder behind
     with pytest.raises(ValueError, match="synthetic"):
         train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", read_loss=1.0, max_steps=1, threads=1))
 
