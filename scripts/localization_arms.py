@@ -45,6 +45,12 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
     "local_tokens": ({"vision_window": 56, "vision_fullatt_blocks": (), "image_centre": "learned"}, 0.0,
                      "every ViT block attends within 56-px windows and the position fix subtracts a learned vector, "
                      "not the image mean: a distractor cannot move the other objects' tokens (LOG session 22)"),
+    "box_aux": ({}, 0.0, "a training-only dense loss: each object pixel's image token gives that object's box "
+                         "(sft.BoxAuxHead, weight 1): the tokens group pixels into objects (LOG session 23)"),
+    "object_gate": ({"object_gate": True}, 0.0, "background image tokens reach the language model as their position "
+                    "only (a hard gate learnt from the shape maps; needs vision_aux; LOG session 23)"),
+    "colour_aux": ({}, 0.0, "a training-only dense loss: each image token names the colour of every 2-px cell under "
+                            "it (sft.attach_colour_aux, weight 1; LOG session 20)"),
     # not a Qwen2.5-VL: Pixel-SAIL-lite's single transformer (no vision tower; 64 linear 14-px patch tokens with
     # (row, col) rotary positions, bidirectional among themselves) trained to write the same text answers
     "encoder_free": ({}, 0.0, "no vision tower: pixelsail's single transformer over 64 patch tokens, text answers"),
@@ -53,7 +59,8 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
 
 TRAINING = {"muon": {"optimizer": "muon"},  # arms that change sft.TrainConfig, not the model
             "shape_question": {"task_mix": {**MIX, "grounding_shape": 1.0}},
-            "vision_aux": {"vision_aux": 1.0}}
+            "vision_aux": {"vision_aux": 1.0}, "box_aux": {"box_aux": 1.0},
+            "colour_aux": {"colour_aux": 1.0}}
 
 
 def combined(names: list[str]) -> tuple[dict, float, str]:

@@ -170,7 +170,7 @@ def _check_train_stream(args) -> dict | None:
         raise CLIError(f"--steps must be at least 1, got {args.steps}")
     if not 1 <= args.min_objects <= args.max_objects:
         raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
-    for flag in ("digit_loss", "vision_aux", "colour_aux", "pointer_loss", "mark_loss", "read_loss"):
+    for flag in ("digit_loss", "vision_aux", "colour_aux", "box_aux", "pointer_loss", "mark_loss", "read_loss"):
         if getattr(args, flag) < 0:
             raise CLIError(f"--{flag.replace('_', '-')} is a loss weight ≥ 0, got {getattr(args, flag)}")
     if args.vision_aux and args.data != "synthetic":
@@ -180,6 +180,9 @@ def _check_train_stream(args) -> dict | None:
                        "names colours with --model-config '{\"aux_colours\": true}'")
     if args.colour_aux and args.data != "synthetic":
         raise CLIError("--colour-aux needs --data synthetic (its target is each pixel's colour)")
+    if args.box_aux and (args.stage == "pixelsail" or args.data != "synthetic"):
+        raise CLIError("--box-aux is for the polygon models (--stage pretrain or sft) on --data synthetic "
+                       "(its target is each object pixel's box)")
     known = list(TASK_MIX) if args.stage == "pixelsail" else [*data.TASKS, *(f"grounding_{q}" for q in data.GROUNDING)]
     return _json_weights(args.task_mix, "--task-mix", known)
 
@@ -243,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--colour-aux", type=float, default=0.0,
                    help="weight of a dense colour-map loss on the image tokens beside --vision-aux's shape map "
                         "(polygon models, synthetic data; 0: off)")
+    p.add_argument("--box-aux", type=float, default=0.0,
+                   help="weight of a dense loss asking each object pixel's image token for that object's box "
+                        "(sft.BoxAuxHead; polygon models, synthetic data; 0: off)")
     p.add_argument("--prompt-order", choices=["image_first", "text_first"], default=None,
                    help="polygon models: lay prompts out text first or image first (saved with the model's chat "
                         "template; default: keep --init's, image first for a fresh model)")
@@ -297,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "dense heads); its language model is carried along untouched")
     p.add_argument("--colour-aux", type=float, default=0.0, help="weight of a second dense head naming each "
                    "cell's colour (0: off); its head is saved as colour_aux_head.pt for train --colour-aux")
+    p.add_argument("--box-aux", type=float, default=0.0, help="weight of a dense head asking each object pixel for "
+                   "its object's box (0: off); saved as box_aux_head.pt for train --box-aux")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
 
     p = sub.add_parser("deepen", help="a lite checkpoint with more language-model layers, same outputs "
@@ -493,7 +501,7 @@ def run(args) -> int:
                           model=model_config,
                           digit_loss=args.digit_loss, optimizer=args.optimizer, vision_aux=args.vision_aux,
                           pointer_loss=args.pointer_loss, expression_mix=expression_mix, shape_free=args.shape_free,
-                          colour_aux=args.colour_aux, prompt_order=args.prompt_order,
+                          colour_aux=args.colour_aux, box_aux=args.box_aux, prompt_order=args.prompt_order,
                           mark_loss=args.mark_loss, mark_layer=args.mark_layer,
                           read_loss=args.read_loss, read_layer=args.read_layer, read_layers=args.read_layers,
                           read_heads=args.read_heads)
@@ -506,11 +514,12 @@ def run(args) -> int:
 
         if args.steps < 1 or args.max_objects < 1:
             raise CLIError("--steps and --max-objects must be ≥ 1")
-        if args.system == "pixelsail" and (args.init or args.colour_aux):
-            raise CLIError("--init and --colour-aux are for --system simpleseg (Pixel-SAIL names colours with "
-                           "--model-config '{\"aux_colours\": true}')")
-        if args.colour_aux < 0:
-            raise CLIError(f"--colour-aux is a loss weight ≥ 0, got {args.colour_aux}")
+        if args.system == "pixelsail" and (args.init or args.colour_aux or args.box_aux):
+            raise CLIError("--init, --colour-aux and --box-aux are for --system simpleseg (Pixel-SAIL names colours "
+                           "with --model-config '{\"aux_colours\": true}')")
+        for flag in ("colour_aux", "box_aux"):
+            if getattr(args, flag) < 0:
+                raise CLIError(f"--{flag.replace('_', '-')} is a loss weight ≥ 0, got {getattr(args, flag)}")
         if args.init and not (Path(args.init) / "config.json").is_file():
             raise CLIError(f"--init {args.init}: not a lite checkpoint folder (no config.json)")
         if args.init:
@@ -522,7 +531,7 @@ def run(args) -> int:
         cfg = VisionPretrainConfig(out=args.out, max_steps=args.steps, lr=args.lr, max_objects=args.max_objects,
                                    fg_weight=args.fg_weight, seed=args.seed, threads=args.threads,
                                    eval_steps=args.eval_steps, system=args.system, init=args.init,
-                                   colour_aux=args.colour_aux,
+                                   colour_aux=args.colour_aux, box_aux=args.box_aux,
                                    model=_model_config(args.model_config, "pixelsail" if args.system == "pixelsail" else "pretrain"))
         try:
             print(f"model saved in {pretrain_vision(cfg, resume=args.resume)}")
@@ -548,7 +557,7 @@ def run(args) -> int:
         grown.save_pretrained(out)
         processor.save_pretrained(out)
         # the data settings and the training-only heads travel
-        for extra in ("summary.json", "vision_aux_head.pt", "colour_aux_head.pt"):
+        for extra in ("summary.json", "vision_aux_head.pt", "colour_aux_head.pt", "box_aux_head.pt"):
             if (Path(args.init) / extra).is_file():
                 shutil.copy(Path(args.init) / extra, out / extra)
         n = sum(p.numel() for p in grown.parameters())

@@ -214,6 +214,22 @@ def colour_labels(scene: Scene) -> np.ndarray:
     return label_colours(shape_labels(scene, colours=True)).astype(np.uint8)
 
 
+def box_maps(scene: Scene) -> np.ndarray:
+    """float32 (4, H, W): on each object's pixels, that whole object's box (x0, y0, x1, y1) as fractions of the
+    image side (pixel-edge convention, ``metrics.mask_box`` / side); 0 on the background (x1 > 0 marks an
+    object's pixels). The dense target of ``sft.TrainConfig.box_aux``: every pixel names the extent of *its own*
+    object, so the image tokens must group pixels into objects rather than summarize the image."""
+    from .metrics import mask_box
+
+    h, w = scene.image.shape[:2]
+    maps = np.zeros((4, h, w), dtype=np.float32)
+    for o in scene.objects:
+        box = mask_box(o.mask)
+        if box is not None:
+            maps[:, o.mask.view(bool)] = (box / (w, h, w, h)).astype(np.float32)[:, None]
+    return maps
+
+
 def aux_classes(colours: bool = False) -> int:
     """How many classes ``shape_labels(…, colours)`` uses: background + shapes, or background + shape × colour."""
     return 1 + (len(SHAPE_CLASSES) - 1) * (len(COLOURS) if colours else 1)
@@ -285,7 +301,7 @@ def make_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None, task
                  paraphrase: bool = True, decimals: int = 3, labels: bool = False, shape_free: float = 0.0):
     """Yield ``n`` synthetic samples; sample ``i`` depends only on (seed, i). ``task_mix``: weights over
     TASKS (default ``{"polygon": 1.0}``; the full SFT mix is ``SFT_TASK_MIX``). ``labels``: also put the
-    scene's ``shape_labels`` and ``colour_labels`` maps in ``metadata``. ``shape_free``: the share of samples with a
+    scene's ``shape_labels``, ``colour_labels`` and ``box_maps`` in ``metadata``. ``shape_free``: the share of samples with a
     referring expression whose expression names no shape ("the red shape"; a lite training departure, the
     colour stage of docs/lite_model.md); at 0 no extra random draw is made, so the samples are unchanged."""
     cfg = cfg or SyntheticConfig()
@@ -304,7 +320,8 @@ def make_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None, task
         meta = {"source": "synthetic", "seed": seed, "index": i, "target": t, "objects": _objects_meta(scene),
                 "rule": ref[1] if ref else None}
         if labels:
-            meta["shape_labels"], meta["colour_labels"] = shape_labels(scene), colour_labels(scene)
+            meta["shape_labels"], meta["colour_labels"], meta["box_maps"] = (
+                shape_labels(scene), colour_labels(scene), box_maps(scene))
         yield build_sample(scene.image, scene.objects[t].mask, task, ref and ref[0], rng, epsilon, epsilon_mode,
                            ordering, paraphrase, metadata=meta, decimals=decimals)
 
@@ -365,7 +382,8 @@ def make_grounding_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = 
         box = tuple(float(v) for v in mask_box(mask) / s)
         meta = {"source": "synthetic", "seed": seed, "index": i, "target": t, "objects": _objects_meta(scene)}
         if labels:
-            meta["shape_labels"], meta["colour_labels"] = shape_labels(scene), colour_labels(scene)
+            meta["shape_labels"], meta["colour_labels"], meta["box_maps"] = (
+                shape_labels(scene), colour_labels(scene), box_maps(scene))
         yield Sample(scene.image, GROUNDING[q].format(expr=expr, noun=scene.noun), answer, f"grounding_{q}",
                      None if q == "count" else expr, mask_to_rle(mask), box, s, s, meta)
 

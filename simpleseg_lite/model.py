@@ -50,13 +50,20 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
   `vision_fullatt_blocks=()` keeps each image token's features to its own window, and `image_centre="learned"`
   makes the position fix subtract a learned vector rather than the image's token mean, so a distractor cannot move
   the target's tokens (a test-time oracle found most of the multi-object blend there; retrofitted onto trained
-  weights both lose, LOG session 22; no extra cost).
+  weights both lose, LOG session 22; no extra cost). `object_gate` (session 23) closes the tokens that hold no
+  object: a hard per-token gate in `PositionalImageTokens`, trained by its own term (`sft.gate_loss`) on the synthetic
+  shape maps, so a background token reaches the language model as its position vector alone (a test-time oracle
+  found that the multi-object answers follow the background tokens' summary of the scene; one linear score per
+  token, no measurable cost). With a gate the model needs shape maps to train it, i.e. synthetic data.
   They are plain config fields, so `save_pretrained` / `from_pretrained` rebuild the same model (the merges
   and added words travel in the processor's `tokenizer.json`).
 - Not an architectural change, but a departure in how the weights start (session 13): the real tower arrives
   pre-trained on web images; the lite one can be pre-trained alone on a dense shape loss first
   (`vision.pretrain_vision`, `simpleseg-lite pretrain-vision`), because trained only through the answers it
-  learnt where objects are long before what outline they have. The saved model is this same class.
+  learnt where objects are long before what outline they have. The saved model is this same class. The dense
+  training-only heads behind it (`sft.VisionAuxHead` for shape classes, `attach_colour_aux` for colours,
+  `sft.BoxAuxHead` for each object pixel's own box) read the image tokens and are removed before a save; their
+  weights go beside the model for the next stage.
 - `deepen_language_model` (session 16): a checkpoint's language model grown to more layers, the new ones starting as
   identities (zeroed output projections), to test whether depth is what binds words to one object among several.
   Measured at equal wall time (~35 min on one thread, from the same SFT checkpoint, validation seed 999, 500
@@ -259,21 +266,36 @@ class PositionalImageTokens(nn.Module):
     so a token's input to the language model depends on its own features only: the image mean moves every token
     when an object appears anywhere in the image (LOG session 22: with a local vision tower, centring on the mean
     of the scene *without* the distractors lifts text→point answers inside the target from 0.33 to 0.63).
+
+    ``gate=True`` (``TinyConfig.object_gate``) keeps only the tokens that hold an object: a linear score per token,
+    `g_i = [w · LN(…)_i + b > 0]`, and `v'_i = g_i · LN(…)_i + p_i`, so a background token reaches the language
+    model as its position alone. The gate is hard (0 or 1), so the answers' loss cannot open it; it learns from its
+    own term (``sft.gate_loss``: does any object pixel fall in the token's square?), whose logits of the last
+    forward pass are kept in ``gate_logits`` (n_images, T). Why: on 2–3-object scenes the answers follow the
+    *background* tokens, which the tower fills with a summary of the whole scene (LOG session 23: text→point lands
+    inside the target 0.32 of the time; 0.73–0.76 when only the background tokens are recomputed with the
+    distractors erased; 0.37–0.47 when only the target's are).
     """
 
-    def __init__(self, num_tokens: int, dim: int, centre: str = "image"):
+    def __init__(self, num_tokens: int, dim: int, centre: str = "image", gate: bool = False):
         super().__init__()
         if centre not in ("image", "learned"):
             raise ValueError(f"centre must be 'image' or 'learned', got {centre!r}")
         self.weight = nn.Parameter(torch.randn(num_tokens, dim))
         self.centre = nn.Parameter(torch.zeros(dim)) if centre == "learned" else None
+        self.gate = nn.Linear(dim, 1) if gate else None
+        self.gate_logits = None
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.centre is None:
             tokens = tokens - tokens.mean(dim=1, keepdim=True)
         else:
             tokens = tokens - self.centre.to(tokens.dtype)
-        return F.layer_norm(tokens, tokens.shape[-1:]) + self.weight.to(tokens.dtype)
+        tokens = F.layer_norm(tokens, tokens.shape[-1:])
+        if self.gate is not None:
+            self.gate_logits = self.gate(tokens).squeeze(-1)
+            tokens = tokens * (self.gate_logits > 0).unsqueeze(-1).to(tokens.dtype)
+        return tokens + self.weight.to(tokens.dtype)
 
 
 class LitePatchEmbed(nn.Module):
@@ -316,7 +338,8 @@ class SimpleSegLiteModel(Qwen2_5_VLModel):
     def __init__(self, config: Qwen2_5_VLConfig):
         super().__init__(config)
         self.image_positions = PositionalImageTokens(config.image_position_tokens, config.text_config.hidden_size,
-                                                     getattr(config, "lite_image_centre", "image"))
+                                                     getattr(config, "lite_image_centre", "image"),
+                                                     getattr(config, "lite_object_gate", False))
         stem = getattr(config, "lite_patch_stem", "linear")
         patches = getattr(config, "lite_patch_positions", 0)
         if stem != "linear" or patches:
@@ -379,6 +402,7 @@ class TinyConfig:
     # 28 with vision_fullatt_blocks=() keeps each image token's features to its own 28-px square (LOG session 22).
     vision_window: int = 112
     image_centre: str = "image"  # position fix: "image" (subtract each image's token mean) or "learned" (a vector)
+    object_gate: bool = False  # position fix: background tokens reach the LM as their position only (LOG session 23)
     max_position_embeddings: int = 2048  # longest prompt + answer, in tokens [128000]
     rope_theta: float = 10000.0  # rotary base; short sequences need no 1e6 [1e6]
     position_fix: bool = True  # centre + LayerNorm + learned positions on the merger output (module docstring)
@@ -433,6 +457,10 @@ def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
         if not cfg.position_fix or cfg.image_centre != "learned":
             raise ValueError(f"image_centre must be 'image' or 'learned' (with position_fix=True), got {cfg.image_centre!r}")
         extra["lite_image_centre"] = cfg.image_centre
+    if cfg.object_gate:
+        if not cfg.position_fix:
+            raise ValueError("object_gate needs position_fix=True (the gate is part of PositionalImageTokens)")
+        extra["lite_object_gate"] = True
     if cfg.patch_stem != "linear" or cfg.patch_positions:
         if not cfg.position_fix:
             raise ValueError("patch_stem / patch_positions need position_fix=True (our model class)")

@@ -34,6 +34,7 @@ import torch
 
 from . import data
 
+BOX_HEAD_FILE = "box_aux_head.pt"  # a trained BoxAuxHead beside a model (train --box-aux, pretrain-vision --box-aux)
 PRETRAIN_MIX = {"grounding_colour": 1.0, "grounding_quadrant": 1.0, "grounding_point": 1.0, "grounding_count": 0.5,
                 "point": 2.0, "box": 2.0, "polygon": 1.5}
 
@@ -72,6 +73,7 @@ class TrainConfig:
     digit_loss: float = 0.0  # weight of the ordinal term on coordinate digits (``ordinal_digit_loss``); 0: off
     vision_aux: float = 0.0  # weight of the dense shape-map loss on the image tokens (``VisionAuxHead``); 0: off
     colour_aux: float = 0.0  # weight of a dense colour-map loss on the image tokens (``attach_colour_aux``); 0: off
+    box_aux: float = 0.0  # weight of the dense instance-box loss on the image tokens (``BoxAuxHead``); 0: off
     prompt_order: str | None = None  # "text_first" / "image_first": set it (model.set_prompt_order); None: keep init's
     pointer_loss: float = 0.0  # weight of the pointer term (``PointerHead``: which image tokens the target covers)
     mark_loss: float = 0.0  # weight of the mark term (``MarkHead``: the LM's image states single out the target)
@@ -94,7 +96,7 @@ class SyntheticStream(torch.utils.data.Dataset):
     def __init__(self, length: int, mix: dict, seed: int, cfg: TrainConfig):
         self.length, self.seed, self.cfg = length, seed, cfg
         self.tasks = list(mix)
-        self.labels = cfg.vision_aux > 0 or cfg.colour_aux > 0  # the scenes' dense label maps ride along
+        self.labels = cfg.vision_aux > 0 or cfg.colour_aux > 0 or cfg.box_aux > 0  # the dense maps ride along
         p = np.array([mix[t] for t in self.tasks], dtype=np.float64)
         self.p = p / p.sum()
         extra = {"expression_mix": dict(cfg.expression_mix)} if cfg.expression_mix else {}
@@ -121,6 +123,10 @@ class SyntheticStream(torch.utils.data.Dataset):
                 from PIL import Image
 
                 row[key] = Image.fromarray(s.metadata[key], mode="L")
+        if self.cfg.box_aux > 0:  # the four box channels as an RGBA image, in 1/255 steps of the image side
+            from PIL import Image
+
+            row["box_maps"] = Image.fromarray(encode_box_maps(s.metadata["box_maps"]), mode="RGBA")
         # the target's mask, for the terms that need it (all zeros for a question with no single target)
         if self.cfg.pointer_loss > 0 or self.cfg.mark_loss > 0 or self.cfg.read_loss > 0:
             from PIL import Image
@@ -311,6 +317,56 @@ def dense_loss(logits: torch.Tensor, labels: torch.Tensor, fg_weight: float = 1.
     return (-(target * logits.float().log_softmax(1)).sum(1) * weight).sum() / weight.sum()
 
 
+class BoxAuxHead(VisionAuxHead):
+    """A training-only dense head (``TrainConfig.box_aux``, a lite departure): each image token → for each
+    ``cell``-px cell under it, the box (x0, y0, x1, y1) of the object covering that cell, as fractions of the image
+    side (``data.box_maps``; sigmoid outputs). Output (n_images, 4, side·c, side·c), laid out as ``VisionAuxHead``.
+
+    Why: at 112 px the tower's attention spans the whole image, and trained only by the answers it writes a
+    summary of the scene into every token; with two objects the target's tokens then carry a blend of both
+    (LOG session 22: text→point lands inside the target 0.36 of the time with distractors, 0.84 when only the
+    target's and background's tokens are recomputed with the distractors erased). Asking each object's pixels
+    for *their own* object's extent is an instance-level target: global attention may be used, but to group an
+    object's pixels, not to average the scene. The head is removed before the final save."""
+
+    def __init__(self, dim: int, token_px: int, cell: int = 2):
+        super().__init__(dim, token_px, classes=4, cell=cell)
+
+    def loss(self, logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        """``box_loss`` of this head's ``logits`` against ``maps`` (n_images, 4, H, W) (``data.box_maps``)."""
+        if maps.shape[-1] != logits.shape[-1] * self.cell or maps.shape[-2] != logits.shape[-2] * self.cell:
+            raise ValueError(f"box maps of {tuple(maps.shape[-2:])} px do not fit the head's "
+                             f"{tuple(logits.shape[-2:])} grid of {self.cell}-px cells")
+        return box_loss(logits, maps)
+
+
+def box_loss(logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """L1 (summed over x0, y0, x1, y1, in fractions of the image side) between ``sigmoid(logits)`` (n, 4, h, w)
+    and each cell's box: the cover-weighted mean of ``maps`` (n, 4, H, W), H = h · cell, over the cell's object
+    pixels. A cell weighs the share of it that objects cover, so background cells add nothing; 0 for a batch
+    with no object pixels."""
+    cell = maps.shape[-1] // logits.shape[-1]
+    on = (maps[:, 2:3] > 0).float()  # object pixels: their box's x1 is > 0
+    cover = torch.nn.functional.avg_pool2d(on, cell)
+    target = torch.nn.functional.avg_pool2d(maps.float() * on, cell) / cover.clamp_min(1e-6)
+    err = (logits.float().sigmoid() - target).abs().sum(1, keepdim=True)
+    return (err * cover).sum() / cover.sum().clamp_min(1e-6)
+
+
+def gate_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """BCE of the object gate's logits (n, T) (``model.PositionalImageTokens.gate_logits``, tokens row-major on a
+    side × side grid) against whether any object pixel of ``labels`` (n, H, W) class maps (0: background) falls
+    in the token's square."""
+    side = round(logits.shape[1] ** 0.5)
+    fg = torch.nn.functional.max_pool2d((labels > 0).float()[:, None], labels.shape[-1] // side).flatten(1)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), fg.to(logits.device))
+
+
+def encode_box_maps(maps: np.ndarray) -> np.ndarray:
+    """``data.box_maps`` (4, H, W) floats in [0, 1] → uint8 (H, W, 4), in 1/255 steps (how rows carry them)."""
+    return np.round(np.clip(maps, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+
+
 def _attach_image_token_head(model, name: str, head: torch.nn.Module, switch: str) -> torch.nn.Module:
     """Set ``head`` as ``model.<name>`` with a hook that keeps the image tokens of the last forward pass in
     ``head.tokens``. Needs the lite model class (``model.PositionalImageTokens``); ``switch`` names the option."""
@@ -345,6 +401,14 @@ def attach_colour_aux(model) -> VisionAuxHead:
     token_px = 14 * model.config.vision_config.spatial_merge_size
     return _attach_image_token_head(model, "lite_colour_aux", VisionAuxHead(
         model.config.text_config.hidden_size, token_px, classes=1 + len(data.COLOURS)), "colour_aux")
+
+
+def attach_box_aux(model) -> BoxAuxHead:
+    """Add a ``BoxAuxHead`` as ``model.lite_box_aux`` (``TrainConfig.box_aux``), reading the image tokens of the
+    last forward pass."""
+    token_px = 14 * model.config.vision_config.spatial_merge_size
+    return _attach_image_token_head(model, "lite_box_aux", BoxAuxHead(model.config.text_config.hidden_size,
+                                                                      token_px), "box_aux")
 
 
 class PointerHead(torch.nn.Module):
@@ -469,12 +533,13 @@ def read_out_loss(attention: torch.Tensor, labels: torch.Tensor, input_ids: torc
 
 def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight: float = 0.0,
                       pointer_weight: float = 0.0, colour_weight: float = 0.0, mark_weight: float = 0.0,
-                      read_weight: float = 0.0, read_at: tuple = ((3, 0),)):
+                      read_weight: float = 0.0, read_at: tuple = ((3, 0),), box_weight: float = 0.0):
     """``base`` (trl's ``SFTTrainer``) with ``loss = CE + digit_weight · ordinal_loss_for(tokenizer)
     + vision_weight · VisionAuxHead.loss`` (the digit term, or the whole-coordinate term with a ``coord_tokens``
     tokenizer; the dense term needs ``attach_vision_aux`` and rows with ``shape_labels``)
     + pointer_weight · PointerHead.loss`` (needs ``attach_pointer`` and rows with ``target_mask``)
     + colour_weight · the colour head's loss`` (``attach_colour_aux``, rows with ``colour_labels``)
+    + box_weight · BoxAuxHead.loss`` (``attach_box_aux``, rows with ``box_maps``)
     + mark_weight · MarkHead's loss`` (``attach_mark``, rows with ``target_mask``)
     + read_weight · read_out_loss`` averaged over the (layer, head) pairs ``read_at`` (layers 1-based; the text
     model's attention must be eager, ``train`` sets it; rows with ``target_mask``); logs each term.
@@ -487,7 +552,7 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels, shape_labels, cells = inputs["labels"], inputs.get("shape_labels"), inputs.get("target_cells")
             colour_labels = inputs.get("colour_labels")
-            extra = ("labels", "shape_labels", "target_cells", "colour_labels")
+            extra = ("labels", "shape_labels", "target_cells", "colour_labels", "box_maps")
             outputs = model(**{k: v for k, v in inputs.items() if k not in extra},
                             use_cache=False, output_hidden_states=bool(pointer_weight or mark_weight),
                             output_attentions=bool(read_weight))
@@ -499,13 +564,18 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
                 ordinal = ordinal_loss(logits, labels, inputs["input_ids"])
                 loss, terms["digit_loss"] = loss + digit_weight * ordinal, float(ordinal)
             for name, weight, maps, key in (("vision_aux", vision_weight, shape_labels, "shape_labels"),
-                                            ("colour_aux", colour_weight, colour_labels, "colour_labels")):
+                                            ("colour_aux", colour_weight, colour_labels, "colour_labels"),
+                                            ("box_aux", box_weight, inputs.get("box_maps"), "box_maps")):
                 if weight:  # a dense map loss on the image tokens, read by its training-only head
                     if maps is None:
                         raise ValueError(f"{name} needs rows with {key} (synthetic data)")
                     head = getattr(model, f"lite_{name}")
                     dense = head.loss(head(head.tokens), maps.to(logits.device))
                     loss, terms[f"{name}_loss"] = loss + weight * dense, float(dense)
+            gate = getattr(getattr(getattr(model, "model", None), "image_positions", None), "gate", None)
+            if gate is not None and shape_labels is not None:  # the object gate learns from its own term only
+                term = gate_loss(model.model.image_positions.gate_logits, shape_labels)
+                loss, terms["gate_loss"] = loss + term, float(term)
             if pointer_weight:
                 if cells is None:
                     raise ValueError("pointer_loss needs rows with target_mask (synthetic data)")
@@ -541,14 +611,17 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
 
 
 def collate_with_labels(examples: list[dict], processor) -> dict:
-    """``model.collate_sft`` plus ``shape_labels`` / ``colour_labels`` (n, H, W) when the rows carry them
-    (``vision_aux`` / ``colour_aux``)."""
+    """``model.collate_sft`` plus ``shape_labels`` / ``colour_labels`` (n, H, W) and ``box_maps`` (n, 4, H, W)
+    when the rows carry them (``vision_aux`` / ``colour_aux`` / ``box_aux``)."""
     from .model import collate_sft
 
     batch = collate_sft(examples, processor)
     for key in ("shape_labels", "colour_labels"):
         if key in examples[0]:
             batch[key] = torch.as_tensor(np.stack([np.asarray(ex[key]) for ex in examples]))
+    if "box_maps" in examples[0]:
+        rgba = np.stack([np.asarray(ex["box_maps"]) for ex in examples])  # (n, H, W, 4) uint8
+        batch["box_maps"] = torch.as_tensor(rgba).permute(0, 3, 1, 2).float() / 255
     if "target_mask" in examples[0]:  # pointer_loss: the target's share of each image token the LM reads
         masks = torch.as_tensor(np.stack([np.asarray(ex["target_mask"]) for ex in examples]))
         grid = batch["image_grid_thw"][0]
@@ -572,7 +645,7 @@ def run_and_save(trainer, processor, out: Path, resume: bool, lora: bool, summar
         torch.save(final.lite_vision_aux.state_dict(), out / "vision_aux_head.pt")  # goes beside it for the next stage
         del final.lite_vision_aux
     for name, file in (("lite_pointer", "pointer_head.pt"), ("lite_colour_aux", "colour_aux_head.pt"),
-                       ("lite_mark", "mark_head.pt")):
+                       ("lite_mark", "mark_head.pt"), ("lite_box_aux", BOX_HEAD_FILE)):
         if hasattr(final, name):  # the same for the other training-only heads
             torch.save(getattr(final, name).state_dict(), out / file)
             delattr(final, name)
@@ -595,6 +668,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     synthetic_only = {  # training-only terms whose targets only the synthetic scenes provide
         "vision_aux": "its target is each pixel's shape class", "colour_aux": "its target is each pixel's colour",
+        "box_aux": "its target is each object pixel's box",
         "pointer_loss": "the lite model's image tokens", "read_loss": "its target is the referred object's mask",
         "mark_loss": "its target is the referred object's mask"}
     for name, why in synthetic_only.items():
@@ -612,6 +686,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         from .model import TinyConfig
 
         model, processor = build_tiny_model(TinyConfig(**{"image_size": cfg.image_size, **cfg.model}), seed=cfg.seed)
+    if getattr(model.config, "lite_object_gate", False) and not cfg.vision_aux:
+        raise ValueError("a model with object_gate trains its gate on the shape maps: set vision_aux > 0 "
+                         "(synthetic data)")
     if cfg.prompt_order:
         from .model import set_prompt_order
 
@@ -643,7 +720,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         if cfg.init and saved.is_file():
             head.load_state_dict(torch.load(saved))
     for on, attach, file in ((cfg.pointer_loss, attach_pointer, "pointer_head.pt"),
-                             (cfg.colour_aux, attach_colour_aux, "colour_aux_head.pt")):
+                             (cfg.colour_aux, attach_colour_aux, "colour_aux_head.pt"),
+                             (cfg.box_aux, attach_box_aux, BOX_HEAD_FILE)):
         saved = Path(cfg.init or "") / file  # an earlier stage trained with it
         if on:
             extra_head = attach(model)
@@ -669,9 +747,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                         for head in range(cfg.read_heads))
         model.set_attn_implementation({"text_config": "eager"})  # sdpa returns no attention weights
     trainer_class = lite_loss_trainer(SFTTrainer, processor.tokenizer, cfg.digit_loss, cfg.vision_aux,
-                                      cfg.pointer_loss, cfg.colour_aux, cfg.mark_loss, cfg.read_loss, read_at) \
-        if cfg.digit_loss or cfg.vision_aux or cfg.pointer_loss or cfg.colour_aux or cfg.mark_loss or cfg.read_loss \
-        else SFTTrainer
+                                      cfg.pointer_loss, cfg.colour_aux, cfg.mark_loss, cfg.read_loss, read_at,
+                                      cfg.box_aux) \
+        if any((cfg.digit_loss, cfg.vision_aux, cfg.pointer_loss, cfg.colour_aux, cfg.mark_loss, cfg.read_loss,
+                cfg.box_aux)) else SFTTrainer
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, (0.9, cfg.adam_beta2))
     out.mkdir(parents=True, exist_ok=True)
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=processor,

@@ -30,7 +30,8 @@ import torch
 from tqdm.std import tqdm
 
 from . import data
-from .sft import VisionAuxHead, dense_loss  # noqa: F401 (dense_loss: re-exported)
+from .sft import (BOX_HEAD_FILE, BoxAuxHead, VisionAuxHead, box_loss, dense_loss,  # noqa: F401 (re-exported)
+                  gate_loss)
 
 
 HEAD_FILE = "vision_aux_head.pt"  # the trained VisionAuxHead, beside the model
@@ -57,6 +58,7 @@ class VisionPretrainConfig:
     model: dict = field(default_factory=dict)  # model.TinyConfig (or pixelsail.PixelSailConfig) fields, fresh model
     init: str | None = None  # simpleseg: continue the vision path of this lite checkpoint (and its heads)
     colour_aux: float = 0.0  # simpleseg: weight of a second dense head naming each cell's colour (sft.attach_colour_aux)
+    box_aux: float = 0.0  # simpleseg: weight of a dense head giving each object pixel its object's box (sft.BoxAuxHead)
     system: str = "simpleseg"  # "pixelsail": the single transformer of pixelsail.py (see pixelsail_shape_logits)
 
 
@@ -135,6 +137,44 @@ def dense_scores(forward, n: int = 200, seed: int = 2000, max_objects: int = 3, 
     return {**out, "colour_acc": right_colour / total} if colours else out
 
 
+def box_error_px(tokens_of, head: BoxAuxHead, n: int = 200, seed: int = 2000, max_objects: int = 3,
+                 image_size: int = 112) -> float:
+    """Held-out error of a ``BoxAuxHead``: the mean over object pixels' cells of |predicted − true| box side, in
+    pixels (the mean of the four sides), on ``n`` scenes of ``seed``. ``tokens_of(scenes)`` → (n, T, D) image tokens."""
+    cfg = data.SyntheticConfig(image_size=image_size, max_objects=max_objects)
+    total = weight = 0.0
+    with torch.no_grad():
+        for start in range(0, n, 50):
+            scenes, _ = scenes_batch(seed, start, min(50, n - start), cfg)
+            maps = torch.as_tensor(np.stack([data.box_maps(s) for s in scenes]))
+            logits = head(tokens_of(scenes))
+            on = (maps[:, 2:3] > 0).float()
+            cover = torch.nn.functional.avg_pool2d(on, head.cell)
+            total += float(box_loss(logits, maps)) * float(cover.sum())
+            weight += float(cover.sum())
+    return total / max(weight, 1e-9) / 4 * image_size
+
+
+def gate_scores(model, processor, n: int = 200, seed: int = 2000, max_objects: int = 3, image_size: int = 112) -> dict:
+    """How the object gate (``TinyConfig.object_gate``) sorts held-out tokens: ``gate_open_on_objects``, the share
+    of tokens holding any object pixel that it keeps open, and ``gate_closed_on_background``, the share of the
+    others it closes, over ``n`` scenes of ``seed``."""
+    cfg = data.SyntheticConfig(image_size=image_size, max_objects=max_objects)
+    fix = model.model.image_positions
+    hit = objects = shut = background = 0
+    with torch.no_grad():
+        for start in range(0, n, 50):
+            scenes, labels = scenes_batch(seed, start, min(50, n - start), cfg)
+            enc = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
+            model.model.get_image_features(enc["pixel_values"], enc["image_grid_thw"])
+            side = round(fix.gate_logits.shape[1] ** 0.5)
+            fg = torch.nn.functional.max_pool2d((labels > 0).float()[:, None], labels.shape[-1] // side).flatten(1) > 0
+            open_ = fix.gate_logits > 0
+            hit, objects = hit + int((open_ & fg).sum()), objects + int(fg.sum())
+            shut, background = shut + int((~open_ & ~fg).sum()), background + int((~fg).sum())
+    return {"gate_open_on_objects": hit / max(objects, 1), "gate_closed_on_background": shut / max(background, 1)}
+
+
 def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
     """Train the vision path of a fresh tiny VLM on the dense shape loss; save the whole model and its processor
     in ``cfg.out``. ``resume``: continue from ``out/checkpoint.pt`` (written every ``save_steps``).
@@ -152,7 +192,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
         from .pixelsail import build_model
 
         model, processor = build_model({"image_size": cfg.image_size, **cfg.model, "vision_aux": 1.0}, seed=cfg.seed)
-        head = model.vision_aux_head
+        head, box_head = model.vision_aux_head, None
         colours = model.config.aux_colours  # the head names shape × colour ({"aux_colours": true} in cfg.model)
         unused = ("lm_head", "prompt_proj", "upsample", "pixel_mlp", "seg_mlp", "match", "mask_mlp", "lm.embed_tokens")
         trained = model  # checkpointed whole; the optimizer holds only what this stage trains
@@ -175,17 +215,21 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
         dim, token_px = model.config.text_config.hidden_size, 14 * model.config.vision_config.spatial_merge_size
         head = VisionAuxHead(dim, token_px)
         colour_head = VisionAuxHead(dim, token_px, classes=1 + len(data.COLOURS)) if cfg.colour_aux else None
-        for h, file in ((head, HEAD_FILE), (colour_head, COLOUR_HEAD_FILE)):
+        box_head = BoxAuxHead(dim, token_px) if cfg.box_aux else None
+        for h, file in ((head, HEAD_FILE), (colour_head, COLOUR_HEAD_FILE), (box_head, BOX_HEAD_FILE)):
             if h is not None and cfg.init and (Path(cfg.init) / file).is_file():
                 h.load_state_dict(torch.load(Path(cfg.init) / file))
         colours = colour_head is not None  # held-out scores then name the colour too
         trained = torch.nn.ModuleList([model.model.visual, model.model.image_positions, head,
-                                       *([colour_head] if colours else [])])
+                                       *([colour_head] if colours else []), *([box_head] if box_head is not None else [])])
         params = list(trained.parameters())
 
-        def both(scenes):  # (shape logits, colour logits) of the same image tokens
+        def tokens_of(scenes):  # the image tokens the language model would read, (n, T, D)
             enc = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
-            tokens = torch.stack(model.model.get_image_features(enc["pixel_values"], enc["image_grid_thw"]).pooler_output)
+            return torch.stack(model.model.get_image_features(enc["pixel_values"], enc["image_grid_thw"]).pooler_output)
+
+        def both(scenes):  # (shape logits, colour logits) of the same image tokens
+            tokens = tokens_of(scenes)
             return head(tokens), colour_head(tokens)
 
         def forward(scenes):
@@ -217,6 +261,11 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
         model.eval()
         row = {"step": at, **dense_scores(forward, cfg.eval_n, cfg.eval_seed, cfg.max_objects, cfg.image_size,
                                           colours)}
+        if cfg.system == "simpleseg" and getattr(model.model.image_positions, "gate", None) is not None:
+            row.update(gate_scores(model, processor, cfg.eval_n, cfg.eval_seed, cfg.max_objects, cfg.image_size))
+        if box_head is not None:
+            row["box_l1_px"] = box_error_px(tokens_of, box_head, cfg.eval_n, cfg.eval_seed, cfg.max_objects,
+                                            cfg.image_size)
         model.train()
         with history.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -226,13 +275,21 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
     for step in bar:
         scenes, labels = scenes_batch(10**7 + cfg.seed, step * cfg.batch_size, cfg.batch_size, scene_cfg,
                                       colours and cfg.system == "pixelsail")
-        if cfg.system == "simpleseg" and colours:  # two heads, two terms: shape, and colour weighted by colour_aux
-            shape, colour = both(scenes)
-            colour_labels = torch.as_tensor(np.stack([data.colour_labels(s) for s in scenes]))
-            loss = dense_loss(shape, labels, cfg.fg_weight) + \
-                cfg.colour_aux * dense_loss(colour, colour_labels, cfg.fg_weight)
+        if cfg.system == "simpleseg" and (colours or box_head is not None):  # one term per head, weighted
+            tokens = tokens_of(scenes)
+            loss = dense_loss(head(tokens), labels, cfg.fg_weight)
+            if colours:
+                colour_labels = torch.as_tensor(np.stack([data.colour_labels(s) for s in scenes]))
+                loss = loss + cfg.colour_aux * dense_loss(colour_head(tokens), colour_labels, cfg.fg_weight)
+            if box_head is not None:
+                boxes = torch.as_tensor(np.stack([data.box_maps(s) for s in scenes]))
+                box_term = box_head.loss(box_head(tokens), boxes)
+                loss = loss + cfg.box_aux * box_term
         else:
             loss = dense_loss(forward(scenes), labels, cfg.fg_weight)
+        gate = getattr(getattr(model.model, "image_positions", None), "gate", None) if cfg.system == "simpleseg" else None
+        if gate is not None:  # the object gate (TinyConfig.object_gate) learns whether a token holds an object
+            loss = loss + gate_loss(model.model.image_positions.gate_logits, labels)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -241,8 +298,11 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
         done = step + 1
         if done % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
+            row = {"step": done, "loss": loss.item(), "lr": schedule.get_last_lr()[0]}
+            if cfg.system == "simpleseg" and box_head is not None:
+                row["box_loss"] = box_term.item()  # L1 of the four box sides, in fractions of the image side
             with history.open("a") as f:
-                f.write(json.dumps({"step": done, "loss": loss.item(), "lr": schedule.get_last_lr()[0]}) + "\n")
+                f.write(json.dumps(row) + "\n")
         if cfg.eval_steps and done % cfg.eval_steps == 0 and done < cfg.max_steps:
             bar.write(json.dumps(evaluate(done)))
         if done % cfg.save_steps == 0 or done == cfg.max_steps:
@@ -256,6 +316,8 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
         torch.save(head.state_dict(), out / HEAD_FILE)
         if colours:  # and `train --colour-aux` with this one
             torch.save(colour_head.state_dict(), out / COLOUR_HEAD_FILE)
+        if box_head is not None:  # and `train --box-aux` with this one
+            torch.save(box_head.state_dict(), out / BOX_HEAD_FILE)
     config = asdict(cfg)
     if cfg.init and (Path(cfg.init) / "summary.json").is_file():  # the answers' settings of the model carried along
         before = json.loads((Path(cfg.init) / "summary.json").read_text()).get("config", {})

@@ -183,6 +183,7 @@ def test_trust_remote_code_defaults_false():
     ({"rope_layout": "interleaved"}, 16, "Qwen2_5_VisionPatchEmbed"),  # mRoPE frequencies dealt to t, h, w in turn
     ({"image_centre": "learned", "vision_window": 28, "vision_fullatt_blocks": ()}, 16,
      "Qwen2_5_VisionPatchEmbed"),  # local image tokens (session 22): the centre vector travels with the checkpoint
+    ({"object_gate": True}, 16, "Qwen2_5_VisionPatchEmbed"),  # background tokens as their position only (session 23)
 ])
 def test_localization_switches_train_save_and_load(switches, tokens, patch_embed, tmp_path):
     from dataclasses import replace
@@ -313,6 +314,39 @@ def test_learned_centre_keeps_the_language_models_image_tokens_local(centre, loc
     before, after = tokens(image), tokens(changed)
     untouched = [t for t in range(16) if t not in (10, 11, 14, 15)]
     assert torch.allclose(before[untouched], after[untouched], atol=1e-5) == local
+
+
+@pytest.mark.parametrize("bias, kept", [(-50.0, 0), (50.0, 16)])
+def test_object_gate_leaves_closed_tokens_as_their_position(bias, kept):
+    """A closed gate (score ≤ 0) hands the language model p_i alone; an open one the normalized features + p_i."""
+    from dataclasses import replace
+
+    model, processor = build_tiny_model(replace(SMALL, object_gate=True))
+    model.eval()
+    fix = model.model.image_positions
+    torch.nn.init.zeros_(fix.gate.weight)
+    torch.nn.init.constant_(fix.gate.bias, bias)
+    pv = processor.image_processor(images=[Image.fromarray(np.full((112, 112, 3), 90, np.uint8))], return_tensors="pt")
+    with torch.no_grad():
+        out = model.model.get_image_features(pv["pixel_values"], pv["image_grid_thw"]).pooler_output[0]
+    same = torch.isclose(out, fix.weight).all(1)
+    assert int((~same).sum()) == kept and fix.gate_logits.shape == (1, 16)
+    with pytest.raises(ValueError, match="object_gate needs position_fix"):
+        build_tiny_model(replace(SMALL, object_gate=True, position_fix=False))
+
+
+@pytest.mark.parametrize("covered, target", [((0, 0, 1, 1), [1, 0, 0, 0]), ((27, 27, 29, 29), [1, 1, 1, 1]),
+                                             (None, [0, 0, 0, 0])])
+def test_gate_loss_asks_whether_any_object_pixel_is_in_the_token(covered, target):
+    from simpleseg_lite.sft import gate_loss
+
+    labels = torch.zeros(1, 56, 56, dtype=torch.uint8)  # 2 × 2 tokens of 28 px
+    if covered:
+        x0, y0, x1, y1 = covered
+        labels[0, y0:y1, x0:x1] = 3
+    want = torch.tensor([target], dtype=torch.float32)
+    right, wrong = 20 * (2 * want - 1), -20 * (2 * want - 1)
+    assert float(gate_loss(right, labels)) < 1e-6 < 1.0 < float(gate_loss(wrong, labels))
 
 
 def test_image_centre_is_checked():

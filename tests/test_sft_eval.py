@@ -325,6 +325,89 @@ def test_train_with_colour_aux_keeps_its_head_beside_the_model(vision_aux, colou
         train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", colour_aux=1.0, max_steps=1, threads=1))
 
 
+# --- the instance-box term (TrainConfig.box_aux) ------------------------------------------------------
+
+
+def test_box_maps_give_each_object_pixel_its_own_box():
+    from simpleseg_lite import data
+
+    scene = data.make_scene(np.random.default_rng(4), data.SyntheticConfig(min_objects=2, max_objects=2))
+    maps = data.box_maps(scene)
+    assert maps.shape == (4, 112, 112) and maps.dtype == np.float32
+    objects = np.zeros((112, 112), bool)
+    for o in scene.objects:
+        on = o.mask.view(bool)
+        ys, xs = np.nonzero(on)
+        box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]) / 112  # pixel-edge, fractions of the side
+        assert np.allclose(maps[:, on], box[:, None].astype(np.float32))
+        objects |= on
+    assert (maps[:, ~objects] == 0).all() and (maps[2, objects] > 0).all()
+    assert next(data.make_samples(1, 3, labels=True)).metadata["box_maps"].shape == (4, 112, 112)
+
+
+@pytest.mark.parametrize("guess, expected", [
+    ("truth", 0.0),  # the right box everywhere an object is
+    ("shifted", 0.4),  # every side 0.1 off: 4 × 0.1
+    ("background_wrong", 0.0),  # cells with no object pixel count for nothing
+])
+def test_box_loss_weighs_object_cells_only(guess, expected):
+    from simpleseg_lite.sft import box_loss
+
+    maps = torch.zeros(1, 4, 4, 4)
+    maps[0, :, :2, :2] = torch.tensor([0.1, 0.2, 0.5, 0.6])[:, None, None]  # one object on the top-left 2×2 pixels
+    target = torch.tensor([0.1, 0.2, 0.5, 0.6])[:, None, None].expand(4, 2, 2)  # cell = 2 px: a 2×2 grid of cells
+    want = target + (0.1 if guess == "shifted" else 0.0)
+    logits = torch.logit(want.clone())[None]
+    if guess == "background_wrong":
+        logits[0, :, 1, 1] = logits[0, :, 0, 1] = logits[0, :, 1, 0] = 5.0  # the three background cells
+    assert float(box_loss(logits, maps)) == pytest.approx(expected, abs=1e-5)
+    assert float(box_loss(torch.zeros(1, 4, 2, 2), torch.zeros(1, 4, 4, 4))) == 0.0  # no object: no term
+
+
+def test_box_maps_travel_as_rgba_rows_and_collate_back():
+    from PIL import Image
+
+    from simpleseg_lite import data
+    from simpleseg_lite.sft import encode_box_maps
+
+    maps = data.box_maps(data.make_scene(np.random.default_rng(2), data.SyntheticConfig()))
+    row = np.asarray(Image.fromarray(encode_box_maps(maps), mode="RGBA"))
+    back = torch.as_tensor(row[None]).permute(0, 3, 1, 2).float() / 255  # what collate_with_labels does
+    assert back.shape == (1, 4, 112, 112) and float((back[0] - torch.as_tensor(maps)).abs().max()) <= 0.5 / 255 + 1e-6
+
+
+def test_train_with_box_aux_keeps_its_head_and_logs_its_term(tmp_path):
+    from safetensors import safe_open
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), stage="pretrain", max_steps=10, batch_size=2, save_steps=10,
+                      eval_steps=0, threads=1, max_objects=2, box_aux=1.0, task_mix={"polygon": 1.0},
+                      model={"coord_tokens": True})
+    out = train(cfg)
+    assert {p.name for p in out.glob("*_head.pt")} == {"box_aux_head.pt"}
+    assert not any("lite_box_aux" in k for k in safe_open(str(out / "model.safetensors"), "pt").keys())
+    logged = set().union(*(json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()))
+    assert "box_aux_loss" in logged
+    head = torch.load(out / "box_aux_head.pt")
+    nxt = train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "next"), "init": str(out), "lr": 0.0,
+                               "max_steps": 1}))  # continues with the trained head (lr 0: unchanged)
+    assert torch.equal(torch.load(nxt / "box_aux_head.pt")["proj.weight"], head["proj.weight"])
+
+
+def test_object_gate_trains_from_its_own_term_and_needs_the_shape_maps(tmp_path):
+    cfg = TrainConfig(out=str(tmp_path / "run"), stage="pretrain", max_steps=10, batch_size=2, save_steps=10,
+                      eval_steps=0, threads=1, max_objects=2, vision_aux=1.0, task_mix={"polygon": 1.0},
+                      model={"coord_tokens": True, "object_gate": True})
+    out = train(cfg)
+    logged = set().union(*(json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()))
+    assert "gate_loss" in logged
+    from simpleseg_lite.model import load_model
+
+    assert load_model(out)[0].model.image_positions.gate is not None  # the gate is part of the saved model
+    with pytest.raises(ValueError, match="object_gate.*vision_aux"):
+        train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "bad"), "vision_aux": 0.0}))
+    assert not (tmp_path / "bad").exists()
+
+
 # --- the pointer term (TrainConfig.pointer_loss) ---------------------------------------------------------
 
 
@@ -484,7 +567,7 @@ def test_train_with_the_read_term_trains_eager_and_saves_a_plain_model(tmp_path)
         train(TrainConfig(out=str(tmp_path / "r"), data="refcoco", read_loss=1.0, max_steps=1, threads=1))
 
 
-@pytest.mark.parametrize("term", ["vision_aux", "colour_aux", "pointer_loss", "read_loss", "mark_loss"])
+@pytest.mark.parametrize("term", ["vision_aux", "colour_aux", "box_aux", "pointer_loss", "read_loss", "mark_loss"])
 def test_synthetic_only_terms_refuse_refcoco_before_any_work(term, tmp_path):
     from simpleseg_lite.sft import TrainConfig, train
 

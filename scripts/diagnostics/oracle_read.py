@@ -8,10 +8,13 @@ On 2–3-object validation scenes (seed 999), the model answers text→polygon a
   text   — the same for every text position after the image (the prompt too), image tokens untouched;
   all    — no position, image tokens included, can attend to those tokens (the LM never reads them; the vision tower
            still mixes them in).
+  (the swap modes below mask no attention: the language model reads every token, swapped or not)
   swap   — the language model reads the tokens a distractor dominates as they are in the erased image below
            (background), the other tokens as they are: is a distractor's presence felt only through its own tokens?
   swap_rest — the opposite: distractor-dominated tokens as they are, every other token from the erased image: do the
            target's and background tokens carry the distractor with them (the vision tower mixes patches)?
+  swap_target / swap_bg — swap_rest split in two: only the target's tokens (those it covers, no distractor
+           dominating), or only the pure-background tokens, from the erased image (LOG session 23);
   swap_rest_pre — as swap_rest, but swapped at the merger's output, before the position fix's centring (which
            subtracts the mean of the image's 16 tokens), so the centring still sees the distractor;
   centre_erased — every token as it is, but centred on the erased image's mean: the centring channel alone;
@@ -54,7 +57,10 @@ eager = qwen.eager_attention_forward
 
 def masked_eager(module, query, key, value, attention_mask, *args, **kwargs):
     """The stock eager attention plus −inf on (row, column) pairs the oracle hides (text attention only)."""
-    if STATE["mode"] != "none" and isinstance(module, qwen.Qwen2_5_VLAttention) and STATE["ids"] is not None:
+    # only the three masking modes hide tokens (until session 23 every mode but none did, so the swap modes also hid
+    # the distractor-dominated tokens from the language model: LOG session 23)
+    if STATE["mode"] in ("answer", "text", "all") and isinstance(module, qwen.Qwen2_5_VLAttention) \
+            and STATE["ids"] is not None:
         ids = STATE["ids"]
         n, length = ids.shape
         image = ids == image_token_id
@@ -86,8 +92,8 @@ BATCH = {"k": 0}
 def oracle_generate(model, processor, images, prompts, **kwargs):
     """``model.generate`` with this batch's hidden tokens in STATE (evaluate answers in order, 32 at a time)."""
     k = BATCH["k"]
-    STATE["hidden"] = HIDDEN[k:k + len(images)]
-    if STATE["mode"] in ("swap", "swap_rest", "swap_rest_pre", "centre_erased"):
+    STATE["hidden"], STATE["target_tok"] = HIDDEN[k:k + len(images)], TARGET_TOK[k:k + len(images)]
+    if STATE["mode"] in ("swap", "swap_rest", "swap_target", "swap_bg", "swap_rest_pre", "centre_erased"):
         STATE["erased_pv"] = processor.image_processor(images=[s.load_image() for s in ERASED[k:k + len(images)]],
                                                        return_tensors="pt")["pixel_values"]
     BATCH["k"] += len(images)
@@ -123,9 +129,11 @@ def swapped_features(pixel_values, image_grid_thw=None, **kwargs):
         else:
             centred = raw - clean.mean(dim=1, keepdim=True)
             out.pooler_output = tuple((torch.nn.functional.layer_norm(centred, centred.shape[-1:]) + fix.weight).unbind(0))
-    if STATE["mode"] in ("swap", "swap_rest"):
+    if STATE["mode"] in ("swap", "swap_rest", "swap_target", "swap_bg"):
         other = image_features(STATE["erased_pv"], image_grid_thw, **kwargs).pooler_output
-        take = STATE["hidden"] if STATE["mode"] == "swap" else ~STATE["hidden"]
+        hidden, target_tok = STATE["hidden"], STATE["target_tok"]
+        take = {"swap": hidden, "swap_rest": ~hidden, "swap_target": target_tok,
+                "swap_bg": ~hidden & ~target_tok}[STATE["mode"]]
         out.pooler_output = tuple(torch.where(take[i][:, None], e, o)
                                   for i, (o, e) in enumerate(zip(out.pooler_output, other)))
     return out
@@ -163,6 +171,7 @@ for task in a.tasks.split(","):
     target = target_cells(torch.as_tensor(targets), token_px)
     others = target_cells(torch.as_tensor(objects), token_px) - target
     HIDDEN = others > target  # (n, T): tokens a distractor covers more than the target
+    TARGET_TOK = (target > 0) & ~HIDDEN  # tokens the target covers, no distractor dominating
     ERASED = erased(samples, targets, objects)
     for mode in a.modes.split(","):
         STATE["mode"], BATCH["k"] = ("none" if mode == "erase" else mode), 0
