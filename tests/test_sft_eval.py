@@ -372,7 +372,7 @@ def test_box_maps_travel_as_rgba_rows_and_collate_back():
 
     maps = data.box_maps(data.make_scene(np.random.default_rng(2), data.SyntheticConfig()))
     row = np.asarray(Image.fromarray(encode_box_maps(maps), mode="RGBA"))
-    back = torch.as_tensor(row[None]).permute(0, 3, 1, 2).float() / 255  # what collate_with_labels does
+    back = torch.as_tensor(np.stack([row])).permute(0, 3, 1, 2).float() / 255  # what collate_with_labels does
     assert back.shape == (1, 4, 112, 112) and float((back[0] - torch.as_tensor(maps)).abs().max()) <= 0.5 / 255 + 1e-6
 
 
