@@ -358,9 +358,14 @@ def gate_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """BCE of the object gate's logits (n, T) (``model.PositionalImageTokens.gate_logits``, tokens row-major on a
     side × side grid) against whether any object pixel of ``labels`` (n, H, W) class maps (0: background) falls
     in the token's square."""
-    side = round(logits.shape[1] ** 0.5)
-    fg = torch.nn.functional.max_pool2d((labels > 0).float()[:, None], labels.shape[-1] // side).flatten(1)
+    fg = object_tokens(labels, round(logits.shape[1] ** 0.5)).float()
     return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), fg.to(logits.device))
+
+
+def object_tokens(labels: torch.Tensor, side: int) -> torch.Tensor:
+    """(n, side²) bool, row-major: does any object pixel of ``labels`` (n, H, W) class maps (0: background) fall in
+    each token's square of a side × side grid? The object gate's target (``gate_loss``, ``vision.gate_scores``)."""
+    return torch.nn.functional.max_pool2d((labels > 0).float()[:, None], labels.shape[-1] // side).flatten(1) > 0
 
 
 def encode_box_maps(maps: np.ndarray) -> np.ndarray:

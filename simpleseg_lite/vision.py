@@ -31,7 +31,7 @@ from tqdm.std import tqdm
 
 from . import data
 from .sft import (BOX_HEAD_FILE, BoxAuxHead, VisionAuxHead, box_loss, dense_loss,  # noqa: F401 (re-exported)
-                  gate_loss)
+                  gate_loss, object_tokens)
 
 
 HEAD_FILE = "vision_aux_head.pt"  # the trained VisionAuxHead, beside the model
@@ -167,8 +167,7 @@ def gate_scores(model, processor, n: int = 200, seed: int = 2000, max_objects: i
             scenes, labels = scenes_batch(seed, start, min(50, n - start), cfg)
             enc = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
             model.model.get_image_features(enc["pixel_values"], enc["image_grid_thw"])
-            side = round(fix.gate_logits.shape[1] ** 0.5)
-            fg = torch.nn.functional.max_pool2d((labels > 0).float()[:, None], labels.shape[-1] // side).flatten(1) > 0
+            fg = object_tokens(labels, round(fix.gate_logits.shape[1] ** 0.5))
             open_ = fix.gate_logits > 0
             hit, objects = hit + int((open_ & fg).sum()), objects + int(fg.sum())
             shut, background = shut + int((~open_ & ~fg).sum()), background + int((~fg).sum())
