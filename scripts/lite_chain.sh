@@ -11,6 +11,8 @@
 # VISION_AUX=1 keeps the dense shape-map loss (sft.VisionAuxHead) on in stages B and C too.
 # BOX_AUX=1 adds the dense instance-box loss (sft.BoxAuxHead) to stage 0, B, C and D; ARM must then include box_aux.
 # COLOUR_AUX=1 does the same with the dense colour loss (sft.attach_colour_aux); ARM must then include colour_aux.
+# READ_LOSS=1 adds the read term (sft.read_out_loss: one attention head of the answer must look at the target's image
+# tokens) to stages B, C and D; ARM must then include read_loss (stage A's switch).
 # VISION_STEPS=3000 adds stage 0, `simpleseg-lite pretrain-vision` (vision.py), and starts stage A from it; ARM must
 # then include vision_pretrain (e.g. ARM=coord_tokens+median_decoding+word_tokens+vision_pretrain+vision_aux).
 set -euo pipefail
@@ -20,7 +22,7 @@ STEPS_A="${STEPS_A:-800}" STEPS_B="${STEPS_B:-500}" STEPS_C="${STEPS_C:-1000}" T
 MIX_C='{"polygon": 6, "point_polygon": 1, "box_polygon": 1, "point": 1, "box": 1}'
 STEPS_D="${STEPS_D:-0}" MIX_D="${MIX_D:-$MIX_C}"
 ARM="${ARM:-coord_tokens+median_decoding}" VISION_AUX="${VISION_AUX:-0}" VISION_STEPS="${VISION_STEPS:-0}"
-BOX_AUX="${BOX_AUX:-0}" COLOUR_AUX="${COLOUR_AUX:-0}"
+BOX_AUX="${BOX_AUX:-0}" COLOUR_AUX="${COLOUR_AUX:-0}" READ_LOSS="${READ_LOSS:-0}"
 mkdir -p "$out"
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
 done_() { [ -f "$1/summary.json" ]; }
@@ -44,19 +46,19 @@ fi
 if ! done_ "$out/pre"; then
   simpleseg-lite train --stage pretrain --init "$a" --out "$out/pre" --steps "$STEPS_B" --lr 1.5e-3 --seed 3 \
     --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --box-aux "$BOX_AUX" --colour-aux "$COLOUR_AUX" \
-    --eval-steps 250 --save-steps 50 $(resume "$out/pre")
+    --read-loss "$READ_LOSS" --eval-steps 250 --save-steps 50 $(resume "$out/pre")
 fi
 if ! done_ "$out/sft"; then
   simpleseg-lite train --stage sft --init "$out/pre" --out "$out/sft" --steps "$STEPS_C" --lr 5e-4 --seed 2 \
     --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --box-aux "$BOX_AUX" --colour-aux "$COLOUR_AUX" \
-    --eval-steps 250 --save-steps 50 \
+    --read-loss "$READ_LOSS" --eval-steps 250 --save-steps 50 \
     --task-mix "$MIX_C" $(resume "$out/sft")
 fi
 if [ "$STEPS_D" -gt 0 ]; then  # stage D (session 16): more SFT from stage C at a lower peak lr
   if ! done_ "$out/sft_d"; then
     simpleseg-lite train --stage sft --init "$out/sft" --out "$out/sft_d" --steps "$STEPS_D" --lr 3e-4 --seed 3 \
       --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --box-aux "$BOX_AUX" --colour-aux "$COLOUR_AUX" \
-      --eval-steps 500 --save-steps 50 --task-mix "$MIX_D" $(resume "$out/sft_d")
+      --read-loss "$READ_LOSS" --eval-steps 500 --save-steps 50 --task-mix "$MIX_D" $(resume "$out/sft_d")
   fi
   echo "[chain] done: $out/pre (lite-pretrain candidate), $out/sft_d (lite-sft candidate)"
 else

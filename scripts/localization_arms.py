@@ -53,6 +53,13 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
                             "it (sft.attach_colour_aux, weight 1; LOG session 20)"),
     # not a Qwen2.5-VL: Pixel-SAIL-lite's single transformer (no vision tower; 64 linear 14-px patch tokens with
     # (row, col) rotary positions, bidirectional among themselves) trained to write the same text answers
+    "distractor_a": ({}, 0.0, "stage A's scenes hold 2–3 objects (one referred): the answer is never the scene's "
+                              "summary, so the tower is not taught to broadcast it (LOG session 24)"),
+    "read_loss": ({}, 0.0, "the read term from the first step (sft.read_out_loss, weight 1: head 0 of layer 3 must look "
+                           "at the target's image tokens), so the answer never learns to read the scene's summary"),
+    "attn_scale2": ({"attn_scale": 2.0}, 0.0, "the language model's attention logits ×2 (model.scale_attention): a "
+                                             "sharper read-out of the image tokens (LOG session 24)"),
+    "attn_scale4": ({"attn_scale": 4.0}, 0.0, "the same, ×4"),
     "encoder_free": ({}, 0.0, "no vision tower: pixelsail's single transformer over 64 patch tokens, text answers"),
 }
 
@@ -60,7 +67,8 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
 TRAINING = {"muon": {"optimizer": "muon"},  # arms that change sft.TrainConfig, not the model
             "shape_question": {"task_mix": {**MIX, "grounding_shape": 1.0}},
             "vision_aux": {"vision_aux": 1.0}, "box_aux": {"box_aux": 1.0},
-            "colour_aux": {"colour_aux": 1.0}}
+            "colour_aux": {"colour_aux": 1.0}, "distractor_a": {"min_objects": 2, "max_objects": 3},
+            "read_loss": {"read_loss": 1.0}}
 
 
 def combined(names: list[str]) -> tuple[dict, float, str]:
@@ -136,9 +144,9 @@ def run_arm(name: str, out: Path, steps: int, seed: int, val_seed: int, n: int, 
         raise SystemExit("the vision_pretrain arm and --init go together: --init is the pretrain-vision checkpoint "
                          "(its model switches must be the arm's)")
     folder = out / name
-    settings = {"task_mix": MIX, **training_overrides(name.split("+"))}
+    settings = {"task_mix": MIX, "max_objects": 1, **training_overrides(name.split("+"))}
     cfg = TrainConfig(out=str(folder), stage="pretrain", max_steps=steps, batch_size=32, lr=2e-3, warmup_steps=20,
-                      seed=seed, threads=threads, max_objects=1, eval_steps=0, save_steps=steps // 2,
+                      seed=seed, threads=threads, eval_steps=0, save_steps=steps // 2,
                       model=model_cfg, digit_loss=weight, init=init, **settings)
     resume, wall = _train_timed(folder, lambda r: train(cfg, resume=r), judge_only)
     budgets, values, model = _judge(lambda p: load_model(p, dtype=torch.float32), folder, steps, n, val_seed, threads,

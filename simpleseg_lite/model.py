@@ -55,6 +55,10 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
   shape maps, so a background token reaches the language model as its position vector alone (a test-time oracle
   found that the multi-object answers follow the background tokens' summary of the scene; one linear score per
   token, no measurable cost). With a gate the model needs shape maps to train it, i.e. synthetic data.
+  `attn_scale` (session 24) multiplies the language model's attention logits (`self_attn.scaling`, stock
+  1/√head_dim) by a constant: a soft read-out over the 16 image tokens that is right at its peak still averages
+  the positions of every token it covers (LOG session 21), and sharper attention is reached sooner when the
+  logits start k times larger. No parameters, no cost.
   They are plain config fields, so `save_pretrained` / `from_pretrained` rebuild the same model (the merges
   and added words travel in the processor's `tokenizer.json`).
 - Not an architectural change, but a departure in how the weights start (session 13): the real tower arrives
@@ -331,6 +335,14 @@ class LitePatchEmbed(nn.Module):
         return x
 
 
+def scale_attention(language_model, scale: float) -> None:
+    """Multiply every decoder layer's attention logits by ``scale`` (``self_attn.scaling = scale / √head_dim``)."""
+    if not scale > 0:
+        raise ValueError(f"attn_scale must be > 0, got {scale}")
+    for layer in language_model.layers:
+        layer.self_attn.scaling = scale * layer.self_attn.head_dim ** -0.5
+
+
 class SimpleSegLiteModel(Qwen2_5_VLModel):
     """`Qwen2_5_VLModel` with `PositionalImageTokens` applied to each image's merged tokens, and the
     localization arms' patch embedding when the config asks for it (`lite_patch_stem`, `lite_patch_positions`)."""
@@ -344,6 +356,7 @@ class SimpleSegLiteModel(Qwen2_5_VLModel):
         patches = getattr(config, "lite_patch_positions", 0)
         if stem != "linear" or patches:
             self.visual.patch_embed = LitePatchEmbed(config.vision_config.hidden_size, stem, patches)
+        scale_attention(self.language_model, getattr(config, "lite_attn_scale", 1.0))
 
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -414,6 +427,7 @@ class TinyConfig:
     coord_tokens: bool = False  # one token per two-decimal coordinate (build_tokenizer), not four characters
     coord_decoding: str = "argmax"  # greedy coordinates: "argmax", or "median"/"mean" (CoordinateDecoding)
     word_tokens: bool = False  # each prompt word one token (build_tokenizer), not its characters
+    attn_scale: float = 1.0  # multiplies the language model's attention logits (scale_attention); 1 = stock
 
 
 def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
@@ -466,6 +480,10 @@ def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
             raise ValueError("patch_stem / patch_positions need position_fix=True (our model class)")
         extra.update(lite_patch_stem=cfg.patch_stem,
                      lite_patch_positions=(cfg.image_size // VIT_PATCH) ** 2 if cfg.patch_positions else 0)
+    if cfg.attn_scale != 1.0:
+        if not cfg.position_fix or not cfg.attn_scale > 0:
+            raise ValueError(f"attn_scale must be > 0 (with position_fix=True, our model class), got {cfg.attn_scale}")
+        extra["lite_attn_scale"] = float(cfg.attn_scale)
     config = Qwen2_5_VLConfig(
         text_config=text_config, vision_config=vision_config,
         image_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN),

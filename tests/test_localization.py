@@ -245,6 +245,25 @@ def test_vision_pretrain_arm_and_init_go_together(tmp_path, name, init):
     with pytest.raises(SystemExit, match="--init"):  # refused before any training starts
         arms.run_arm(name, tmp_path, 2, 1, 2000, 2, 1, init=init)
     assert arms.training_overrides(["vision_aux"]) == {"vision_aux": 1.0}
+    # stage A with a distractor in every scene (session 24): the arm's scene sizes replace the single-object default
+    assert arms.training_overrides(["box_aux", "distractor_a"]) == {"box_aux": 1.0, "min_objects": 2, "max_objects": 3}
+
+
+def test_every_arms_model_switches_are_tiny_config_fields():
+    import dataclasses
+    import importlib.util
+    from pathlib import Path
+
+    from simpleseg_lite.model import TinyConfig
+
+    spec = importlib.util.spec_from_file_location("arms", Path(__file__).parent.parent / "scripts" / "localization_arms.py")
+    arms = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(arms)
+    for name in arms.ARMS:
+        cfg, weight, _ = arms.combined([name])
+        dataclasses.replace(TinyConfig(), **cfg)  # a TypeError names a switch the model does not have
+        assert weight in (0.0, 1.0)
+    assert arms.combined(["attn_scale2", "box_aux"])[0] == {"attn_scale": 2.0}
 
 
 def test_coord_tokens_model_saves_loads_and_generates_with_median_decoding(tmp_path):

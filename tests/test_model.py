@@ -184,6 +184,7 @@ def test_trust_remote_code_defaults_false():
     ({"image_centre": "learned", "vision_window": 28, "vision_fullatt_blocks": ()}, 16,
      "Qwen2_5_VisionPatchEmbed"),  # local image tokens (session 22): the centre vector travels with the checkpoint
     ({"object_gate": True}, 16, "Qwen2_5_VisionPatchEmbed"),  # background tokens as their position only (session 23)
+    ({"attn_scale": 4.0}, 16, "Qwen2_5_VisionPatchEmbed"),  # sharper language-model attention (session 24)
 ])
 def test_localization_switches_train_save_and_load(switches, tokens, patch_embed, tmp_path):
     from dataclasses import replace
@@ -347,6 +348,35 @@ def test_gate_loss_asks_whether_any_object_pixel_is_in_the_token(covered, target
     want = torch.tensor([target], dtype=torch.float32)
     right, wrong = 20 * (2 * want - 1), -20 * (2 * want - 1)
     assert float(gate_loss(right, labels)) < 1e-6 < 1.0 < float(gate_loss(wrong, labels))
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0, 4.0])
+def test_attn_scale_multiplies_the_language_models_attention_logits(scale):
+    """The same weights at scale k give attention rows whose log-weights are k times the stock logits (softmax with
+    temperature 1/k): every row gets sharper as k grows, and the stock model is untouched at k = 1."""
+    from dataclasses import replace
+
+    from simpleseg_lite.model import scale_attention
+
+    model, processor = build_tiny_model(replace(SMALL, attn_scale=scale), seed=0)
+    stock, _ = build_tiny_model(SMALL, seed=0)
+    stock.load_state_dict(model.state_dict())
+    assert model.config.to_dict().get("lite_attn_scale", 1.0) == scale
+    batch = collate_sft(EXAMPLES[:1], processor)
+    for m in (model, stock):
+        m.eval()
+        m.config.text_config._attn_implementation = "eager"  # eager returns the attention weights
+    with torch.no_grad():
+        att = model(**batch, output_attentions=True).attentions[0][0, 0, -1]
+        base = stock(**batch, output_attentions=True).attentions[0][0, 0, -1]
+    want = torch.softmax(scale * torch.log(base.clamp_min(1e-30)), dim=-1)  # log base = stock logits + a constant
+    assert torch.allclose(att, want, atol=1e-5)
+    entropy = lambda a: float(-(a * a.clamp_min(1e-30).log()).sum())
+    assert entropy(att) <= entropy(base) + 1e-6
+    with pytest.raises(ValueError, match="attn_scale"):
+        scale_attention(model.model.language_model, 0.0)
+    with pytest.raises(ValueError, match="attn_scale"):
+        build_tiny_model(replace(SMALL, attn_scale=-1.0))
 
 
 def test_image_centre_is_checked():
