@@ -60,6 +60,9 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
     "attn_scale2": ({"attn_scale": 2.0}, 0.0, "the language model's attention logits ×2 (model.scale_attention): a "
                                              "sharper read-out of the image tokens (LOG session 24)"),
     "attn_scale4": ({"attn_scale": 4.0}, 0.0, "the same, ×4"),
+    "query_vision": ({"query_vision": True}, 0.0, "the vision tower reads the question (model.SimpleSegLiteModel."
+                                                  "prompt_query added to every patch): the scene summary it writes "
+                                                  "into every token can be the referred object's (LOG session 24)"),
     "encoder_free": ({}, 0.0, "no vision tower: pixelsail's single transformer over 64 patch tokens, text answers"),
 }
 

@@ -59,6 +59,12 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
   1/√head_dim) by a constant: a soft read-out over the 16 image tokens that is right at its peak still averages
   the positions of every token it covers (LOG session 21), and sharper attention is reached sooner when the
   logits start k times larger. No parameters, no cost.
+  `query_vision` (session 24) lets the vision tower read the question: the mean input embedding of the user turn's
+  text (`SimpleSegLiteModel.prompt_query`; image tokens, padding and the answer excluded) goes through one linear map,
+  zero at the start, and is added to every patch embedding of that sample's image before the ViT blocks. Qwen2.5-VL's
+  tower never sees text; ours can, because on 2–3-object scenes the answers read a summary of the scene that the tower
+  writes into every token (LOG session 23), and a tower that knows the question can make it the referred object's.
+  One (text width × ViT width) matrix, ~33k parameters.
   They are plain config fields, so `save_pretrained` / `from_pretrained` rebuild the same model (the merges
   and added words travel in the processor's `tokenizer.json`).
 - Not an architectural change, but a departure in how the weights start (session 13): the real tower arrives
@@ -357,6 +363,47 @@ class SimpleSegLiteModel(Qwen2_5_VLModel):
         if stem != "linear" or patches:
             self.visual.patch_embed = LitePatchEmbed(config.vision_config.hidden_size, stem, patches)
         scale_attention(self.language_model, getattr(config, "lite_attn_scale", 1.0))
+        turn = getattr(config, "lite_query_vision", None)  # [im_start id, im_end id] when the tower reads the question
+        self.query_proj = (nn.Linear(config.text_config.hidden_size, config.vision_config.hidden_size) if turn
+                           else None)
+        self._query = None  # (n_images, ViT width) for the forward pass in progress
+
+    def prompt_query(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``query_vision``: (n, ViT width), per row of ``input_ids`` (n, L) the projected mean input embedding of
+        the text in the user turn that holds the image — from the ``<|im_start|>`` before the first image token to the
+        ``<|im_end|>`` after it, without the image, vision-marker and padding tokens. The answer (a later turn) never
+        reaches it, so teacher forcing does not leak the target into the tower."""
+        c = self.config
+        im_start, im_end = c.lite_query_vision
+        skip = torch.tensor([c.image_token_id, c.vision_start_token_id, c.vision_end_token_id,
+                             c.text_config.pad_token_id], device=input_ids.device)
+        mask = torch.zeros_like(input_ids, dtype=torch.bool)
+        for row, ids in enumerate(input_ids):
+            image = (ids == c.image_token_id).nonzero()
+            if not len(image):
+                raise ValueError("query_vision: a row with pixel values has no image token")
+            first = int(image[0])
+            starts = (ids[:first] == im_start).nonzero()
+            ends = (ids[first:] == im_end).nonzero()
+            lo = int(starts[-1]) + 1 if len(starts) else 0
+            hi = first + int(ends[0]) if len(ends) else len(ids)
+            mask[row, lo:hi] = True
+        mask &= ~torch.isin(input_ids, skip)
+        embeds = self.get_input_embeddings()(input_ids)
+        weights = mask.to(embeds.dtype).unsqueeze(-1)
+        mean = (embeds * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        return self.query_proj(mean)
+
+    def forward(self, input_ids=None, *args, **kwargs):
+        if self.query_proj is None or kwargs.get("pixel_values") is None:
+            return super().forward(input_ids, *args, **kwargs)
+        if input_ids is None:
+            raise ValueError("a query_vision model needs input_ids with its pixel values (the tower reads the prompt)")
+        self._query = self.prompt_query(input_ids)
+        try:
+            return super().forward(input_ids, *args, **kwargs)
+        finally:
+            self._query = None
 
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -366,11 +413,26 @@ class SimpleSegLiteModel(Qwen2_5_VLModel):
                 init.zeros_(module.centre)
         elif isinstance(module, LitePatchEmbed) and module.positions is not None:
             init.normal_(module.positions, mean=0.0, std=0.02)
+        elif module is getattr(self, "query_proj", None):  # zero: the tower starts as it was without the question
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
 
     # Keep the stock signature: `generate` calls this with only the arguments it names.
     def get_image_features(self, pixel_values: torch.Tensor, image_grid_thw: torch.LongTensor | None = None,
                            **kwargs):
-        outputs = super().get_image_features(pixel_values, image_grid_thw, **{**kwargs, "return_dict": True})
+        hook = None
+        if self._query is not None:  # query_vision: each image's patches get its prompt's vector
+            counts = image_grid_thw.prod(-1)
+            if len(counts) != len(self._query):
+                raise ValueError(f"query_vision needs one image per sequence: {len(counts)} images, "
+                                 f"{len(self._query)} sequences")
+            add = torch.repeat_interleave(self._query, counts.to(self._query.device), dim=0)
+            hook = self.visual.patch_embed.register_forward_hook(lambda _m, _i, out: out + add.to(out.dtype))
+        try:
+            outputs = super().get_image_features(pixel_values, image_grid_thw, **{**kwargs, "return_dict": True})
+        finally:
+            if hook is not None:
+                hook.remove()
         per_image = outputs.pooler_output  # (T, D) per image, raster order over the merged grid
         counts = [t.shape[0] for t in per_image]
         if any(n != len(self.image_positions.weight) for n in counts):
@@ -428,6 +490,7 @@ class TinyConfig:
     coord_decoding: str = "argmax"  # greedy coordinates: "argmax", or "median"/"mean" (CoordinateDecoding)
     word_tokens: bool = False  # each prompt word one token (build_tokenizer), not its characters
     attn_scale: float = 1.0  # multiplies the language model's attention logits (scale_attention); 1 = stock
+    query_vision: bool = False  # the vision tower reads the question (SimpleSegLiteModel.prompt_query); off = stock
 
 
 def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
@@ -484,6 +547,10 @@ def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
         if not cfg.position_fix or not cfg.attn_scale > 0:
             raise ValueError(f"attn_scale must be > 0 (with position_fix=True, our model class), got {cfg.attn_scale}")
         extra["lite_attn_scale"] = float(cfg.attn_scale)
+    if cfg.query_vision:
+        if not cfg.position_fix:
+            raise ValueError("query_vision needs position_fix=True (our model class)")
+        extra["lite_query_vision"] = [tok.convert_tokens_to_ids(IM_START), tok.convert_tokens_to_ids(IM_END)]
     config = Qwen2_5_VLConfig(
         text_config=text_config, vision_config=vision_config,
         image_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN),

@@ -185,6 +185,7 @@ def test_trust_remote_code_defaults_false():
      "Qwen2_5_VisionPatchEmbed"),  # local image tokens (session 22): the centre vector travels with the checkpoint
     ({"object_gate": True}, 16, "Qwen2_5_VisionPatchEmbed"),  # background tokens as their position only (session 23)
     ({"attn_scale": 4.0}, 16, "Qwen2_5_VisionPatchEmbed"),  # sharper language-model attention (session 24)
+    ({"query_vision": True}, 16, "Qwen2_5_VisionPatchEmbed"),  # the tower reads the question (session 24)
 ])
 def test_localization_switches_train_save_and_load(switches, tokens, patch_embed, tmp_path):
     from dataclasses import replace
@@ -377,6 +378,38 @@ def test_attn_scale_multiplies_the_language_models_attention_logits(scale):
         scale_attention(model.model.language_model, 0.0)
     with pytest.raises(ValueError, match="attn_scale"):
         build_tiny_model(replace(SMALL, attn_scale=-1.0))
+
+
+def _image_tokens(model, processor, examples):
+    """The language model's input vectors at the image tokens, (n, 16, width)."""
+    batch = collate_sft(examples, processor)
+    with torch.no_grad():
+        first = model(**batch, output_hidden_states=True).hidden_states[0]
+    return first[batch["input_ids"] == model.config.image_token_id].view(len(examples), -1, first.shape[-1])
+
+
+@pytest.mark.parametrize("query_vision", [False, True])
+def test_query_vision_lets_the_prompt_and_only_the_prompt_reach_the_image_tokens(query_vision):
+    from dataclasses import replace
+
+    model, processor = build_tiny_model(replace(SMALL, query_vision=query_vision), seed=0)
+    model.eval()
+    if query_vision:
+        assert float(model.model.query_proj.weight.abs().sum()) == 0.0  # starts as the stock tower
+        torch.nn.init.normal_(model.model.query_proj.weight)
+    image = square()
+    base = _image_tokens(model, processor, [{"image": image, "prompt": "Where is the square?", "answer": "[0.1, 0.2]"}])
+    other_answer = _image_tokens(model, processor, [{"image": image, "prompt": "Where is the square?",
+                                                     "answer": "[0.9, 0.8]"}])
+    other_prompt = _image_tokens(model, processor, [{"image": image, "prompt": "Where is the red star?",
+                                                     "answer": "[0.1, 0.2]"}])
+    assert torch.equal(base, other_answer)  # teacher forcing never shows the answer to the tower
+    assert torch.equal(base, other_prompt) != query_vision  # the question reaches the tower only when asked to
+    if query_vision:
+        with pytest.raises(ValueError, match="input_ids"):
+            batch = collate_sft(EXAMPLES[:1], processor)
+            model.model(pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"],
+                        inputs_embeds=model.model.get_input_embeddings()(batch["input_ids"]))
 
 
 def test_image_centre_is_checked():
