@@ -395,7 +395,7 @@ def test_query_vision_lets_the_prompt_and_only_the_prompt_reach_the_image_tokens
     model, processor = build_tiny_model(replace(SMALL, query_vision=query_vision), seed=0)
     model.eval()
     if query_vision:
-        assert float(model.model.query_proj.weight.abs().sum()) == 0.0  # starts as the stock tower
+        assert float(model.model.query_proj.weight.detach().abs().sum()) == 0.0  # starts as the stock tower
         torch.nn.init.normal_(model.model.query_proj.weight)
     image = square()
     base = _image_tokens(model, processor, [{"image": image, "prompt": "Where is the square?", "answer": "[0.1, 0.2]"}])
