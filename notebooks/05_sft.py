@@ -297,6 +297,13 @@ else:
 #   size (0.86–0.90 of the target's area) but land between the target and a distractor (a two-object answer's
 #   centroid is a median 18% of the way to the distractor), whether or not the two share an image token
 #   (`scripts/diagnostics/clutter_tokens.py`; papermill_runs/LOG.md, session 18).
+# - The cause, found with a test-time oracle (`scripts/diagnostics/oracle_read.py`): the answers read where the
+#   object is from a summary of the scene that the vision tower writes into every token, a habit learnt on single
+#   objects, where that summary *is* the answer. Asking one attention head of the answer to look at the target's own
+#   image tokens **from the first step** (`train --read-loss 1` in every stage; `READ_LOSS=1 bash
+#   scripts/lite_chain.sh`) lifts a short chain's 1–3-object gIoU from 0.263 to 0.382 (+0.119 [+0.101, +0.138],
+#   paired, validation seed 999), and the same chain at twice the steps (~61 min on one core) reaches 0.459 against
+#   the committed lite-sft's 0.341 on the unseen seed 9000 (+0.118 [+0.096, +0.142]; LOG session 24).
 #
 # ## Exercises
 # 1. *(easy)* Double `SFT_STEPS`. How much does held-out gIoU move, and where does the curve flatten?
