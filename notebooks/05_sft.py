@@ -139,7 +139,7 @@ plt.show()
 # What to expect (measured in session 15 on these 64 samples, lite preset): the committed pre-trained checkpoint
 # already writes polygons (its curriculum ends with single-object polygons and 1–3-object scenes), so a
 # notebook-sized SFT run moves gIoU little — 0.274 → 0.277 after 250 steps at lr 1e-3 (4 min on 2 cores), 0.274 →
-# 0.278 after 600 steps at lr 5e-4 (7.6 min), with Prec@0.5 0.344 → 0.375 and 0.391. The committed lite-sft took 3,500
+# 0.278 after 600 steps at lr 5e-4 (7.6 min), with Prec@0.5 0.344 → 0.375 and 0.391. Session 16's lite-sft took 3,500
 # steps in two stages (61 min on one core) for +0.11 gIoU over the same start on an unseen seed (0.229 → 0.336, seed
 # 8000). Exercise 1 asks where the curve turns.
 
@@ -303,7 +303,9 @@ else:
 #   image tokens **from the first step** (`train --read-loss 1` in every stage; `READ_LOSS=1 bash
 #   scripts/lite_chain.sh`) lifts a short chain's 1–3-object gIoU from 0.263 to 0.382 (+0.119 [+0.101, +0.138],
 #   paired, validation seed 999), and the same chain at twice the steps (~61 min on one core) reaches 0.459 against
-#   the committed lite-sft's 0.341 on the unseen seed 9000 (+0.118 [+0.096, +0.142]; LOG session 24).
+#   session 16's lite-sft's 0.341 on the unseen seed 9000 (+0.118 [+0.096, +0.142]; LOG session 24). The full-length
+#   chain with the read term (~90 min on two threads) is the committed lite-sft since session 25: 0.509 against
+#   0.331 on the unseen seed 9100 (+0.178 [+0.156, +0.201], n 500), single objects 0.674 (+0.055).
 #
 # ## Exercises
 # 1. *(easy)* Double `SFT_STEPS`. How much does held-out gIoU move, and where does the curve flatten?

@@ -90,7 +90,8 @@ def shape_metrics(samples, answers, tolerance_px: float = 2) -> dict:
 
 # The training chains of the committed checkpoints, stage by stage (history, summary), for training_curve.
 CHAINS = {
-    "lite-sft": [("lite-pretrain", "vision_"), ("lite-pretrain", "stage_a_"), ("lite-pretrain", ""), ("lite-sft", "stage_c_"),
+    # the committed lite-sft carries its own chain's histories (vision, A, B, C; D is its own history.jsonl)
+    "lite-sft": [("lite-sft", "vision_"), ("lite-sft", "stage_a_"), ("lite-sft", "stage_b_"), ("lite-sft", "stage_c_"),
                  ("lite-sft", "")],
     "lite-pixelsail": [("lite-pixelsail", "vision_"), ("lite-pixelsail", "colour_"), ("lite-pixelsail", "")],
 }
