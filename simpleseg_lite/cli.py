@@ -323,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=["cosine", "constant", "linear"], default="cosine", help="lr schedule")
     p.add_argument("--temperature", type=float, default=0.3, help="sampling temperature of the group")
     p.add_argument("--level", choices=["sequence", "token"], default="sequence", help="sequence = GSPO, token = GRPO")
+    p.add_argument("--clip", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="the ratio's trust region (ε_low, ε_high); default rl.CLIP: 3e-4 4e-4 for GSPO, 0.2 0.2 for GRPO")
     p.add_argument("--num-iterations", type=int, default=2,
                    help="optimizer steps per batch of answers (1: on-policy, the ratio stays 1, ~30%% faster)")
     p.add_argument("--rewards", default=None,
@@ -605,7 +607,8 @@ def run(args) -> int:
                          seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
                          save_steps=args.save_steps, lora=args.lora, data=args.data, refer_root=args.refer_root,
                          use_vllm=args.vllm, freeze_vision=args.freeze_vision, best_sft=args.best_sft,
-                         policy_loss=args.policy_loss, beta=args.beta)
+                         policy_loss=args.policy_loss, beta=args.beta,
+                         clip=tuple(args.clip) if args.clip else None)
         try:
             print(f"policy saved in {train_gspo(cfg, resume=args.resume)}")
         except FileNotFoundError as e:

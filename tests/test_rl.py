@@ -289,10 +289,13 @@ def test_gspo_cli_passes_its_settings(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(rl, "train_gspo", lambda cfg, resume=False: seen.setdefault("cfg", cfg) and tmp_path)
     argv = ["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--num-iterations", "1", "--temperature", "0.5",
-            "--steps", "7", "--freeze-vision", "--best-sft", "0.5", "--policy-loss", "0"]
+            "--steps", "7", "--freeze-vision", "--best-sft", "0.5", "--policy-loss", "0", "--clip", "0.003", "0.004"]
     assert main(argv) == 0
     cfg = seen["cfg"]
     assert (cfg.num_iterations, cfg.temperature, cfg.max_steps, cfg.level) == (1, 0.5, 7, "sequence")
+    assert cfg.clip == (0.003, 0.004)
+    seen.clear()
+    assert main(argv[:-3]) == 0 and seen["cfg"].clip is None  # no --clip: rl.CLIP[level]
     assert cfg.freeze_vision and (cfg.best_sft, cfg.policy_loss) == (0.5, 0.0)
 
 
