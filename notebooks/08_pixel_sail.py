@@ -402,8 +402,8 @@ plt.show()
 # training samples, along each committed chain's stages (read from the checkpoints' `history.jsonl` and
 # `summary.json`; a stage's wall time includes its held-out evaluations). This is the equal-budget view: at
 # any number of minutes, how far each design had got. The minutes are wall minutes as each chain was run:
-# Pixel-SAIL-lite on one thread, the committed polygon chain on two (its stage A took 9.2 min on two threads; the
-# same 600-step stage took 12.1 min on one in session 24), so the polygon curve is flattered by up to ~1.7×.
+# Pixel-SAIL-lite on one thread, the committed polygon chain on two (its stage A ran 87 steps a minute on two threads;
+# session 24's ran 50 a minute on one, beside a second job), so the polygon curve is flattered by up to ~1.7×.
 
 # %%
 curves = {"Pixel-SAIL-lite": training_curve("lite-pixelsail", CHECKPOINTS_DIR),
