@@ -325,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", choices=["sequence", "token"], default="sequence", help="sequence = GSPO, token = GRPO")
     p.add_argument("--clip", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                    help="the ratio's trust region (ε_low, ε_high); default rl.CLIP: 3e-4 4e-4 for GSPO, 0.2 0.2 for GRPO")
+    p.add_argument("--scale-rewards", choices=["group", "batch", "none"], default="group",
+                   help="advantage scaling: group = divide by each group's reward std (the paper's), batch = by the "
+                        "batch's std (jitter-only groups get small advantages), none = raw differences")
     p.add_argument("--num-iterations", type=int, default=2,
                    help="optimizer steps per batch of answers (1: on-policy, the ratio stays 1, ~30%% faster)")
     p.add_argument("--rewards", default=None,
@@ -587,6 +590,7 @@ def run(args) -> int:
             other = [flag for flag, on in (("--lora", args.lora), ("--vllm", args.vllm),
                                            ("--freeze-vision", args.freeze_vision), ("--best-sft", args.best_sft != 0),
                                            ("--beta", args.beta != 0),
+                                           ("--scale-rewards", args.scale_rewards != "group"),
                                            ("--level token", args.level != "sequence"),
                                            ("--data refcoco", args.data != "synthetic")) if on]
             if other:
@@ -608,7 +612,7 @@ def run(args) -> int:
                          save_steps=args.save_steps, lora=args.lora, data=args.data, refer_root=args.refer_root,
                          use_vllm=args.vllm, freeze_vision=args.freeze_vision, best_sft=args.best_sft,
                          policy_loss=args.policy_loss, beta=args.beta,
-                         clip=tuple(args.clip) if args.clip else None)
+                         clip=tuple(args.clip) if args.clip else None, scale_rewards=args.scale_rewards)
         try:
             print(f"policy saved in {train_gspo(cfg, resume=args.resume)}")
         except FileNotFoundError as e:

@@ -42,6 +42,7 @@ from .rewards import REWARD_FUNCS, REWARD_WEIGHTS, gt_centroid_of, length_penalt
 
 # Clip ranges per importance-sampling level: the GSPO paper's for sequences, the usual PPO/GRPO 0.2 for tokens.
 CLIP = {"sequence": (3e-4, 4e-4), "token": (0.2, 0.2)}
+SCALE_REWARDS = ("group", "batch", "none")  # GSPOConfig.scale_rewards, passed to trl as is
 
 
 @dataclass
@@ -61,6 +62,10 @@ class GSPOConfig:
     level: str = "sequence"  # "sequence" = GSPO, "token" = GRPO
     clip: tuple | None = None  # (ε_low, ε_high); None → CLIP[level]
     num_iterations: int = 2
+    # how each group's rewards become advantages, trl's ``scale_rewards``: "group" (the paper's GRPO/GSPO default:
+    # divide by the group's std), "batch" (divide by the whole batch's std, so a group whose answers differ only by
+    # a little outline jitter gets small advantages instead of ±1), "none" (raw differences, Dr. GRPO)
+    scale_rewards: str = "group"
     reward_weights: dict = field(default_factory=lambda: dict(REWARD_WEIGHTS))
     length_budget: int = 256  # tokens before the length penalty starts (only when its weight ≠ 0)
     seed: int = 5  # training scenes use seeds seed·10**7 + i (disjoint from evaluation seeds < 10**7)
@@ -232,6 +237,8 @@ def build_trainer(cfg: GSPOConfig):
         raise ValueError(f"level must be one of {sorted(CLIP)}, got {cfg.level!r}")
     if cfg.beta < 0:
         raise ValueError(f"beta is a KL weight and must be ≥ 0, got {cfg.beta}")
+    if cfg.scale_rewards not in SCALE_REWARDS:
+        raise ValueError(f"scale_rewards must be one of {SCALE_REWARDS}, got {cfg.scale_rewards!r}")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -261,7 +268,7 @@ def build_trainer(cfg: GSPOConfig):
         temperature=cfg.temperature, top_p=1.0, top_k=0, repetition_penalty=1.0,
         importance_sampling_level=cfg.level, loss_type="grpo", beta=cfg.beta if cfg.lora else 0.0,
         epsilon=eps_low, epsilon_high=eps_high, num_iterations=cfg.num_iterations,
-        reward_weights=weights, scale_rewards="group", mask_truncated_completions=False,
+        reward_weights=weights, scale_rewards=cfg.scale_rewards, mask_truncated_completions=False,
         logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, report_to=[],
         use_cpu=not cuda, bf16=bool(cuda and torch.cuda.is_bf16_supported()), gradient_checkpointing=cuda and cfg.lora,
         use_vllm=cfg.use_vllm, shuffle_dataset=False, dataloader_num_workers=0, remove_unused_columns=False,

@@ -252,6 +252,18 @@ def test_gspo_cli_refuses_no_loss(tmp_path, tiny_policy, capsys):
     assert "not both 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_reward_scaling_reaches_trl(tiny_policy, tmp_path, scale):
+    cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(tiny_policy), max_steps=1, threads=1, eval_steps=0,
+                     scale_rewards=scale)
+    assert build_trainer(cfg)[0].args.scale_rewards == scale
+
+
+def test_unknown_reward_scaling_is_refused(tiny_policy, tmp_path):
+    with pytest.raises(ValueError, match="scale_rewards"):
+        build_trainer(GSPOConfig(out=str(tmp_path / "run"), init=str(tiny_policy), scale_rewards="std"))
+
+
 @pytest.mark.parametrize("prompts, generations, per_device, accumulation", [(16, 8, 128, 1), (4, 2, 8, 1), (64, 8, 128, 4), (20, 8, 80, 2)])
 def test_large_batches_are_split_for_memory(tiny_policy, tmp_path, prompts, generations, per_device, accumulation):
     cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(tiny_policy), max_steps=1, prompts_per_step=prompts,
@@ -289,13 +301,17 @@ def test_gspo_cli_passes_its_settings(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(rl, "train_gspo", lambda cfg, resume=False: seen.setdefault("cfg", cfg) and tmp_path)
     argv = ["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--num-iterations", "1", "--temperature", "0.5",
-            "--steps", "7", "--freeze-vision", "--best-sft", "0.5", "--policy-loss", "0", "--clip", "0.003", "0.004"]
+            "--steps", "7", "--freeze-vision", "--best-sft", "0.5", "--policy-loss", "0", "--scale-rewards", "batch",
+            "--clip", "0.003", "0.004"]
     assert main(argv) == 0
     cfg = seen["cfg"]
+    assert cfg.scale_rewards == "batch"
     assert (cfg.num_iterations, cfg.temperature, cfg.max_steps, cfg.level) == (1, 0.5, 7, "sequence")
     assert cfg.clip == (0.003, 0.004)
     seen.clear()
     assert main(argv[:-3]) == 0 and seen["cfg"].clip is None  # no --clip: rl.CLIP[level]
+    seen.clear()
+    assert main(argv[:-5]) == 0 and seen["cfg"].scale_rewards == "group"  # the paper's per-group std by default
     assert cfg.freeze_vision and (cfg.best_sft, cfg.policy_loss) == (0.5, 0.0)
 
 
