@@ -36,9 +36,9 @@
 # %% tags=["parameters"]
 SMOKE = False  # True: the quick CI run (two steps, a handful of samples)
 INIT = "../data/checkpoints/lite-sft"  # the SFT policy (relative to notebooks/)
-COMMITTED = "../data/checkpoints/lite-gspo"  # the committed GSPO run (16 prompts × 32 steps; from the previous lite-sft)
+COMMITTED = "../data/checkpoints/lite-gspo"  # the committed GSPO run (16 prompts × 96 steps, from INIT; see its card)
 STEPS = 40  # optimizer steps of the main run (each batch of answers serves two of them); lite ~5 min
-PROMPTS = 8  # prompts per step (the committed lite-gspo used 16 for 32 steps)
+PROMPTS = 8  # prompts per step (the committed lite-gspo used 16 for 96 steps)
 GENERATIONS = 8  # G, sampled answers per prompt
 LR = 4e-5  # peak; cosine decay to 0
 TEMPERATURE = 0.3  # sampling temperature of the group (papermill_runs/LOG.md: why so low)
@@ -283,9 +283,9 @@ plt.show()
 # What to expect at this scale (measured, `papermill_runs/LOG.md`): RL on a 5M-parameter model that
 # localizes weakly is dominated by noise. The short run above (8 prompts per step) and every 12-step
 # ablation below *lowered* held-out gIoU in session 2's lite reproduction (0.224 → 0.177 on these 100
-# samples, from the previous lite-sft); the committed run (16 prompts × 32 steps, 10 min, chosen over a
-# 64-step run on a validation seed) left test gIoU where SFT put it (0.289 → 0.288 on the 200-sample
-# evaluation; +0.013 on the validation seed). Its curves:
+# samples, from the previous lite-sft). The committed run (16 prompts × 96 steps from the SFT start above, 7.5 min,
+# the best of ten arms on the validation seed 999 at +0.006 [−0.005, +0.019]) is level on the unseen seed 9200:
+# 0.544 → 0.541, −0.003 [−0.015, +0.009] (n 500; LOG, session 26). Its curves:
 
 # %%
 if Path(COMMITTED, "history.jsonl").is_file():
@@ -365,15 +365,14 @@ else:
 # - GSPO compares each answer with its siblings (group advantage) and moves the whole sequence's
 #   likelihood with one clipped ratio.
 # - At lite scale RL is fragile: a constant learning rate or too few prompts per step lowers gIoU; the
-#   committed `data/checkpoints/lite-gspo` (`simpleseg-lite gspo`, see its model card) left test gIoU where
-#   SFT put it (0.289 → 0.288; +0.013 on the validation seed) — far from the paper's +10 points, from a start
-#   far weaker than the paper's. Since session 15 the SFT start above is the coordinate-token lite-sft, and
+#   committed `data/checkpoints/lite-gspo` (`simpleseg-lite gspo`, 96 steps from today's lite-sft, see its model
+#   card) leaves gIoU where SFT put it (−0.003 [−0.015, +0.009] on the unseen seed 9200, n 500) — far from the
+#   paper's +10 points. Since session 15 the SFT start above is the coordinate-token lite-sft, and
 #   GSPO from it (32 and 96 steps, validation seed 999) has stayed inside the noise too: −0.000 [−0.007, +0.007]
 #   and +0.002 [−0.011, +0.016] (LOG, sessions 14–15). From the session-16 lite-sft the best of 8 samples at T 0.3
 #   is +0.16 IoU above the greedy answer, yet every run from it lowered greedy gIoU: lr 2e-4 at T 0.5 (0.368 → 0.326
 #   held-out in 100 steps, ~70% of sequences clipped on each batch's second pass), and at T 0.3 lr 1.4e-4 (paired
 #   −0.029 [−0.046, −0.011]) and 7e-5 (−0.012 [−0.026, +0.001]) over 120 steps (validation seed; LOG, session 16).
-#   The committed lite-gspo descends from the previous lite-sft.
 # - Why those runs lose (session 17, same validation seed, n 200): *noise*. GSPO with a reward of pure noise and
 #   everything else equal costs −0.151 in 120 steps; the real rewards end at −0.022 — a strong signal (+0.13 against
 #   the control) that does not quite pay for the damage each noisy update does. Its visible symptom is inflation:

@@ -33,7 +33,7 @@ SMOKE = False  # True: a handful of samples (CI)
 CHECKPOINTS = {  # label → checkpoint (relative to notebooks/); missing ones are skipped with a note
     "pre-train": "../data/checkpoints/lite-pretrain",
     "SFT": "../data/checkpoints/lite-sft",
-    "SFT+GSPO": "../data/checkpoints/lite-gspo",  # GSPO from the *previous* lite-sft (see its card)
+    "SFT+GSPO": "../data/checkpoints/lite-gspo",  # 96 GSPO steps from the lite-sft above (see its card)
     "Pixel-SAIL-lite": "../data/checkpoints/lite-pixelsail",  # the second system: a [SEG] token and a mask head
 }
 N = 200  # synthetic test samples — the same as `simpleseg-lite eval --n 200 --seed 1000`
