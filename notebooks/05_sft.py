@@ -141,8 +141,8 @@ plt.show()
 # stage B of the lite chain, read term on from its first stage; 500 SFT steps at lr 5e-4 with the read term move
 # gIoU 0.319 → 0.376 and Prec@0.5 0.44 → 0.55 (16 min on one thread beside another job). Until session 25 the
 # pre-trained checkpoint had no read term and the same notebook moved gIoU only 0.274 → 0.277 (250 steps, lr 1e-3).
-# The committed lite-sft continues the same start for 3,500 steps (two stages, ~48 min on two threads) to 0.509 on
-# the unseen seed 9100. Exercise 1 asks where the curve turns.
+# The committed lite-sft continues the same start for 5,000 steps (three stages, ~79 min on two threads) to 0.541 on
+# the unseen seed 9300 (`eval --n 200`). Exercise 1 asks where the curve turns.
 
 # %%
 model, processor = load_model(out, dtype=torch.float32)
@@ -305,8 +305,9 @@ else:
 #   scripts/lite_chain.sh`) lifts a short chain's 1–3-object gIoU from 0.263 to 0.382 (+0.119 [+0.101, +0.138],
 #   paired, validation seed 999), and the same chain at twice the steps (~61 min on one core) reaches 0.459 against
 #   session 16's lite-sft's 0.341 on the unseen seed 9000 (+0.118 [+0.096, +0.142]; LOG session 24). The full-length
-#   chain with the read term (~90 min on two threads) is the committed lite-sft since session 25: 0.509 against
-#   0.331 on the unseen seed 9100 (+0.178 [+0.156, +0.201], n 500), single objects 0.674 (+0.055).
+#   chain with the read term (~90 min on two threads) reached 0.509 against 0.331 on the unseen seed 9100 (+0.178
+#   [+0.156, +0.201], n 500; session 25), and a fifth stage (1,500 more steps, 31 min; session 26) — the committed
+#   lite-sft — adds +0.035 [+0.021, +0.048] on the unseen seed 9300 (0.560, n 500; single objects 0.724, 2.6 px).
 #
 # ## Exercises
 # 1. *(easy)* Double `SFT_STEPS`. How much does held-out gIoU move, and where does the curve flatten?

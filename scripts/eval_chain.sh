@@ -2,13 +2,14 @@
 # Judge a lite chain (scripts/lite_chain.sh) against the committed checkpoints on an unseen seed, the way the
 # issues' "done when" lines ask: paired `compare` and `eval --json` on 1–3 objects, single objects, and text→point.
 # Usage: bash scripts/eval_chain.sh runs/chain14 6000 [THREADS]  → runs/chain14/eval_6000/*.json, *.txt
-# The lite-sft candidate is CHAIN/sft_d when stage D ran, else CHAIN/sft.
+# The lite-sft candidate is CHAIN/sft_e when stage E ran, else CHAIN/sft_d when stage D ran, else CHAIN/sft.
 # (N_EVAL=200 and N_COMPARE=500 set the sample counts; lite-pretrain is compared on N_EVAL.)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 chain="$1" seed="$2" threads="${3:-1}"
 out="$chain/eval_$seed"
 sft="$chain/sft"; [ -f "$chain/sft_d/summary.json" ] && sft="$chain/sft_d"  # stage D's model when the chain had one
+[ -f "$chain/sft_e/summary.json" ] && sft="$chain/sft_e"  # stage E's when it ran
 mkdir -p "$out"
 run() {  # a finished check (non-empty output) is not run again
   local name="$1"; shift

@@ -4,6 +4,7 @@
 #   B. pre-training curriculum on 1–3-object scenes (sft.PRETRAIN_MIX)          → the lite-pretrain candidate
 #   C. SFT on 1–3-object referring scenes, polygon-heavy mix                     → the lite-sft candidate
 #   D. (STEPS_D > 0) C continued at peak lr 3e-4, seed 3, mix MIX_D (default: C's) → then the lite-sft candidate
+#   E. (STEPS_E > 0, needs D) D continued, a fresh cosine at peak lr 3e-4, seed 4, mix MIX_D → then the lite-sft candidate
 # Re-running the script after an interruption resumes the stage it was in (each checkpoints every 50 steps)
 # and skips the stages that finished. Usage: bash scripts/lite_chain.sh [OUT_DIR]   (default runs/chain)
 # Step counts can be overridden: STEPS_A=800 STEPS_B=500 STEPS_C=1000 bash scripts/lite_chain.sh
@@ -20,7 +21,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 out="${1:-runs/chain}"
 STEPS_A="${STEPS_A:-800}" STEPS_B="${STEPS_B:-500}" STEPS_C="${STEPS_C:-1000}" THREADS="${THREADS:-2}"
 MIX_C='{"polygon": 6, "point_polygon": 1, "box_polygon": 1, "point": 1, "box": 1}'
-STEPS_D="${STEPS_D:-0}" MIX_D="${MIX_D:-$MIX_C}"
+STEPS_D="${STEPS_D:-0}" MIX_D="${MIX_D:-$MIX_C}" STEPS_E="${STEPS_E:-0}"
 ARM="${ARM:-coord_tokens+median_decoding}" VISION_AUX="${VISION_AUX:-0}" VISION_STEPS="${VISION_STEPS:-0}"
 BOX_AUX="${BOX_AUX:-0}" COLOUR_AUX="${COLOUR_AUX:-0}" READ_LOSS="${READ_LOSS:-0}"
 mkdir -p "$out"
@@ -60,7 +61,16 @@ if [ "$STEPS_D" -gt 0 ]; then  # stage D (session 16): more SFT from stage C at 
       --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --box-aux "$BOX_AUX" --colour-aux "$COLOUR_AUX" \
       --read-loss "$READ_LOSS" --eval-steps 500 --save-steps 50 --task-mix "$MIX_D" $(resume "$out/sft_d")
   fi
-  echo "[chain] done: $out/pre (lite-pretrain candidate), $out/sft_d (lite-sft candidate)"
+  last="$out/sft_d"
+  if [ "$STEPS_E" -gt 0 ]; then  # stage E (session 26): stage D's held-out curve was still rising at its end
+    if ! done_ "$out/sft_e"; then
+      simpleseg-lite train --stage sft --init "$out/sft_d" --out "$out/sft_e" --steps "$STEPS_E" --lr 3e-4 --seed 4 \
+        --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --box-aux "$BOX_AUX" --colour-aux "$COLOUR_AUX" \
+        --read-loss "$READ_LOSS" --eval-steps 500 --save-steps 50 --task-mix "$MIX_D" $(resume "$out/sft_e")
+    fi
+    last="$out/sft_e"
+  fi
+  echo "[chain] done: $out/pre (lite-pretrain candidate), $last (lite-sft candidate)"
 else
   echo "[chain] done: $out/pre (lite-pretrain candidate), $out/sft (lite-sft candidate)"
 fi
