@@ -137,9 +137,10 @@ plt.show()
 
 # %% [markdown]
 # ## 4. After SFT
-# What to expect (measured in session 26 on these 64 samples, lite preset): the committed pre-trained checkpoint is
-# stage B of the lite chain, read term on from its first stage; 500 SFT steps at lr 5e-4 with the read term move
-# gIoU 0.319 → 0.376 and Prec@0.5 0.44 → 0.55 (16 min on one thread beside another job). Until session 25 the
+# What to expect (measured on these 64 samples, lite preset): the committed pre-trained checkpoint is stage B of the
+# lite chain, read term on from its first stage; 500 SFT steps at lr 5e-4 with the read term move gIoU 0.319 → 0.383
+# and Prec@0.5 0.44 → 0.61 — the whole notebook 11.3 min on two threads in a fresh clone's `bash scripts/reproduce.sh`
+# (session 27; 0.319 → 0.376 in session 26's one-thread run, 16 min beside another job). Until session 25 the
 # pre-trained checkpoint had no read term and the same notebook moved gIoU only 0.274 → 0.277 (250 steps, lr 1e-3).
 # The committed lite-sft continues the same start for 5,000 steps (three stages, ~79 min on two threads) to 0.541 on
 # the unseen seed 9300 (`eval --n 200`). Exercise 1 asks where the curve turns.
