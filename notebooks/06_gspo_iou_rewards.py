@@ -385,6 +385,11 @@ else:
 # - A KL term to the start policy (`gspo --beta`) removes the damage, as the noise reading predicts: β 0.2 ends
 #   level (−0.001 [−0.012, +0.010]; area ratio 0.94), and β 0.04 beats the same run without it by +0.016
 #   [+0.001, +0.031] on the same samples — but neither is above the SFT model (validation seed; LOG, session 18).
+# - The samples' mean is below the greedy answer (section 4), so a group-mean baseline pushes up samples that are
+#   worse than what evaluation writes. Measuring each answer against the greedy answer's reward instead (ReMax's
+#   baseline, `GSPOConfig(baseline="greedy")`, `gspo --baseline greedy`) is level too: −0.000 [−0.007, +0.006]
+#   after 96 steps, with less inflation (area ratio 1.01 against the group-mean run's 1.04; validation seed, n 500;
+#   LOG, session 28).
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that

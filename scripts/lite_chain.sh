@@ -5,6 +5,7 @@
 #   C. SFT on 1–3-object referring scenes, polygon-heavy mix                     → the lite-sft candidate
 #   D. (STEPS_D > 0) C continued at peak lr 3e-4, seed 3, mix MIX_D (default: C's) → then the lite-sft candidate
 #   E. (STEPS_E > 0, needs D) D continued, a fresh cosine at peak lr 3e-4, seed 4, mix MIX_D → then the lite-sft candidate
+#   F, G, H. (STEPS_F/G/H > 0, each needs the one before) the same again, seeds 6, 7 and 8
 # Re-running the script after an interruption resumes the stage it was in (each checkpoints every 50 steps)
 # and skips the stages that finished. Usage: bash scripts/lite_chain.sh [OUT_DIR]   (default runs/chain)
 # Step counts can be overridden: STEPS_A=800 STEPS_B=500 STEPS_C=1000 bash scripts/lite_chain.sh
@@ -21,9 +22,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 out="${1:-runs/chain}"
 STEPS_A="${STEPS_A:-800}" STEPS_B="${STEPS_B:-500}" STEPS_C="${STEPS_C:-1000}" THREADS="${THREADS:-2}"
 MIX_C='{"polygon": 6, "point_polygon": 1, "box_polygon": 1, "point": 1, "box": 1}'
-STEPS_D="${STEPS_D:-0}" MIX_D="${MIX_D:-$MIX_C}" STEPS_E="${STEPS_E:-0}"
+STEPS_D="${STEPS_D:-0}" MIX_D="${MIX_D:-$MIX_C}" STEPS_E="${STEPS_E:-0}" STEPS_F="${STEPS_F:-0}" STEPS_G="${STEPS_G:-0}" STEPS_H="${STEPS_H:-0}"
 ARM="${ARM:-coord_tokens+median_decoding}" VISION_AUX="${VISION_AUX:-0}" VISION_STEPS="${VISION_STEPS:-0}"
-BOX_AUX="${BOX_AUX:-0}" COLOUR_AUX="${COLOUR_AUX:-0}" READ_LOSS="${READ_LOSS:-0}"
+BOX_AUX="${BOX_AUX:-0}" COLOUR_AUX="${COLOUR_AUX:-0}" READ_LOSS="${READ_LOSS:-0}" COLOUR_SKIP="${COLOUR_SKIP:-0}"
 mkdir -p "$out"
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
 done_() { [ -f "$1/summary.json" ]; }
@@ -55,22 +56,22 @@ if ! done_ "$out/sft"; then
     --read-loss "$READ_LOSS" --eval-steps 250 --save-steps 50 \
     --task-mix "$MIX_C" $(resume "$out/sft")
 fi
-if [ "$STEPS_D" -gt 0 ]; then  # stage D (session 16): more SFT from stage C at a lower peak lr
-  if ! done_ "$out/sft_d"; then
-    simpleseg-lite train --stage sft --init "$out/sft" --out "$out/sft_d" --steps "$STEPS_D" --lr 3e-4 --seed 3 \
+# Stages D–H: the previous stage's model, more SFT on the same mix with a fresh cosine at peak lr 3e-4 and a
+# seed of its own (new scenes). D (session 16) followed C at a lower peak lr; E (session 26) because D's held-out curve
+# was still rising at its end; F, G and H (session 28) because a fresh cosine still paid after E (LOG session 28).
+# COLOUR_SKIP=16 gives the model colour detectors read past the tower (model.ColourSkip) at the start of stage F.
+more_sft() {  # FROM TO STEPS SEED EVAL_STEPS COLOUR_SKIP
+  if ! done_ "$2"; then
+    simpleseg-lite train --stage sft --init "$1" --out "$2" --steps "$3" --lr 3e-4 --seed "$4" \
       --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --box-aux "$BOX_AUX" --colour-aux "$COLOUR_AUX" \
-      --read-loss "$READ_LOSS" --eval-steps 500 --save-steps 50 --task-mix "$MIX_D" $(resume "$out/sft_d")
+      --read-loss "$READ_LOSS" --eval-steps "$5" --save-steps 50 --task-mix "$MIX_D" --colour-skip "$6" $(resume "$2")
   fi
-  last="$out/sft_d"
-  if [ "$STEPS_E" -gt 0 ]; then  # stage E (session 26): stage D's held-out curve was still rising at its end
-    if ! done_ "$out/sft_e"; then
-      simpleseg-lite train --stage sft --init "$out/sft_d" --out "$out/sft_e" --steps "$STEPS_E" --lr 3e-4 --seed 4 \
-        --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --box-aux "$BOX_AUX" --colour-aux "$COLOUR_AUX" \
-        --read-loss "$READ_LOSS" --eval-steps 500 --save-steps 50 --task-mix "$MIX_D" $(resume "$out/sft_e")
-    fi
-    last="$out/sft_e"
-  fi
-  echo "[chain] done: $out/pre (lite-pretrain candidate), $last (lite-sft candidate)"
-else
-  echo "[chain] done: $out/pre (lite-pretrain candidate), $out/sft (lite-sft candidate)"
-fi
+}
+last="$out/sft"
+for stage in "d $STEPS_D 3 500 0" "e $STEPS_E 4 500 0" "f $STEPS_F 6 400 $COLOUR_SKIP" "g $STEPS_G 7 400 0" "h $STEPS_H 8 400 0"; do
+  read -r name steps seed every skip <<< "$stage"
+  [ "$steps" -gt 0 ] || break  # each stage needs the one before it
+  more_sft "$last" "$out/sft_$name" "$steps" "$seed" "$every" "$skip"
+  last="$out/sft_$name"
+done
+echo "[chain] done: $out/pre (lite-pretrain candidate), $last (lite-sft candidate)"

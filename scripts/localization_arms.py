@@ -63,6 +63,8 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
     "query_vision": ({"query_vision": True}, 0.0, "the vision tower reads the question (model.SimpleSegLiteModel."
                                                   "prompt_query added to every patch): the scene summary it writes "
                                                   "into every token can be the referred object's (LOG session 24)"),
+    "colour_skip": ({"colour_skip": 16}, 0.0, "16 colour detectors max-pooled per image token, added past the tower "
+                                            "(model.ColourSkip): colour the merger drops reaches the words (LOG session 28)"),
     "encoder_free": ({}, 0.0, "no vision tower: pixelsail's single transformer over 64 patch tokens, text answers"),
 }
 

@@ -180,6 +180,9 @@ def _check_train_stream(args) -> dict | None:
                        "names colours with --model-config '{\"aux_colours\": true}'")
     if args.colour_aux and args.data != "synthetic":
         raise CLIError("--colour-aux needs --data synthetic (its target is each pixel's colour)")
+    if args.colour_skip < 0 or (args.colour_skip and (args.stage == "pixelsail" or args.lora)):
+        raise CLIError(f"--colour-skip {args.colour_skip}: a number of colour detectors ≥ 0, for the lite polygon "
+                       "models (--stage pretrain or sft, no --lora)")
     if args.box_aux and (args.stage == "pixelsail" or args.data != "synthetic"):
         raise CLIError("--box-aux is for the polygon models (--stage pretrain or sft) on --data synthetic "
                        "(its target is each object pixel's box)")
@@ -275,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-loss", type=float, default=0.0,
                    help="weight of the training-only read term: one attention head of the answer must look at the "
                         "referred object's image tokens (synthetic data, polygon models; sft.read_out_loss; 0: off)")
+    p.add_argument("--colour-skip", type=int, default=0,
+                   help="give the --init checkpoint (or a new model) colour detectors read past the vision tower into "
+                        "each image token, this many (model.ColourSkip; 16 in the lite chain; 0: none)")
     p.add_argument("--read-layer", type=int, default=None,
                    help="the first layer (1-based) --read-loss trains (default: the one above the middle)")
     p.add_argument("--read-layers", type=int, default=1, help="--read-loss trains this many layers from --read-layer")
@@ -328,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-rewards", choices=["group", "batch", "none"], default="group",
                    help="advantage scaling: group = divide by each group's reward std (the paper's), batch = by the "
                         "batch's std (jitter-only groups get small advantages), none = raw differences")
+    p.add_argument("--baseline", choices=["group", "greedy"], default="group",
+                   help="what an answer's reward is compared with: group = its group's mean (GRPO/GSPO), greedy = the "
+                        "reward of the greedy answer to the same prompt (ReMax; synthetic data only)")
     p.add_argument("--num-iterations", type=int, default=2,
                    help="optimizer steps per batch of answers (1: on-policy, the ratio stays 1, ~30%% faster)")
     p.add_argument("--rewards", default=None,
@@ -509,10 +518,10 @@ def run(args) -> int:
                           colour_aux=args.colour_aux, box_aux=args.box_aux, prompt_order=args.prompt_order,
                           mark_loss=args.mark_loss, mark_layer=args.mark_layer,
                           read_loss=args.read_loss, read_layer=args.read_layer, read_layers=args.read_layers,
-                          read_heads=args.read_heads)
+                          read_heads=args.read_heads, colour_skip=args.colour_skip)
         try:
             print(f"model saved in {train(cfg, resume=args.resume)}")
-        except FileNotFoundError as e:  # a bad --init path or REFER root: say so, no traceback
+        except (FileNotFoundError, ValueError) as e:  # a bad --init path or REFER root, a switch the model refuses
             raise CLIError(str(e)) from e
     elif args.command == "pretrain-vision":
         from .vision import VisionPretrainConfig, pretrain_vision
@@ -591,6 +600,7 @@ def run(args) -> int:
                                            ("--freeze-vision", args.freeze_vision), ("--best-sft", args.best_sft != 0),
                                            ("--beta", args.beta != 0),
                                            ("--scale-rewards", args.scale_rewards != "group"),
+                                           ("--baseline", args.baseline != "group"),
                                            ("--level token", args.level != "sequence"),
                                            ("--data refcoco", args.data != "synthetic")) if on]
             if other:
@@ -612,7 +622,8 @@ def run(args) -> int:
                          save_steps=args.save_steps, lora=args.lora, data=args.data, refer_root=args.refer_root,
                          use_vllm=args.vllm, freeze_vision=args.freeze_vision, best_sft=args.best_sft,
                          policy_loss=args.policy_loss, beta=args.beta,
-                         clip=tuple(args.clip) if args.clip else None, scale_rewards=args.scale_rewards)
+                         clip=tuple(args.clip) if args.clip else None, scale_rewards=args.scale_rewards,
+                         baseline=args.baseline)
         try:
             print(f"policy saved in {train_gspo(cfg, resume=args.resume)}")
         except FileNotFoundError as e:

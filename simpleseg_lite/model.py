@@ -68,6 +68,19 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
   writes into every token (LOG session 23), and a tower that knows the question can make it the referred object's.
   One (text width × ViT width) matrix, ~33k parameters. Measured: level on top of the read term (−0.005
   [−0.021, +0.012], LOG session 24), which already stops the answers from reading the tower's summary.
+  `colour_skip` (session 28) gives each image token a colour reading that bypasses the vision tower: C colour
+  detectors (a 1×1 convolution on each pixel's RGB, ReLU), max-pooled over the token's 28-px square, then one linear
+  map to the language model's width, added to the token after the position fix (`ColourSkip`; the map starts small
+  and random, N(0, 0.05²): started at zero it stayed near zero — the language model has no use for a feature it
+  never saw, and the arm was level; LOG session 28). Why: the merger, trained by the vision stage's dense *shape* loss, drops colour (a linear probe
+  reads an object's colour from 0.28–0.38 of the tokens, from 0.998 of their mean RGB; LOG session 20), so
+  "the red shape" cannot be read; teaching the tower colour as well (`colour_aux`) took its capacity from shapes
+  (−0.056, LOG session 26). The max-pool says whether a colour is *anywhere* in the token, whatever share of it
+  the object covers. 3·C + C + C·width + width parameters (~4.4k at C 16), no measurable cost. A trained checkpoint
+  gets one with `add_colour_skip` (`train --colour-skip 16`). Measured (LOG session 28, 800 SFT steps from the
+  committed lite-sft each, validation seed 999, n 500): zero-started map +0.003 [−0.003, +0.009] over the same steps
+  without the skip, small random map **+0.012 [+0.004, +0.020]** — spread over every kind of sentence, not
+  concentrated on the colour ones.
   They are plain config fields, so `save_pretrained` / `from_pretrained` rebuild the same model (the merges
   and added words travel in the processor's `tokenizer.json`).
 - Not an architectural change, but a departure in how the weights start (session 13): the real tower arrives
@@ -344,6 +357,41 @@ class LitePatchEmbed(nn.Module):
         return x
 
 
+class ColourSkip(nn.Module):
+    """``colour_skip``: a colour reading per image token that bypasses the vision tower.
+
+    Input: the processor's flattened patches (N, 3·2·14·14; channel, frame, row, column; normalized pixel values),
+    ``merge`` ² consecutive patches per image token (the processor's order). Each pixel's RGB (first frame) goes
+    through ``detectors`` linear colour detectors with a ReLU; their maximum over the token's pixels goes through
+    ``proj`` to (N / merge², width). ``reset(generator)`` draws the start: detectors N(0, 0.5²) (a normalized
+    pixel's scale), ``proj`` N(0, ``PROJ_STD``²), biases 0.
+    """
+
+    PROJ_STD = 0.05  # small: the tokens it is added to are layer-normed (per-dimension std 1)
+
+    def __init__(self, detectors: int, width: int, merge: int):
+        super().__init__()
+        self.merge = merge
+        self.detect = nn.Conv2d(3, detectors, 1)
+        self.proj = nn.Linear(detectors, width)
+
+    @torch.no_grad()
+    def reset(self, generator: torch.Generator | None = None) -> None:
+        for weight, std in ((self.detect.weight, 0.5), (self.proj.weight, self.PROJ_STD)):
+            weight.copy_(torch.randn(weight.shape, generator=generator, dtype=weight.dtype) * std)
+        self.detect.bias.zero_()
+        self.proj.bias.zero_()
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        n = pixel_values.shape[0]
+        group = self.merge ** 2
+        if n % group:
+            raise ValueError(f"colour_skip: {n} patches do not split into image tokens of {group} patches")
+        rgb = pixel_values.view(n, 3, 2, VIT_PATCH, VIT_PATCH)[:, :, 0].to(self.detect.weight.dtype)
+        seen = F.relu(self.detect(rgb)).amax(dim=(2, 3))  # (N, C): strongest response in each patch
+        return self.proj(seen.view(n // group, group, -1).amax(dim=1))
+
+
 def scale_attention(language_model, scale: float) -> None:
     """Multiply every decoder layer's attention logits by ``scale`` (``self_attn.scaling = scale / √head_dim``)."""
     if not scale > 0:
@@ -370,6 +418,9 @@ class SimpleSegLiteModel(Qwen2_5_VLModel):
         self.query_proj = (nn.Linear(config.text_config.hidden_size, config.vision_config.hidden_size) if turn
                            else None)
         self._query = None  # (n_images, ViT width) for the forward pass in progress
+        detectors = getattr(config, "lite_colour_skip", 0)
+        self.colour_skip = (ColourSkip(detectors, config.text_config.hidden_size, config.vision_config.spatial_merge_size)
+                            if detectors else None)
 
     def prompt_query(self, input_ids: torch.Tensor) -> torch.Tensor:
         """``query_vision``: (n, ViT width), per row of ``input_ids`` (n, L) the projected mean input embedding of
@@ -419,6 +470,13 @@ class SimpleSegLiteModel(Qwen2_5_VLModel):
         elif module is getattr(self, "query_proj", None):  # zero: the tower starts as it was without the question
             init.zeros_(module.weight)
             init.zeros_(module.bias)
+        skip = getattr(self, "colour_skip", None)
+        if skip is not None and module is skip.detect:  # detectors at a normalized pixel's scale (ColourSkip.reset)
+            init.normal_(module.weight, mean=0.0, std=0.5)
+            init.zeros_(module.bias)
+        elif skip is not None and module is skip.proj:  # small and random (why: module docstring)
+            init.normal_(module.weight, mean=0.0, std=ColourSkip.PROJ_STD)
+            init.zeros_(module.bias)
 
     # Keep the stock signature: `generate` calls this with only the arguments it names.
     def get_image_features(self, pixel_values: torch.Tensor, image_grid_thw: torch.LongTensor | None = None,
@@ -441,7 +499,10 @@ class SimpleSegLiteModel(Qwen2_5_VLModel):
         if any(n != len(self.image_positions.weight) for n in counts):
             raise ValueError(f"The model expects {len(self.image_positions.weight)} tokens per image, got "
                              f"{counts}; use the processor saved with the model (it fixes the image size).")
-        outputs.pooler_output = tuple(self.image_positions(torch.stack(per_image)).unbind(0))
+        tokens = self.image_positions(torch.stack(per_image))
+        if self.colour_skip is not None:
+            tokens = tokens + self.colour_skip(pixel_values).view(tokens.shape).to(tokens.dtype)
+        outputs.pooler_output = tuple(tokens.unbind(0))
         return outputs
 
 
@@ -494,6 +555,7 @@ class TinyConfig:
     word_tokens: bool = False  # each prompt word one token (build_tokenizer), not its characters
     attn_scale: float = 1.0  # multiplies the language model's attention logits (scale_attention); 1 = stock
     query_vision: bool = False  # the vision tower reads the question (SimpleSegLiteModel.prompt_query); off = stock
+    colour_skip: int = 0  # colour detectors read past the tower into each image token (ColourSkip); 0 = off
 
 
 def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
@@ -554,6 +616,11 @@ def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
         if not cfg.position_fix:
             raise ValueError("query_vision needs position_fix=True (our model class)")
         extra["lite_query_vision"] = [tok.convert_tokens_to_ids(IM_START), tok.convert_tokens_to_ids(IM_END)]
+    if cfg.colour_skip:
+        if not cfg.position_fix or cfg.colour_skip < 0:
+            raise ValueError(f"colour_skip must be > 0 detectors (with position_fix=True, our model class), "
+                             f"got {cfg.colour_skip}")
+        extra["lite_colour_skip"] = int(cfg.colour_skip)
     config = Qwen2_5_VLConfig(
         text_config=text_config, vision_config=vision_config,
         image_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN),
@@ -567,6 +634,25 @@ def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
     model.generation_config.update(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                                    bos_token_id=tok.pad_token_id)
     return model, processor
+
+
+def add_colour_skip(model, detectors: int = 16, seed: int = 0):
+    """Give a lite model (``SimpleSegLiteForConditionalGeneration``) without one a ``ColourSkip`` of ``detectors``,
+    drawn by ``ColourSkip.reset`` from ``seed``, and record it in the config (``lite_colour_skip``), so
+    ``save_pretrained`` / ``from_pretrained`` rebuild it. Returns the model (changed in place)."""
+    inner = getattr(model, "model", None)
+    if not isinstance(inner, SimpleSegLiteModel):
+        raise ValueError("colour_skip needs the lite model class (SimpleSegLiteForConditionalGeneration)")
+    if inner.colour_skip is not None:
+        raise ValueError(f"the model already has a colour skip ({model.config.lite_colour_skip} detectors)")
+    if detectors <= 0:
+        raise ValueError(f"colour_skip needs > 0 detectors, got {detectors}")
+    weight = inner.image_positions.weight
+    skip = ColourSkip(detectors, model.config.text_config.hidden_size, model.config.vision_config.spatial_merge_size)
+    skip.reset(torch.Generator().manual_seed(seed))
+    inner.colour_skip = skip.to(device=weight.device, dtype=weight.dtype)
+    model.config.lite_colour_skip = int(detectors)
+    return model
 
 
 def deepen_language_model(model, layers: int):

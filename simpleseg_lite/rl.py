@@ -16,6 +16,11 @@ format, optional length penalty — malformed answers score 0 and never stop the
 the weighted sum within each group and takes the clipped step. Answers are sampled with vision tokens
 suppressed (trl does it for processors), so an ``<|image_pad|>`` can never be re-scored.
 
+``baseline="greedy"`` (``greedy_baseline_trainer``) measures each answer against the reward of the policy's greedy
+answer to the same prompt instead of its group's mean (ReMax's baseline; a lite arm, not the paper's). Why: RL can
+mostly only move the greedy answer towards the best of the group, and the samples' mean is below the greedy answer
+(notebook 06's headroom), so a group-mean baseline pushes up samples that are worse than what evaluation writes.
+
 ``build_trainer`` makes the trainer (fp32 on a CPU: see its docstring); ``best_sft`` adds the SFT loss on each
 group's best answer beside (or, with ``policy_loss=0``, instead of) the GSPO term — rejection-sampling fine-tuning,
 an arm that lost (papermill_runs/LOG.md, session 17). ``quantile_rl.py`` is the same objective over another
@@ -66,6 +71,10 @@ class GSPOConfig:
     # divide by the group's std), "batch" (divide by the whole batch's std, so a group whose answers differ only by
     # a little outline jitter gets small advantages instead of ±1), "none" (raw differences, Dr. GRPO)
     scale_rewards: str = "group"
+    # what each answer's reward is measured against: "group" (trl's: the mean reward of its group, GRPO/GSPO) or
+    # "greedy" (the reward of the policy's greedy answer to the same prompt, as evaluated: ReMax's baseline,
+    # ``greedy_baseline_advantages``; one extra greedy generation per prompt and batch)
+    baseline: str = "group"
     reward_weights: dict = field(default_factory=lambda: dict(REWARD_WEIGHTS))
     length_budget: int = 256  # tokens before the length penalty starts (only when its weight ≠ 0)
     seed: int = 5  # training scenes use seeds seed·10**7 + i (disjoint from evaluation seeds < 10**7)
@@ -144,6 +153,87 @@ def group_best(advantages: torch.Tensor, group_size: int) -> torch.Tensor:
     flat = (a.max(1).values - a.min(1).values) <= 1e-6
     best[flat] = 0.0
     return best.view(-1)
+
+
+BASELINES = ("group", "greedy")  # GSPOConfig.baseline
+
+
+def greedy_baseline_advantages(rewards: torch.Tensor, greedy: torch.Tensor, group_size: int,
+                               scale: str = "group") -> torch.Tensor:
+    """Advantages against the greedy answer (ReMax): ``A_i = (r_i − r_greedy(prompt of i)) / s``.
+
+    ``rewards`` (B,) of B = n · ``group_size`` sampled answers, each group's consecutive (trl's layout); ``greedy``
+    (n,) the reward of each prompt's greedy answer. ``scale``: "group" divides by the group's std of the rewards,
+    "batch" by the batch's, "none" leaves the raw difference (each + 1e-4, as trl does). With the group mean as the
+    baseline every group's advantages sum to 0, so a group whose answers are all worse than the greedy one still
+    pushes half of them up; here a sample is pushed up only if it beats what evaluation would have written. NaN
+    rewards (unscorable answers) get advantage 0."""
+    if scale not in SCALE_REWARDS:
+        raise ValueError(f"scale must be one of {SCALE_REWARDS}, got {scale!r}")
+    if rewards.numel() != greedy.numel() * group_size:
+        raise ValueError(f"{rewards.numel()} rewards do not match {greedy.numel()} prompts × {group_size} answers")
+    grouped = rewards.view(-1, group_size)
+    advantages = grouped - greedy.to(rewards).view(-1, 1)
+    if scale == "group":
+        advantages = advantages / (_nanstd(grouped, dim=1, keepdim=True) + 1e-4)
+    elif scale == "batch":
+        advantages = advantages / (_nanstd(rewards) + 1e-4)
+    return torch.nan_to_num(advantages.reshape(-1), nan=0.0)
+
+
+def _nanstd(x: torch.Tensor, **kw) -> torch.Tensor:
+    """Sample std (Bessel) ignoring NaNs; 0 where fewer than two values."""
+    mean = torch.nanmean(x, **kw) if kw else torch.nanmean(x)
+    n = (~torch.isnan(x)).sum(**kw) if kw else (~torch.isnan(x)).sum()
+    sq = ((x - mean) ** 2).nansum(**kw) if kw else ((x - mean) ** 2).nansum()
+    return torch.where(n > 1, (sq / (n - 1).clamp_min(1)).sqrt(), torch.zeros_like(sq))
+
+
+def greedy_baseline_trainer(cfg: GSPOConfig, base):
+    """``base`` (trl's ``GRPOTrainer`` or a subclass) with advantages against each prompt's greedy answer
+    (``greedy_baseline_advantages``). The greedy answers are written by ``model.generate`` — the same decoding rule
+    as evaluation — once per generated batch, and scored by the run's own weighted rewards. Logged:
+    ``greedy_reward`` (mean over prompts) and ``beats_greedy`` (share of sampled answers with a higher reward)."""
+    from .model import generate
+
+    class GreedyBaselineTrainer(base):
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            g = self.num_generations
+            firsts = inputs[::g]
+            texts = [_prompt_text(row["prompt"]) for row in firsts]
+            answers = generate(self.accelerator.unwrap_model(self.model), self.processing_class,
+                               [row["image"] for row in firsts], texts, max_new_tokens=self.max_completion_length)
+            columns = {k: [row[k] for row in firsts] for k in firsts[0] if k not in ("prompt", "image")}
+            greedy = torch.zeros(len(firsts), len(self.reward_funcs), device=per_func.device)
+            for j, func in enumerate(self.reward_funcs):
+                greedy[:, j] = torch.tensor([float("nan") if v is None else v for v in func(answers, **columns)])
+            weights = self.reward_weights.to(per_func.device)
+            self._lite_greedy = (greedy * weights).nansum(1)
+            self._lite_sampled = (per_func * weights).nansum(1)
+            self._lite_sampled[torch.isnan(per_func).all(1)] = float("nan")
+            return per_func
+
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            adv = greedy_baseline_advantages(self._lite_sampled, self._lite_greedy, self.num_generations,
+                                             self.scale_rewards)
+            out["advantages"] = adv.to(out["advantages"])
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["greedy_reward"].append(float(self._lite_greedy.mean()))
+            beats = self._lite_sampled.view(-1, self.num_generations) > self._lite_greedy.view(-1, 1)
+            self._metrics[mode]["beats_greedy"].append(float(beats.float().mean()))
+            return out
+
+    return GreedyBaselineTrainer
+
+
+def _prompt_text(prompt) -> str:
+    """The text of a trl conversational prompt (``rl_prompt``), or the prompt itself when it is a string."""
+    if isinstance(prompt, str):
+        return prompt
+    return "".join(part.get("text", "") for message in prompt for part in message["content"]
+                   if isinstance(part, dict) and part.get("type") == "text")
 
 
 def rows_of(inputs: dict, rows: torch.Tensor) -> dict:
@@ -239,6 +329,10 @@ def build_trainer(cfg: GSPOConfig):
         raise ValueError(f"beta is a KL weight and must be ≥ 0, got {cfg.beta}")
     if cfg.scale_rewards not in SCALE_REWARDS:
         raise ValueError(f"scale_rewards must be one of {SCALE_REWARDS}, got {cfg.scale_rewards!r}")
+    if cfg.baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES}, got {cfg.baseline!r}")
+    if cfg.baseline == "greedy" and cfg.data != "synthetic":
+        raise ValueError("baseline='greedy' is built for the synthetic data (one image per prompt); use 'group'")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -276,6 +370,8 @@ def build_trainer(cfg: GSPOConfig):
     with warnings.catch_warnings():  # transformers 5 renamed gradient_checkpointing; trl reads the old name
         warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
         trainer_class = best_sft_trainer(cfg, processor.tokenizer) if cfg.best_sft else GRPOTrainer
+        if cfg.baseline == "greedy":
+            trainer_class = greedy_baseline_trainer(cfg, trainer_class)
         trainer = trainer_class(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
                                 processing_class=processor)
     if cfg.beta and not cfg.lora:

@@ -78,6 +78,7 @@ class TrainConfig:
     pointer_loss: float = 0.0  # weight of the pointer term (``PointerHead``: which image tokens the target covers)
     mark_loss: float = 0.0  # weight of the mark term (``MarkHead``: the LM's image states single out the target)
     mark_layer: int | None = None  # the language-model layer whose image states the mark term reads; None: the middle
+    colour_skip: int = 0  # give the loaded model a ColourSkip of this many detectors (model.add_colour_skip); 0: none
     read_loss: float = 0.0  # weight of the read term (``read_out_loss``: one attention head of the answer on the target)
     read_layer: int | None = None  # the first layer (1-based) the read term trains; None: the one above the middle
     read_layers: int = 1  # the read term trains read_layer and the read_layers − 1 layers above it
@@ -695,6 +696,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         from .model import TinyConfig
 
         model, processor = build_tiny_model(TinyConfig(**{"image_size": cfg.image_size, **cfg.model}), seed=cfg.seed)
+    if cfg.colour_skip and not getattr(model.config, "lite_colour_skip", 0):  # a checkpoint that had none
+        from .model import add_colour_skip
+
+        add_colour_skip(model, cfg.colour_skip, seed=cfg.seed)
     if getattr(model.config, "lite_object_gate", False) and not cfg.vision_aux:
         raise ValueError("a model with object_gate trains its gate on the shape maps: set vision_aux > 0 "
                          "(synthetic data)")

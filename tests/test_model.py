@@ -186,6 +186,7 @@ def test_trust_remote_code_defaults_false():
     ({"object_gate": True}, 16, "Qwen2_5_VisionPatchEmbed"),  # background tokens as their position only (session 23)
     ({"attn_scale": 4.0}, 16, "Qwen2_5_VisionPatchEmbed"),  # sharper language-model attention (session 24)
     ({"query_vision": True}, 16, "Qwen2_5_VisionPatchEmbed"),  # the tower reads the question (session 24)
+    ({"colour_skip": 8}, 16, "Qwen2_5_VisionPatchEmbed"),  # colour detectors past the tower (session 28)
 ])
 def test_localization_switches_train_save_and_load(switches, tokens, patch_embed, tmp_path):
     from dataclasses import replace
@@ -425,3 +426,47 @@ def test_vision_window_must_be_whole_tokens(window):
 
     with pytest.raises(ValueError, match="vision_window"):
         build_tiny_model(replace(SMALL, vision_window=window))
+
+
+def test_colour_skip_reads_colour_per_token_past_the_tower():
+    """``colour_skip``: recolouring an object changes the skip's output only at the image token whose 28-px square
+    the object lies in (the tower's own mixing aside); a bad count is refused."""
+    from dataclasses import replace
+
+    from PIL import ImageDraw
+
+    def scene(colour):
+        image = Image.new("RGB", (112, 112), (20, 20, 20))
+        ImageDraw.Draw(image).rectangle([4, 4, 20, 20], fill=colour)  # inside token (0, 0) only
+        return {"image": image, "prompt": "Where is the square?", "answer": "[0.1, 0.2]"}
+
+    model, processor = build_tiny_model(replace(SMALL, colour_skip=8), seed=0)
+    skip = model.model.colour_skip
+    assert float(skip.proj.weight.abs().sum()) > 0  # a small random map (model docstring: why not zero)
+    with torch.no_grad():
+        red = skip(collate_sft([scene((220, 45, 45))], processor)["pixel_values"])
+        blue = skip(collate_sft([scene((55, 95, 235))], processor)["pixel_values"])
+    assert red.shape == (16, SMALL.hidden_size)
+    assert ((red - blue).abs().amax(-1) > 1e-6).tolist() == [True] + [False] * 15
+    with pytest.raises(ValueError, match="colour_skip"):
+        build_tiny_model(replace(SMALL, colour_skip=-1))
+
+
+def test_add_colour_skip_to_a_trained_model_is_seeded_and_saves(tmp_path):
+    from simpleseg_lite.model import add_colour_skip
+
+    models = [add_colour_skip(build_tiny_model(SMALL, seed=0)[0], 4, seed=s) for s in (3, 3, 4)]
+    weights = [m.model.colour_skip.proj.weight for m in models]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+    model, processor = models[0], build_tiny_model(SMALL, seed=0)[1]
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    again, _ = load_model(tmp_path, dtype=torch.float32)
+    batch = collate_sft(EXAMPLES[:1], processor)
+    model.eval(), again.eval()
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, again(**batch).logits)
+    with pytest.raises(ValueError, match="already"):
+        add_colour_skip(again, 4)
+    with pytest.raises(ValueError, match="detectors"):
+        add_colour_skip(build_tiny_model(SMALL, seed=0)[0], 0)

@@ -12,8 +12,8 @@ from simpleseg_lite.cli import main
 from simpleseg_lite.data import SyntheticConfig, make_samples
 from pycocotools import mask as mask_utils
 from simpleseg_lite.model import SimpleSegLiteForConditionalGeneration, build_tiny_model
-from simpleseg_lite.rl import (CLIP, GSPOConfig, build_trainer, group_best, read_history, reward_functions, rl_row,
-                               rows_of, train_gspo, training_rows)
+from simpleseg_lite.rl import (CLIP, GSPOConfig, build_trainer, greedy_baseline_advantages, group_best, read_history,
+                               reward_functions, rl_row, rows_of, train_gspo, training_rows)
 
 ADVERSARIAL = [
     "",
@@ -323,3 +323,64 @@ def test_a_missing_refer_root_fails_before_the_model_loads(tiny_policy, tmp_path
                      refer_root=str(tmp_path / "no-refer"), max_steps=1)
     with pytest.raises(FileNotFoundError, match="not found"):
         train_gspo(cfg)
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("rewards, greedy, group, scale, expected", [
+    ([0.2, 0.4, 0.6, 0.8], [0.5], 4, "none", [-0.3, -0.1, 0.1, 0.3]),  # ReMax: the greedy answer is the baseline
+    ([0.2, 0.4, 0.6, 0.8], [0.8], 4, "none", [-0.6, -0.4, -0.2, 0.0]),  # none beats greedy: nothing is pushed up
+    ([0.2, 0.4, 0.6, 0.8], [0.5], 4, "group", [v / (0.2582 + 1e-4) for v in (-0.3, -0.1, 0.1, 0.3)]),
+    ([0.1, 0.3, 0.5, 0.5], [0.2, 0.5], 2, "batch", [v / (0.1915 + 1e-4) for v in (-0.1, 0.1, 0.0, 0.0)]),
+    ([0.5, 0.5], [0.5], 2, "group", [0.0, 0.0]),  # a flat group equal to greedy: no signal, no division by 0
+    ([NAN, 0.7, 0.3], [0.5], 3, "none", [0.0, 0.2, -0.2]),  # an unscorable answer gets 0
+])
+def test_greedy_baseline_advantages(rewards, greedy, group, scale, expected):
+    out = greedy_baseline_advantages(torch.tensor(rewards), torch.tensor(greedy), group, scale)
+    assert torch.allclose(out, torch.tensor(expected), atol=1e-3)
+
+
+@pytest.mark.parametrize("rewards, greedy, group, scale, message", [
+    ([0.1, 0.2, 0.3], [0.5], 2, "none", "do not match"),
+    ([0.1, 0.2], [0.5], 2, "std", "scale"),
+])
+def test_greedy_baseline_refuses_bad_shapes_and_scales(rewards, greedy, group, scale, message):
+    with pytest.raises(ValueError, match=message):
+        greedy_baseline_advantages(torch.tensor(rewards), torch.tensor(greedy), group, scale)
+
+
+def test_a_greedy_baseline_run_scores_the_greedy_answers_and_trains(tiny_policy, tmp_path, monkeypatch):
+    """The greedy answers are generated (here replaced, like every completion, by fixed texts), scored by the run's
+    weighted rewards against the right prompts' masks, logged, and the step trains on finite losses."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_policy)
+    texts = ADVERSARIAL[::-1]  # the greedy answers are rows 0 and 1: a plausible triangle and a truncated one
+    monkeypatch.setattr(SimpleSegLiteForConditionalGeneration, "generate",
+                        _adversarial_generate(SimpleSegLiteForConditionalGeneration.generate, tok, texts, 48))
+    cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(tiny_policy), max_steps=2, prompts_per_step=2,
+                     num_generations=4, max_completion_length=48, threads=1, eval_steps=0, save_steps=100,
+                     lr=1e-3, baseline="greedy")
+    out = train_gspo(cfg)
+    history = read_history(out / "history.jsonl")
+    settings = json.loads((out / "summary.json").read_text())["config"]
+    rows = training_rows(cfg, settings["image_size"], settings["epsilon"], settings["decimals"])[:2]
+    expected = np.mean([rewards.combined_reward([texts[k]], dict(cfg.reward_weights), gt_rle=[rows[k]["gt_rle"]],
+                                                gt_centroid=[rows[k]["gt_centroid"]])[0] for k in range(2)])
+    assert history["greedy_reward"][1][0] == pytest.approx(expected, abs=1e-5) and expected > 0
+    assert 0.0 <= history["beats_greedy"][1][0] <= 1.0
+    assert np.isfinite(history["loss"][1]).all()
+    with pytest.raises(ValueError, match="baseline"):
+        build_trainer(GSPOConfig(out=str(tmp_path / "r2"), init=str(tiny_policy), baseline="mean"))
+
+
+def test_gspo_cli_passes_the_baseline(tmp_path, monkeypatch):
+    import simpleseg_lite.rl as rl
+
+    seen = {}
+    monkeypatch.setattr(rl, "train_gspo", lambda cfg, resume=False: seen.setdefault("cfg", cfg) and tmp_path)
+    assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--baseline", "greedy"]) == 0
+    assert seen["cfg"].baseline == "greedy"
+    seen.clear()
+    assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path)]) == 0 and seen["cfg"].baseline == "group"

@@ -574,3 +574,21 @@ def test_synthetic_only_terms_refuse_refcoco_before_any_work(term, tmp_path):
     with pytest.raises(ValueError, match=f"{term} needs synthetic data.*set {term}=0 for RefCOCO"):
         train(TrainConfig(data="refcoco", out=str(tmp_path / "out"), **{term: 1.0}))
     assert not (tmp_path / "out").exists()  # refused before the run folder is made
+
+
+def test_train_gives_an_init_checkpoint_a_colour_skip_that_trains_and_is_kept(tmp_path):
+    """``TrainConfig.colour_skip`` (``train --colour-skip``): a checkpoint without one gets it, its weights move with
+    the rest, and the next stage from the saved model keeps it (no second skip)."""
+    from simpleseg_lite.model import add_colour_skip, load_model
+
+    first = train(TrainConfig(out=str(tmp_path / "a"), max_steps=1, batch_size=2, eval_steps=0, threads=1,
+                              save_steps=10, model={"coord_tokens": True}))
+    cfg = TrainConfig(out=str(tmp_path / "b"), init=str(first), max_steps=2, batch_size=2, eval_steps=0, threads=1,
+                      save_steps=10, lr=1e-2, colour_skip=4, seed=3)
+    model, _ = load_model(train(cfg))
+    assert model.config.lite_colour_skip == 4
+    start = add_colour_skip(load_model(first)[0], 4, seed=3).model.colour_skip.proj.weight  # the draw train made
+    assert not torch.equal(model.model.colour_skip.proj.weight, start)  # it trained
+    again, _ = load_model(train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "c"), "init": str(tmp_path / "b"),
+                                               "max_steps": 1})))
+    assert again.config.lite_colour_skip == 4
