@@ -499,12 +499,12 @@ else:
 # - The mask head reads position from where each feature sits in the map; SimpleSeg must *write* position
 #   as digits — which is exactly what the tiny polygon model finds hard (notebook 05 §6).
 # - The side-by-side numbers above are measured on the same samples; the two checkpoints had different
-#   budgets (the committed Pixel-SAIL-lite 44 min on one thread, the polygon chain ~2 h on two), so the
+#   budgets (the committed Pixel-SAIL-lite 44 min on one thread, the polygon chain ~2 h 50 min on two), so the
 #   equal-budget view is the training-curve plot: at every number of CPU-minutes, where each design had got
 #   on the same held-out samples. At lite scale the mask head learns far faster (gIoU 0.5 after 37 minutes on one
-#   thread; the polygon chain after 83 on two). Pixel-SAIL-lite wins on gIoU (0.640 vs 0.574 on seed 1000), the
-#   polygon lite-sft on Prec@0.5 (0.83 vs 0.47): its outlines land on the right object more often, its masks fit
-#   better where they land.
+#   thread; the polygon chain after 83 on two). On gIoU the two are level (0.640 vs 0.626 on seed 1000, +0.013
+#   [−0.038, +0.065] for Pixel-SAIL-lite); the polygon lite-sft wins on Prec@0.5 (0.90 vs 0.47) and cIoU (0.62 vs
+#   0.53): its outlines land on the right object more often, Pixel-SAIL's masks fit better where they land.
 # - What limits Pixel-SAIL-lite here is choosing the object, not drawing it. On single-object scenes its masks
 #   are nearly exact. On 2–3 objects the first checkpoint masks *every* object: its dot-product head collapsed to
 #   "objectness", though the `[SEG]` state and the vision states both hold the colour (linear probes, §4).

@@ -90,9 +90,8 @@ def shape_metrics(samples, answers, tolerance_px: float = 2) -> dict:
 
 # The training chains of the committed checkpoints, stage by stage (history, summary), for training_curve.
 CHAINS = {
-    # the committed lite-sft carries its own chain's histories (vision, A, B, C, D; E is its own history.jsonl)
-    "lite-sft": [("lite-sft", "vision_"), ("lite-sft", "stage_a_"), ("lite-sft", "stage_b_"), ("lite-sft", "stage_c_"),
-                 ("lite-sft", "stage_d_"), ("lite-sft", "")],
+    # the committed lite-sft carries its own chain's histories (vision, A … G; H is its own history.jsonl)
+    "lite-sft": [("lite-sft", "vision_"), *[("lite-sft", f"stage_{s}_") for s in "abcdefg"], ("lite-sft", "")],
     "lite-pixelsail": [("lite-pixelsail", "vision_"), ("lite-pixelsail", "colour_"), ("lite-pixelsail", "")],
 }
 
