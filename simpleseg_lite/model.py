@@ -79,8 +79,9 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
   the object covers. 3·C + C + C·width + width parameters (~4.4k at C 16), no measurable cost. A trained checkpoint
   gets one with `add_colour_skip` (`train --colour-skip 16`). Measured (LOG session 28, 800 SFT steps from the
   committed lite-sft each, validation seed 999, n 500): zero-started map +0.003 [−0.003, +0.009] over the same steps
-  without the skip, small random map **+0.012 [+0.004, +0.020]** — spread over every kind of sentence, not
-  concentrated on the colour ones.
+  without the skip, small random map +0.012 [+0.004, +0.020] — spread over every kind of sentence, not
+  concentrated on the colour ones — and after 800 more steps each it is level with the model without it (−0.000
+  [−0.007, +0.006]): it buys the gain a little earlier, not a higher one. Off in the committed checkpoints.
   They are plain config fields, so `save_pretrained` / `from_pretrained` rebuild the same model (the merges
   and added words travel in the processor's `tokenizer.json`).
 - Not an architectural change, but a departure in how the weights start (session 13): the real tower arrives
