@@ -168,6 +168,8 @@ def greedy_baseline_advantages(rewards: torch.Tensor, greedy: torch.Tensor, grou
     baseline every group's advantages sum to 0, so a group whose answers are all worse than the greedy one still
     pushes half of them up; here a sample is pushed up only if it beats what evaluation would have written. NaN
     rewards (unscorable answers) get advantage 0."""
+    from trl.trainer.utils import nanstd
+
     if scale not in SCALE_REWARDS:
         raise ValueError(f"scale must be one of {SCALE_REWARDS}, got {scale!r}")
     if rewards.numel() != greedy.numel() * group_size:
@@ -175,18 +177,10 @@ def greedy_baseline_advantages(rewards: torch.Tensor, greedy: torch.Tensor, grou
     grouped = rewards.view(-1, group_size)
     advantages = grouped - greedy.to(rewards).view(-1, 1)
     if scale == "group":
-        advantages = advantages / (_nanstd(grouped, dim=1, keepdim=True) + 1e-4)
+        advantages = advantages / (nanstd(grouped, dim=1, keepdim=True) + 1e-4)
     elif scale == "batch":
-        advantages = advantages / (_nanstd(rewards) + 1e-4)
+        advantages = advantages / (nanstd(rewards) + 1e-4)
     return torch.nan_to_num(advantages.reshape(-1), nan=0.0)
-
-
-def _nanstd(x: torch.Tensor, **kw) -> torch.Tensor:
-    """Sample std (Bessel) ignoring NaNs; 0 where fewer than two values."""
-    mean = torch.nanmean(x, **kw) if kw else torch.nanmean(x)
-    n = (~torch.isnan(x)).sum(**kw) if kw else (~torch.isnan(x)).sum()
-    sq = ((x - mean) ** 2).nansum(**kw) if kw else ((x - mean) ** 2).nansum()
-    return torch.where(n > 1, (sq / (n - 1).clamp_min(1)).sqrt(), torch.zeros_like(sq))
 
 
 def greedy_baseline_trainer(cfg: GSPOConfig, base):
