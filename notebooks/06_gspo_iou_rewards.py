@@ -284,8 +284,9 @@ plt.show()
 # localizes weakly is dominated by noise. The short run above (8 prompts per step) and every 12-step
 # ablation below *lowered* held-out gIoU in session 2's lite reproduction (0.224 → 0.177 on these 100
 # samples, from the previous lite-sft). The committed run (16 prompts × 96 steps from the SFT start above, 9.2 min;
-# the recipe that was best of ten arms on the validation seed 999) is level, +0.004 [−0.006, +0.014] on the validation
-# seed and +0.001 [−0.011, +0.013] on the unseen seed 9400 (0.557 → 0.558, n 500; LOG, session 27). Its curves:
+# the recipe that was best of ten arms on the validation seed 999) is level on the validation seed, −0.003 [−0.014,
+# +0.008], and slightly below its start on the unseen seed 9600, −0.013 [−0.023, −0.003] (0.628 → 0.615, n 500; LOG,
+# session 28; from the previous lite-sft the same recipe was +0.001 [−0.011, +0.013]). Its curves:
 
 # %%
 if Path(COMMITTED, "history.jsonl").is_file():
@@ -296,7 +297,7 @@ if Path(COMMITTED, "history.jsonl").is_file():
     axes[0].set(xlabel="step", title="committed run: rewards of the sampled answers")
     axes[0].legend(fontsize=8)
     axes[1].plot(*hc["eval_gIoU"], "o-")
-    axes[1].set(xlabel="step", ylim=(0, 0.5), title="committed run: held-out gIoU (48 samples, seed 999)")
+    axes[1].set(xlabel="step", ylim=(0, 1), title="committed run: held-out gIoU (48 samples, seed 999)")
     plt.tight_layout()
     plt.show()
 
@@ -366,7 +367,7 @@ else:
 #   likelihood with one clipped ratio.
 # - At lite scale RL is fragile: a constant learning rate or too few prompts per step lowers gIoU; the
 #   committed `data/checkpoints/lite-gspo` (`simpleseg-lite gspo`, 96 steps from today's lite-sft, see its model
-#   card) leaves gIoU where SFT put it (+0.001 [−0.011, +0.013] on the unseen seed 9400, n 500) — far from the
+#   card) leaves gIoU about where SFT put it (−0.013 [−0.023, −0.003] on the unseen seed 9600, n 500) — far from the
 #   paper's +10 points. Since session 15 the SFT start above is the coordinate-token lite-sft, and
 #   GSPO from it (32 and 96 steps, validation seed 999) has stayed inside the noise too: −0.000 [−0.007, +0.007]
 #   and +0.002 [−0.011, +0.016] (LOG, sessions 14–15). From the session-16 lite-sft the best of 8 samples at T 0.3
