@@ -72,8 +72,9 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
   detectors (a 1×1 convolution on each pixel's RGB, ReLU), max-pooled over the token's 28-px square, then one linear
   map to the language model's width, added to the token after the position fix (`ColourSkip`; the map starts small
   and random, N(0, 0.05²): started at zero it stayed near zero — the language model has no use for a feature it
-  never saw, and the arm was level; LOG session 28). Why: the merger, trained by the vision stage's dense *shape* loss, drops colour (a linear probe
-  reads an object's colour from 0.28–0.38 of the tokens, from 0.998 of their mean RGB; LOG session 20), so
+  never saw, and the arm was level; LOG session 28). Why: the merger, trained by the vision stage's dense *shape*
+  loss, drops colour (a linear probe reads an object's colour from 0.28–0.38 of the tokens, from 0.998 of their mean
+  RGB; LOG session 20), so
   "the red shape" cannot be read; teaching the tower colour as well (`colour_aux`) took its capacity from shapes
   (−0.056, LOG session 26). The max-pool says whether a colour is *anywhere* in the token, whatever share of it
   the object covers. 3·C + C + C·width + width parameters (~4.4k at C 16), no measurable cost. A trained checkpoint

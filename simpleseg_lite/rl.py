@@ -164,7 +164,7 @@ def greedy_baseline_advantages(rewards: torch.Tensor, greedy: torch.Tensor, grou
 
     ``rewards`` (B,) of B = n · ``group_size`` sampled answers, each group's consecutive (trl's layout); ``greedy``
     (n,) the reward of each prompt's greedy answer. ``scale``: "group" divides by the group's std of the rewards,
-    "batch" by the batch's, "none" leaves the raw difference (each + 1e-4, as trl does). With the group mean as the
+    "batch" by the batch's (each std + 1e-4, as trl does), "none" leaves the raw difference. With the group mean as the
     baseline every group's advantages sum to 0, so a group whose answers are all worse than the greedy one still
     pushes half of them up; here a sample is pushed up only if it beats what evaluation would have written. NaN
     rewards (unscorable answers) get advantage 0."""
