@@ -362,3 +362,48 @@ def test_vertex_counts_tell_a_shape_from_a_blob(answers, match, err, corr):
     assert np.isnan(r["vertex_count_corr"]) if corr == "nan" else r["vertex_count_corr"] == pytest.approx(corr)
     if answers == "not a polygon":
         assert r["vertex_count_err"] == pytest.approx(np.mean(gt))
+
+
+def _turned(sample, degrees: float) -> str:
+    """The sample's own answer turned by ``degrees`` about its vertices' mean (pixel space, y down)."""
+    from simpleseg_lite.parse import parse_polygons
+    from simpleseg_lite.serialize import polygons_to_text
+
+    p = parse_polygons(sample.answer).polygons[0] * (sample.width, sample.height)
+    z = (p[:, 0] + 1j * p[:, 1])
+    c = z.mean()
+    z = (z - c) * np.exp(1j * np.radians(degrees)) + c
+    return polygons_to_text([np.stack([z.real / sample.width, z.imag / sample.height], 1)], 3)
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    """Two single-object samples of each symmetric shape, larger than the default (less rasterization noise)."""
+    out = {}
+    for s in make_samples(200, 29, SyntheticConfig(max_objects=1, size_range=(0.5, 0.6)), {"polygon": 1.0}, 0.0,
+                          decimals=3):
+        out.setdefault(s.metadata["objects"][0]["name"], []).append(s)
+    return {k: v[:2] for k, v in out.items()}
+
+
+@pytest.mark.parametrize("shape, turn, expected", [
+    ("star", 0, 0), ("star", 10, 10), ("star", -25, 25), ("star", 62, 10),  # 72°-symmetric: 62° looks like −10°
+    ("square", 15, 15), ("square", 80, 10), ("triangle", 40, 40), ("cross", 30, 30),
+])
+def test_orientation_report_measures_the_turn_and_undoes_it(shapes, shape, turn, expected):
+    samples = shapes[shape]
+    r = loc.orientation_report(samples, [_turned(s, turn) for s in samples])[shape]
+    assert r["n"] == 2 and r["chance"] == pytest.approx(90 / loc.SYMMETRY[shape])
+    assert r["rot_err_mean"] == pytest.approx(expected, abs=2.0)
+    assert r["iou_aligned"] > 0.93  # turned back, the answer is the truth again (up to the pixel grid)
+    if expected >= 10:
+        assert r["iou"] < r["iou_aligned"] - 0.05
+
+
+def test_orientation_report_scores_unparseable_answers_zero_and_skips_circles_rotation(shapes):
+    star, circle = shapes["star"][0], shapes["circle"][0]
+    r = loc.orientation_report([star, circle, circle], ["no polygon here", circle.answer, "[[[0.1, 0.1]]]"])
+    assert r["star"]["n"] == 1 and r["star"]["iou"] == 0 and r["star"]["iou_aligned"] == 0
+    assert np.isnan(r["star"]["rot_err_mean"])  # no parseable answer: no rotation to measure
+    assert r["circle"]["n"] == 2 and r["circle"]["iou"] == pytest.approx(0.5 * 1.0, abs=0.02)
+    assert np.isnan(r["circle"]["rot_err_mean"]) and np.isnan(r["circle"]["chance"])
