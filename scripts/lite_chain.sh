@@ -11,7 +11,8 @@
 # Step counts can be overridden: STEPS_A=800 STEPS_B=500 STEPS_C=1000 bash scripts/lite_chain.sh
 # Stage A's design is an arm of scripts/localization_arms.py (ARM=coord_tokens+median_decoding+word_tokens+vision_aux);
 # VISION_AUX=1 keeps the dense shape-map loss (sft.VisionAuxHead) on in stages B and C too.
-# BOX_AUX=1 adds the dense instance-box loss (sft.BoxAuxHead) to stage 0, B, C and D; ARM must then include box_aux.
+# BOX_AUX=1 adds the dense instance-box loss (sft.BoxAuxHead) to stage 0, B, C and D–H; ARM must then include box_aux.
+# BOX_TARGET=pose asks that head for each object's turn instead (data.pose_maps); ARM then includes pose_aux.
 # COLOUR_AUX=1 does the same with the dense colour loss (sft.attach_colour_aux); ARM must then include colour_aux.
 # READ_LOSS=1 adds the read term (sft.read_out_loss: one attention head of the answer must look at the target's image
 # tokens) to stages B, C and D; ARM must then include read_loss (stage A's switch).
@@ -24,7 +25,7 @@ STEPS_A="${STEPS_A:-800}" STEPS_B="${STEPS_B:-500}" STEPS_C="${STEPS_C:-1000}" T
 MIX_C='{"polygon": 6, "point_polygon": 1, "box_polygon": 1, "point": 1, "box": 1}'
 STEPS_D="${STEPS_D:-0}" MIX_D="${MIX_D:-$MIX_C}" STEPS_E="${STEPS_E:-0}" STEPS_F="${STEPS_F:-0}" STEPS_G="${STEPS_G:-0}" STEPS_H="${STEPS_H:-0}"
 ARM="${ARM:-coord_tokens+median_decoding}" VISION_AUX="${VISION_AUX:-0}" VISION_STEPS="${VISION_STEPS:-0}"
-BOX_AUX="${BOX_AUX:-0}" COLOUR_AUX="${COLOUR_AUX:-0}" READ_LOSS="${READ_LOSS:-0}" COLOUR_SKIP="${COLOUR_SKIP:-0}"
+BOX_AUX="${BOX_AUX:-0}" BOX_TARGET="${BOX_TARGET:-box}" COLOUR_AUX="${COLOUR_AUX:-0}" READ_LOSS="${READ_LOSS:-0}" COLOUR_SKIP="${COLOUR_SKIP:-0}"
 mkdir -p "$out"
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
 done_() { [ -f "$1/summary.json" ]; }
@@ -36,6 +37,7 @@ print(json.dumps(combined(sys.argv[1].split('+'))[0]))" "$ARM")
   if ! done_ "$out/v"; then
     simpleseg-lite pretrain-vision --out "$out/v" --steps "$VISION_STEPS" --threads "$THREADS" --model-config "$config" \
       --box-aux "$BOX_AUX" --colour-aux "$COLOUR_AUX" \
+      --box-target "$BOX_TARGET" \
       $([ -f "$out/v/checkpoint.pt" ] && echo --resume || true)
   fi
   init=(--init "$out/v")
@@ -48,12 +50,12 @@ fi
 if ! done_ "$out/pre"; then
   simpleseg-lite train --stage pretrain --init "$a" --out "$out/pre" --steps "$STEPS_B" --lr 1.5e-3 --seed 3 \
     --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --box-aux "$BOX_AUX" --colour-aux "$COLOUR_AUX" \
-    --read-loss "$READ_LOSS" --eval-steps 250 --save-steps 50 $(resume "$out/pre")
+    --box-target "$BOX_TARGET" --read-loss "$READ_LOSS" --eval-steps 250 --save-steps 50 $(resume "$out/pre")
 fi
 if ! done_ "$out/sft"; then
   simpleseg-lite train --stage sft --init "$out/pre" --out "$out/sft" --steps "$STEPS_C" --lr 5e-4 --seed 2 \
     --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --box-aux "$BOX_AUX" --colour-aux "$COLOUR_AUX" \
-    --read-loss "$READ_LOSS" --eval-steps 250 --save-steps 50 \
+    --box-target "$BOX_TARGET" --read-loss "$READ_LOSS" --eval-steps 250 --save-steps 50 \
     --task-mix "$MIX_C" $(resume "$out/sft")
 fi
 # Stages D–H: the previous stage's model, more SFT on the same mix with a fresh cosine at peak lr 3e-4 and a
@@ -64,7 +66,8 @@ more_sft() {  # FROM TO STEPS SEED EVAL_STEPS COLOUR_SKIP
   if ! done_ "$2"; then
     simpleseg-lite train --stage sft --init "$1" --out "$2" --steps "$3" --lr 3e-4 --seed "$4" \
       --threads "$THREADS" --digit-loss 1 --vision-aux "$VISION_AUX" --box-aux "$BOX_AUX" --colour-aux "$COLOUR_AUX" \
-      --read-loss "$READ_LOSS" --eval-steps "$5" --save-steps 50 --task-mix "$MIX_D" --colour-skip "$6" $(resume "$2")
+      --box-target "$BOX_TARGET" --read-loss "$READ_LOSS" --eval-steps "$5" --save-steps 50 --task-mix "$MIX_D" \
+      --colour-skip "$6" $(resume "$2")
   fi
 }
 last="$out/sft"

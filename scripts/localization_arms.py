@@ -65,6 +65,8 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
                                                   "into every token can be the referred object's (LOG session 24)"),
     "colour_skip": ({"colour_skip": 16}, 0.0, "16 colour detectors max-pooled per image token, added past the tower "
                                             "(model.ColourSkip): colour the merger drops reaches the words (LOG session 28)"),
+    "pose_aux": ({}, 0.0, "the box head asked instead which way each object is turned (data.pose_maps: cos kθ, "
+                          "sin kθ per object pixel): single objects lose their IoU to orientation (LOG session 29)"),
     "encoder_free": ({}, 0.0, "no vision tower: pixelsail's single transformer over 64 patch tokens, text answers"),
 }
 
@@ -72,6 +74,7 @@ ARMS = {  # name: (TinyConfig overrides, digit-loss weight, what it tests)
 TRAINING = {"muon": {"optimizer": "muon"},  # arms that change sft.TrainConfig, not the model
             "shape_question": {"task_mix": {**MIX, "grounding_shape": 1.0}},
             "vision_aux": {"vision_aux": 1.0}, "box_aux": {"box_aux": 1.0},
+            "pose_aux": {"box_aux": 1.0, "box_target": "pose"},
             "colour_aux": {"colour_aux": 1.0}, "distractor_a": {"min_objects": 2, "max_objects": 3},
             "read_loss": {"read_loss": 1.0}}
 

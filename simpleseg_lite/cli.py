@@ -252,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box-aux", type=float, default=0.0,
                    help="weight of a dense loss asking each object pixel's image token for that object's box "
                         "(sft.BoxAuxHead; polygon models, synthetic data; 0: off)")
+    p.add_argument("--box-target", choices=["box", "pose"], default="box",
+                   help="what --box-aux asks each object pixel for: its object's box, or which way it is turned "
+                        "(data.pose_maps)")
     p.add_argument("--prompt-order", choices=["image_first", "text_first"], default=None,
                    help="polygon models: lay prompts out text first or image first (saved with the model's chat "
                         "template; default: keep --init's, image first for a fresh model)")
@@ -311,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "cell's colour (0: off); its head is saved as colour_aux_head.pt for train --colour-aux")
     p.add_argument("--box-aux", type=float, default=0.0, help="weight of a dense head asking each object pixel for "
                    "its object's box (0: off); saved as box_aux_head.pt for train --box-aux")
+    p.add_argument("--box-target", choices=["box", "pose"], default="box",
+                   help="what --box-aux asks for: each object's box, or which way it is turned (data.pose_maps)")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
 
     p = sub.add_parser("deepen", help="a lite checkpoint with more language-model layers, same outputs "
@@ -515,7 +520,8 @@ def run(args) -> int:
                           model=model_config,
                           digit_loss=args.digit_loss, optimizer=args.optimizer, vision_aux=args.vision_aux,
                           pointer_loss=args.pointer_loss, expression_mix=expression_mix, shape_free=args.shape_free,
-                          colour_aux=args.colour_aux, box_aux=args.box_aux, prompt_order=args.prompt_order,
+                          colour_aux=args.colour_aux, box_aux=args.box_aux, box_target=args.box_target,
+                          prompt_order=args.prompt_order,
                           mark_loss=args.mark_loss, mark_layer=args.mark_layer,
                           read_loss=args.read_loss, read_layer=args.read_layer, read_layers=args.read_layers,
                           read_heads=args.read_heads, colour_skip=args.colour_skip)
@@ -546,7 +552,7 @@ def run(args) -> int:
                                    fg_weight=args.fg_weight, seed=args.seed, threads=args.threads,
                                    eval_steps=args.eval_steps, system=args.system, init=args.init,
                                    colour_aux=args.colour_aux, box_aux=args.box_aux,
-                                   model=_model_config(args.model_config, "pixelsail" if args.system == "pixelsail" else "pretrain"))
+                                   box_target=args.box_target, model=_model_config(args.model_config, "pixelsail" if args.system == "pixelsail" else "pretrain"))
         try:
             print(f"model saved in {pretrain_vision(cfg, resume=args.resume)}")
         except ValueError as e:  # a model-config value the model refuses (e.g. an aux_layer past the last layer)

@@ -214,19 +214,60 @@ def colour_labels(scene: Scene) -> np.ndarray:
     return label_colours(shape_labels(scene, colours=True)).astype(np.uint8)
 
 
-def box_maps(scene: Scene) -> np.ndarray:
+BOX_TARGETS = ("box", "pose")  # what the instance head (sft.BoxAuxHead) is asked for: box_maps(scene, target)
+SYMMETRY = {"square": 4, "triangle": 3, "star": 5, "cross": 4, "hexagon": 6}  # k-fold rotational symmetry of SHAPES
+
+
+def box_maps(scene: Scene, target: str = "box") -> np.ndarray:
     """float32 (4, H, W): on each object's pixels, that whole object's box (x0, y0, x1, y1) as fractions of the
     image side (pixel-edge convention, ``metrics.mask_box`` / side); 0 on the background (x1 > 0 marks an
     object's pixels). The dense target of ``sft.TrainConfig.box_aux``: every pixel names the extent of *its own*
-    object, so the image tokens must group pixels into objects rather than summarize the image."""
+    object, so the image tokens must group pixels into objects rather than summarize the image.
+    ``target="pose"``: ``pose_maps`` instead (same layout, read by the same head and loss)."""
     from .metrics import mask_box
 
+    if target == "pose":
+        return pose_maps(scene)
+    if target != "box":
+        raise ValueError(f"box_maps target must be one of {BOX_TARGETS}, got {target!r}")
     h, w = scene.image.shape[:2]
     maps = np.zeros((4, h, w), dtype=np.float32)
     for o in scene.objects:
         box = mask_box(o.mask)
         if box is not None:
             maps[:, o.mask.view(bool)] = (box / (w, h, w, h)).astype(np.float32)[:, None]
+    return maps
+
+
+def moment_angle(mask, k: int) -> float | None:
+    """arg Σ (z − c)^k over the mask's pixels, z = x + i·y in pixel indices (y down), c the centroid, in radians:
+    a k-fold symmetric shape turned by θ turns it by k·θ. ``None`` for an empty mask."""
+    ys, xs = np.nonzero(np.asarray(mask))
+    if len(xs) == 0:
+        return None
+    z = (xs - xs.mean()) + 1j * (ys - ys.mean())
+    return float(np.angle(np.sum(z.astype(np.complex128) ** k)))
+
+
+def pose_maps(scene: Scene) -> np.ndarray:
+    """float32 (4, H, W): on each object's pixels, which way that object is turned — (0.5 + 0.45·cos kθ,
+    0.5 + 0.45·sin kθ), θ its rotation and k its shape's symmetry (``SYMMETRY``; kθ is the argument of the mask's
+    k-th complex moment about its centroid, x + i·y in pixel indices, y down) — repeated in channels 2–3 so that
+    ``box_maps``' layout, head and loss serve unchanged (channel 2 > 0 still marks object pixels; the L1 counts the
+    turn twice). Circles (no turn) get 0.5. A lite departure (``sft.TrainConfig.box_target="pose"``): the committed
+    lite-sft writes single objects at the right place and size but turned by a median 8–21° (LOG session 29), and a
+    tower trained with this target reads the turn off its tokens to ~1.5° (a linear probe) against 6–17° without."""
+    h, w = scene.image.shape[:2]
+    maps = np.zeros((4, h, w), dtype=np.float32)
+    for o in scene.objects:
+        on = o.mask.view(bool)
+        k = SYMMETRY.get(o.name)
+        c = s = 0.5
+        a = moment_angle(on, k) if k else None
+        if a is not None:
+            c, s = 0.05 + 0.45 * (1 + np.cos(a)), 0.05 + 0.45 * (1 + np.sin(a))
+        maps[0, on] = maps[2, on] = c
+        maps[1, on] = maps[3, on] = s
     return maps
 
 
@@ -298,10 +339,11 @@ def _objects_meta(scene: Scene) -> list:
 
 def make_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None, task_mix: dict | None = None,
                  epsilon: float = 0.005, epsilon_mode: str = "perimeter", ordering: str = "clockwise",
-                 paraphrase: bool = True, decimals: int = 3, labels: bool = False, shape_free: float = 0.0):
+                 paraphrase: bool = True, decimals: int = 3, labels: bool = False, shape_free: float = 0.0,
+                 box_target: str = "box"):
     """Yield ``n`` synthetic samples; sample ``i`` depends only on (seed, i). ``task_mix``: weights over
     TASKS (default ``{"polygon": 1.0}``; the full SFT mix is ``SFT_TASK_MIX``). ``labels``: also put the
-    scene's ``shape_labels``, ``colour_labels`` and ``box_maps`` in ``metadata``. ``shape_free``: the share of samples with a
+    scene's ``shape_labels``, ``colour_labels`` and ``box_maps`` (of ``box_target``) in ``metadata``. ``shape_free``: the share of samples with a
     referring expression whose expression names no shape ("the red shape"; a lite training departure, the
     colour stage of docs/lite_model.md); at 0 no extra random draw is made, so the samples are unchanged."""
     cfg = cfg or SyntheticConfig()
@@ -321,7 +363,7 @@ def make_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None, task
                 "rule": ref[1] if ref else None}
         if labels:
             meta["shape_labels"], meta["colour_labels"], meta["box_maps"] = (
-                shape_labels(scene), colour_labels(scene), box_maps(scene))
+                shape_labels(scene), colour_labels(scene), box_maps(scene, box_target))
         yield build_sample(scene.image, scene.objects[t].mask, task, ref and ref[0], rng, epsilon, epsilon_mode,
                            ordering, paraphrase, metadata=meta, decimals=decimals)
 
@@ -359,7 +401,8 @@ def prompt_words() -> list[str]:
 
 
 def make_grounding_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None,
-                           questions=("colour", "quadrant", "point", "count"), decimals: int = 3, labels: bool = False):
+                           questions=("colour", "quadrant", "point", "count"), decimals: int = 3, labels: bool = False,
+                           box_target: str = "box"):
     """Yield ``n`` grounding questions (task ``"grounding_<question>"``), drawn uniformly from
     ``questions``. Answers: a colour name, "top left"/…/"bottom right" (asked only when the centroid
     is ``cfg.margin`` away from both centre lines), a point ``[x, y]``, a count, or a shape name ("star";
@@ -383,7 +426,7 @@ def make_grounding_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = 
         meta = {"source": "synthetic", "seed": seed, "index": i, "target": t, "objects": _objects_meta(scene)}
         if labels:
             meta["shape_labels"], meta["colour_labels"], meta["box_maps"] = (
-                shape_labels(scene), colour_labels(scene), box_maps(scene))
+                shape_labels(scene), colour_labels(scene), box_maps(scene, box_target))
         yield Sample(scene.image, GROUNDING[q].format(expr=expr, noun=scene.noun), answer, f"grounding_{q}",
                      None if q == "count" else expr, mask_to_rle(mask), box, s, s, meta)
 

@@ -31,10 +31,10 @@ from __future__ import annotations
 import numpy as np
 
 from .metrics import paired_difference  # noqa: F401  (the arms table's intervals; re-exported)
+from .data import SYMMETRY, moment_angle  # noqa: F401  (SYMMETRY re-exported: the shapes' k-fold symmetry)
 from .metrics import iou_from, rasterize
 from .parse import parse_box, parse_point, parse_polygons
 
-SYMMETRY = {"square": 4, "triangle": 3, "star": 5, "cross": 4, "hexagon": 6}  # k-fold, data.SHAPES (circle: none)
 LATTICE_12 = tuple(round((2 * k + 1) / 24, 2) for k in range(12))  # 0.04, 0.12, 0.21, …, 0.96
 
 
@@ -110,16 +110,6 @@ def point_errors(samples, answers) -> np.ndarray:
         label, pred = parse_point(s.answer), parse_point(a)
         errors.append(float(np.hypot(*scale)) if pred is None else float(np.hypot(*((pred - label) * scale))))
     return np.asarray(errors)
-
-
-def moment_angle(mask, k: int) -> float | None:
-    """arg Σ (z − c)^k over the mask's pixels, z = x + i·y in pixel indices (y down), c the centroid, in radians:
-    a k-fold symmetric shape rotated by θ turns it by k·θ. ``None`` for an empty mask."""
-    ys, xs = np.nonzero(np.asarray(mask))
-    if len(xs) == 0:
-        return None
-    z = (xs - xs.mean()) + 1j * (ys - ys.mean())
-    return float(np.angle(np.sum(z.astype(np.complex128) ** k)))
 
 
 def rotation_error(pred_mask, true_mask, k: int) -> float:

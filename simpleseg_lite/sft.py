@@ -74,6 +74,7 @@ class TrainConfig:
     vision_aux: float = 0.0  # weight of the dense shape-map loss on the image tokens (``VisionAuxHead``); 0: off
     colour_aux: float = 0.0  # weight of a dense colour-map loss on the image tokens (``attach_colour_aux``); 0: off
     box_aux: float = 0.0  # weight of the dense instance-box loss on the image tokens (``BoxAuxHead``); 0: off
+    box_target: str = "box"  # what that head is asked for: each object's "box" or its turn, "pose" (data.box_maps)
     prompt_order: str | None = None  # "text_first" / "image_first": set it (model.set_prompt_order); None: keep init's
     pointer_loss: float = 0.0  # weight of the pointer term (``PointerHead``: which image tokens the target covers)
     mark_loss: float = 0.0  # weight of the mark term (``MarkHead``: the LM's image states single out the target)
@@ -112,11 +113,13 @@ class SyntheticStream(torch.utils.data.Dataset):
         sample_seed = self.seed * 10**7 + i  # disjoint from evaluation seeds (< 10**7)
         if task.startswith("grounding_"):
             gen = data.make_grounding_samples(1, sample_seed, self.scene, questions=(task[len("grounding_"):],),
-                                              decimals=self.cfg.decimals, labels=self.labels)
+                                              decimals=self.cfg.decimals, labels=self.labels,
+                                              box_target=self.cfg.box_target)
         else:
             gen = data.make_samples(1, sample_seed, self.scene, {task: 1.0}, self.cfg.epsilon,
                                     ordering=self.cfg.ordering, decimals=self.cfg.decimals,
-                                    labels=self.labels, shape_free=self.cfg.shape_free)
+                                    labels=self.labels, shape_free=self.cfg.shape_free,
+                                    box_target=self.cfg.box_target)
         s = next(gen)
         row = {"image": s.load_image(), "prompt": s.prompt, "answer": s.answer}
         for key, on in (("shape_labels", self.cfg.vision_aux > 0), ("colour_labels", self.cfg.colour_aux > 0)):
@@ -684,6 +687,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     for name, why in synthetic_only.items():
         if getattr(cfg, name) and cfg.data != "synthetic":
             raise ValueError(f"{name} needs synthetic data ({why}); set {name}=0 for RefCOCO")
+    if cfg.box_target not in data.BOX_TARGETS:
+        raise ValueError(f"box_target must be one of {data.BOX_TARGETS} (what the box head is asked for), "
+                         f"got {cfg.box_target!r}")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)  # created below, once the model has loaded and every setting has been checked
     cuda = torch.cuda.is_available()

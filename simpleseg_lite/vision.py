@@ -59,6 +59,7 @@ class VisionPretrainConfig:
     init: str | None = None  # simpleseg: continue the vision path of this lite checkpoint (and its heads)
     colour_aux: float = 0.0  # simpleseg: weight of a second dense head naming each cell's colour (sft.attach_colour_aux)
     box_aux: float = 0.0  # simpleseg: weight of a dense head giving each object pixel its object's box (sft.BoxAuxHead)
+    box_target: str = "box"  # simpleseg: what that head is asked for, "box" or the object's turn "pose" (data.box_maps)
     system: str = "simpleseg"  # "pixelsail": the single transformer of pixelsail.py (see pixelsail_shape_logits)
 
 
@@ -138,21 +139,23 @@ def dense_scores(forward, n: int = 200, seed: int = 2000, max_objects: int = 3, 
 
 
 def box_error_px(tokens_of, head: BoxAuxHead, n: int = 200, seed: int = 2000, max_objects: int = 3,
-                 image_size: int = 112) -> float:
+                 image_size: int = 112, target: str = "box") -> float:
     """Held-out error of a ``BoxAuxHead``: the mean over object pixels' cells of |predicted − true| box side, in
-    pixels (the mean of the four sides), on ``n`` scenes of ``seed``. ``tokens_of(scenes)`` → (n, T, D) image tokens."""
+    pixels (the mean of the four sides), on ``n`` scenes of ``seed``. ``tokens_of(scenes)`` → (n, T, D) image tokens.
+    ``target="pose"`` (``data.pose_maps``): the mean |predicted − true| per channel instead, unitless (0.45 = a cos or
+    sin of kθ off by 1)."""
     cfg = data.SyntheticConfig(image_size=image_size, max_objects=max_objects)
     total = weight = 0.0
     with torch.no_grad():
         for start in range(0, n, 50):
             scenes, _ = scenes_batch(seed, start, min(50, n - start), cfg)
-            maps = torch.as_tensor(np.stack([data.box_maps(s) for s in scenes]))
+            maps = torch.as_tensor(np.stack([data.box_maps(s, target) for s in scenes]))
             logits = head(tokens_of(scenes))
             on = (maps[:, 2:3] > 0).float()
             cover = torch.nn.functional.avg_pool2d(on, head.cell)
             total += float(box_loss(logits, maps)) * float(cover.sum())
             weight += float(cover.sum())
-    return total / max(weight, 1e-9) / 4 * image_size
+    return total / max(weight, 1e-9) / 4 * (image_size if target == "box" else 1)
 
 
 def gate_scores(model, processor, n: int = 200, seed: int = 2000, max_objects: int = 3, image_size: int = 112) -> dict:
@@ -184,6 +187,9 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
     --init`` continues with it."""
     if cfg.system not in SYSTEMS:
         raise ValueError(f"unknown system {cfg.system!r}; one of {SYSTEMS}")
+    if cfg.box_target not in data.BOX_TARGETS:
+        raise ValueError(f"box_target must be one of {data.BOX_TARGETS} (what the box head is asked for), "
+                         f"got {cfg.box_target!r}")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -263,8 +269,8 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
         if cfg.system == "simpleseg" and getattr(model.model.image_positions, "gate", None) is not None:
             row.update(gate_scores(model, processor, cfg.eval_n, cfg.eval_seed, cfg.max_objects, cfg.image_size))
         if box_head is not None:
-            row["box_l1_px"] = box_error_px(tokens_of, box_head, cfg.eval_n, cfg.eval_seed, cfg.max_objects,
-                                            cfg.image_size)
+            row["box_l1_px" if cfg.box_target == "box" else "pose_l1"] = box_error_px(
+                tokens_of, box_head, cfg.eval_n, cfg.eval_seed, cfg.max_objects, cfg.image_size, cfg.box_target)
         model.train()
         with history.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -281,7 +287,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, resume: bool = False) -> Path:
                 colour_labels = torch.as_tensor(np.stack([data.colour_labels(s) for s in scenes]))
                 loss = loss + cfg.colour_aux * dense_loss(colour_head(tokens), colour_labels, cfg.fg_weight)
             if box_head is not None:
-                boxes = torch.as_tensor(np.stack([data.box_maps(s) for s in scenes]))
+                boxes = torch.as_tensor(np.stack([data.box_maps(s, cfg.box_target) for s in scenes]))
                 box_term = box_head.loss(box_head(tokens), boxes)
                 loss = loss + cfg.box_aux * box_term
         else:

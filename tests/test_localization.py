@@ -247,6 +247,8 @@ def test_vision_pretrain_arm_and_init_go_together(tmp_path, name, init):
     assert arms.training_overrides(["vision_aux"]) == {"vision_aux": 1.0}
     # stage A with a distractor in every scene (session 24): the arm's scene sizes replace the single-object default
     assert arms.training_overrides(["box_aux", "distractor_a"]) == {"box_aux": 1.0, "min_objects": 2, "max_objects": 3}
+    # the box head asked for each object's turn (session 29): both fields are sft.TrainConfig's
+    assert arms.training_overrides(["pose_aux"]) == {"box_aux": 1.0, "box_target": "pose"}
 
 
 def test_every_arms_model_switches_are_tiny_config_fields():

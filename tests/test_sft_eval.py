@@ -345,6 +345,60 @@ def test_box_maps_give_each_object_pixel_its_own_box():
     assert next(data.make_samples(1, 3, labels=True)).metadata["box_maps"].shape == (4, 112, 112)
 
 
+def _turn_scene(name: str, degrees: float):
+    """A one-object scene of ``name`` turned by ``degrees`` (an unturned, rebuilt copy of data.make_scene's shape)."""
+    import cv2
+
+    from simpleseg_lite import data
+
+    a = np.radians(degrees)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    mask = np.zeros((112, 112), np.uint8)
+    cv2.fillPoly(mask, [np.round((data.SHAPES[name] @ rot.T * 30 + 55.5) * 16).astype(np.int32)], 1, cv2.LINE_8,
+                 shift=4)
+    image = np.zeros((112, 112, 3), np.uint8)
+    return data.Scene(image, [data.SceneObject.from_mask(mask, name, "red")])
+
+
+@pytest.mark.parametrize("name, turn, k", [("star", 0, 5), ("star", 10, 5), ("star", 82, 5), ("cross", 20, 4),
+                                          ("square", 30, 4), ("triangle", 50, 3)])
+def test_pose_maps_name_each_object_pixel_its_turn(name, turn, k):
+    from simpleseg_lite import data
+
+    base = data.box_maps(_turn_scene(name, 0), "pose")
+    maps = data.box_maps(_turn_scene(name, turn), "pose")
+    on = maps[2] > 0
+    assert maps.shape == (4, 112, 112) and (maps[:, ~on] == 0).all() and np.allclose(maps[:2], maps[2:])
+    c, s = (maps[:2, on].mean(1) - 0.5) / 0.45  # cos kθ, sin kθ of the turned shape
+    c0, s0 = (base[:2, base[2] > 0].mean(1) - 0.5) / 0.45
+    got = np.degrees(np.angle(np.exp(1j * (np.arctan2(s, c) - np.arctan2(s0, c0))))) / k
+    want = np.degrees(np.angle(np.exp(1j * np.radians(turn * k)))) / k  # a turn by 360/k looks like none
+    assert got == pytest.approx(want, abs=1.5)
+    assert np.ptp(maps[0, on]) == 0  # one value per object
+
+
+def test_pose_maps_leave_circles_neutral_and_box_maps_refuse_unknown_targets():
+    from simpleseg_lite import data
+
+    maps = data.box_maps(_turn_scene("circle", 0), "pose")
+    assert np.allclose(maps[:, maps[2] > 0], 0.5)
+    with pytest.raises(ValueError, match="box_maps target must be one of"):
+        data.box_maps(_turn_scene("star", 0), "boxes")
+    s = next(data.make_samples(1, 3, labels=True, box_target="pose"))
+    assert np.allclose(s.metadata["box_maps"][:2], s.metadata["box_maps"][2:])  # the pose layout reached the rows
+
+
+def test_train_and_pretrain_vision_refuse_an_unknown_box_target(tmp_path):
+    from simpleseg_lite.sft import TrainConfig, train
+    from simpleseg_lite.vision import VisionPretrainConfig, pretrain_vision
+
+    with pytest.raises(ValueError, match="box_target must be one of"):
+        train(TrainConfig(out=str(tmp_path / "s"), box_aux=1.0, box_target="turn"))
+    with pytest.raises(ValueError, match="box_target must be one of"):
+        pretrain_vision(VisionPretrainConfig(out=str(tmp_path / "v"), box_aux=1.0, box_target="turn"))
+    assert not (tmp_path / "s").exists()  # refused before anything was written
+
+
 @pytest.mark.parametrize("guess, expected", [
     ("truth", 0.0),  # the right box everywhere an object is
     ("shifted", 0.4),  # every side 0.1 off: 4 × 0.1

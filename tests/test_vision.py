@@ -88,14 +88,16 @@ def test_pretrain_vision_continues_a_checkpoint_and_names_colours(tmp_path):
         pretrain_vision(VisionPretrainConfig(out=str(tmp_path / "x"), init=str(first), model={"coord_tokens": True}))
 
 
-def test_pretrain_vision_with_box_aux_learns_boxes_and_keeps_its_head(tmp_path):
-    """--box-aux: a third head gives each object pixel its object's box; its held-out error (px) falls, and its
-    weights go beside the model for train --box-aux."""
+@pytest.mark.parametrize("target, key", [("box", "box_l1_px"), ("pose", "pose_l1")])
+def test_pretrain_vision_with_box_aux_learns_boxes_and_keeps_its_head(tmp_path, target, key):
+    """--box-aux: a third head gives each object pixel its object's box (or, --box-target pose, its turn); its
+    held-out error falls, and its weights go beside the model for train --box-aux."""
     cfg = VisionPretrainConfig(out=str(tmp_path / "v"), max_steps=30, batch_size=4, lr=3e-3, save_steps=30,
-                               eval_steps=10, eval_n=8, threads=1, box_aux=1.0, model={"coord_tokens": True})
+                               eval_steps=10, eval_n=8, threads=1, box_aux=1.0, box_target=target,
+                               model={"coord_tokens": True})
     out = pretrain_vision(cfg)
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-    errors = [h["box_l1_px"] for h in history if "box_l1_px" in h]
+    errors = [h[key] for h in history if key in h]
     assert len(errors) == 3 and errors[-1] < errors[0]
     assert all("box_loss" in h for h in history if "loss" in h)
     head = torch.load(out / "box_aux_head.pt")
@@ -157,6 +159,15 @@ def test_pretrain_vision_cli_refuses_bad_arguments(tmp_path, argv, code, capsys)
     assert main(["pretrain-vision", "--out", str(tmp_path / "v"), *argv]) == code
     assert not (tmp_path / "v" / "model.safetensors").exists()
     assert capsys.readouterr().err
+
+
+def test_box_target_takes_box_or_pose_only(tmp_path, capsys):
+    from simpleseg_lite.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["pretrain-vision", "--out", str(tmp_path / "v"), "--box-aux", "1", "--box-target", "turn"])
+    assert e.value.code == 2 and "invalid choice: 'turn'" in capsys.readouterr().err
+    assert not (tmp_path / "v").exists()
 
 
 SMALL_PIXELSAIL = {"hidden_size": 64, "num_layers": 2, "intermediate_size": 128, "mask_dim": 16}
