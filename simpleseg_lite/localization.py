@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metrics import paired_difference  # noqa: F401  (the arms table's intervals; re-exported)
 from .data import SYMMETRY, moment_angle  # noqa: F401  (SYMMETRY re-exported: the shapes' k-fold symmetry)
 from .metrics import iou_from, rasterize
+from .metrics import paired_difference  # noqa: F401  (the arms table's intervals; re-exported)
 from .parse import parse_box, parse_point, parse_polygons
 
 LATTICE_12 = tuple(round((2 * k + 1) / 24, 2) for k in range(12))  # 0.04, 0.12, 0.21, …, 0.96
@@ -114,7 +114,7 @@ def point_errors(samples, answers) -> np.ndarray:
 
 def rotation_error(pred_mask, true_mask, k: int) -> float:
     """Signed rotation (degrees, in (−180/k, 180/k]) that takes the true mask's orientation to the predicted
-    one, for a shape of k-fold symmetry (``moment_angle``); NaN when either mask is empty."""
+    one, for a shape of k-fold symmetry (``data.moment_angle``); NaN when either mask is empty."""
     a, b = moment_angle(pred_mask, k), moment_angle(true_mask, k)
     if a is None or b is None:
         return float("nan")
