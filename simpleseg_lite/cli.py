@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .contours import EPSILON_MODES, fill_holes
+from .data import BOX_TARGETS
 from .metrics import answer_iou, mask_to_rle
 from .parse import parse_polygons
 from .serialize import estimate_tokens, mask_to_answer
@@ -252,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box-aux", type=float, default=0.0,
                    help="weight of a dense loss asking each object pixel's image token for that object's box "
                         "(sft.BoxAuxHead; polygon models, synthetic data; 0: off)")
-    p.add_argument("--box-target", choices=["box", "pose"], default="box",
+    p.add_argument("--box-target", choices=BOX_TARGETS, default="box",
                    help="what --box-aux asks each object pixel for: its object's box, or which way it is turned "
                         "(data.pose_maps)")
     p.add_argument("--prompt-order", choices=["image_first", "text_first"], default=None,
@@ -314,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "cell's colour (0: off); its head is saved as colour_aux_head.pt for train --colour-aux")
     p.add_argument("--box-aux", type=float, default=0.0, help="weight of a dense head asking each object pixel for "
                    "its object's box (0: off); saved as box_aux_head.pt for train --box-aux")
-    p.add_argument("--box-target", choices=["box", "pose"], default="box",
+    p.add_argument("--box-target", choices=BOX_TARGETS, default="box",
                    help="what --box-aux asks for: each object's box, or which way it is turned (data.pose_maps)")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
 
@@ -552,7 +553,8 @@ def run(args) -> int:
                                    fg_weight=args.fg_weight, seed=args.seed, threads=args.threads,
                                    eval_steps=args.eval_steps, system=args.system, init=args.init,
                                    colour_aux=args.colour_aux, box_aux=args.box_aux,
-                                   box_target=args.box_target, model=_model_config(args.model_config, "pixelsail" if args.system == "pixelsail" else "pretrain"))
+                                   box_target=args.box_target,
+                                   model=_model_config(args.model_config, "pixelsail" if args.system == "pixelsail" else "pretrain"))
         try:
             print(f"model saved in {pretrain_vision(cfg, resume=args.resume)}")
         except ValueError as e:  # a model-config value the model refuses (e.g. an aux_layer past the last layer)

@@ -344,9 +344,9 @@ def make_samples(n: int, seed: int = 0, cfg: SyntheticConfig | None = None, task
     """Yield ``n`` synthetic samples; sample ``i`` depends only on (seed, i). ``task_mix``: weights over
     TASKS (default ``{"polygon": 1.0}``; the full SFT mix is ``SFT_TASK_MIX``). ``labels``: also put the
     scene's ``shape_labels``, ``colour_labels`` and ``box_maps`` (of ``box_target``) in ``metadata``.
-    ``shape_free``: the share of samples with a
-    referring expression whose expression names no shape ("the red shape"; a lite training departure, the
-    colour stage of docs/lite_model.md); at 0 no extra random draw is made, so the samples are unchanged."""
+    ``shape_free``: the share of samples with a referring expression whose expression names no shape ("the red
+    shape"; a lite training departure, the colour stage of docs/lite_model.md); at 0 no extra random draw is made,
+    so the samples are unchanged."""
     cfg = cfg or SyntheticConfig()
     if ordering not in ORDERINGS:
         raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
