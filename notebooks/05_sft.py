@@ -41,6 +41,8 @@ LR = 5e-4  # peak of the cosine schedule (stage C of the lite chain uses the sam
 DIGIT_LOSS = 1.0  # weight of the ordinal term on coordinates beside cross-entropy (sft.ordinal_loss_for; 0: off)
 VISION_AUX = 1.0  # weight of the dense shape-map loss that keeps the pre-trained tower seeing shapes (0: off)
 READ_LOSS = 1.0  # weight of the read term: one attention head of the answer must look at the target (sft.read_out_loss; 0: off)
+BOX_AUX = 1.0  # weight of the dense pose target: each object pixel names its object's turn (data.pose_maps; 0: off)
+BOX_TARGET = "pose"  # what that head is asked for ("pose", as in the committed chain, or each object's "box")
 EVAL_N = 64  # held-out polygon samples (an unseen seed)
 ABLATION_STEPS = 60  # per ordering, polygon task only
 THREADS = 2
@@ -76,7 +78,8 @@ torch.set_num_threads(THREADS)
 run_dir = Path(RUN_DIR or tempfile.mkdtemp(prefix="sft-"))
 base = TrainConfig(out=str(run_dir / "sft"), stage="sft", init=INIT, max_steps=SFT_STEPS, batch_size=BATCH_SIZE,
                    lr=LR, threads=THREADS, eval_steps=max(SFT_STEPS // 5, 1), eval_n=min(EVAL_N, 32),
-                   save_steps=max(SFT_STEPS // 2, 1), digit_loss=DIGIT_LOSS, vision_aux=VISION_AUX, read_loss=READ_LOSS)
+                   save_steps=max(SFT_STEPS // 2, 1), digit_loss=DIGIT_LOSS, vision_aux=VISION_AUX, read_loss=READ_LOSS,
+                   box_aux=BOX_AUX, box_target=BOX_TARGET)
 heldout = heldout_samples(base, n=EVAL_N, seed=1000)
 print(f"run folder {run_dir}; {len(heldout)} held-out samples (seed 1000, never used in training)")
 
@@ -175,7 +178,7 @@ for ordering in ("clockwise", "shuffled"):
     cfg = TrainConfig(out=str(run_dir / f"ordering-{ordering}"), stage="sft", init=INIT, max_steps=ABLATION_STEPS,
                       batch_size=BATCH_SIZE, lr=LR, threads=THREADS, ordering=ordering, eval_steps=0,
                       save_steps=ABLATION_STEPS, task_mix={"polygon": 1.0}, digit_loss=DIGIT_LOSS,
-                      vision_aux=VISION_AUX, read_loss=READ_LOSS)
+                      vision_aux=VISION_AUX, read_loss=READ_LOSS, box_aux=BOX_AUX, box_target=BOX_TARGET)
     m, p = load_model(train(cfg), dtype=torch.float32)
     r = evaluate(m, p, heldout, max_new_tokens=200, dependence=False)
     turns = [abs(turning_number(q.polygons[0])) for q in map(parse_polygons, (x["answer"] for x in r["rows"]))
