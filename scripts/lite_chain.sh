@@ -6,8 +6,10 @@
 #   D. (STEPS_D > 0) C continued at peak lr 3e-4, seed 3, mix MIX_D (default: C's) → then the lite-sft candidate
 #   E. (STEPS_E > 0, needs D) D continued, a fresh cosine at peak lr 3e-4, seed 4, mix MIX_D → then the lite-sft candidate
 #   F, G, H. (STEPS_F/G/H > 0, each needs the one before) the same again, seeds 6, 7 and 8
-# Re-running the script after an interruption resumes the stage it was in (each checkpoints every 50 steps)
-# and skips the stages that finished. Usage: bash scripts/lite_chain.sh [OUT_DIR]   (default runs/chain)
+# Re-running the script after an interruption resumes the stage it was in and skips the stages that finished: stages
+# B–H checkpoint every 50 steps, stage 0 every 250; stage A only at half its steps (the step its judge reads), so
+# an interruption before then restarts it (~6 min at 800 steps; LOG session 30).
+# Usage: bash scripts/lite_chain.sh [OUT_DIR]   (default runs/chain)
 # Step counts can be overridden: STEPS_A=800 STEPS_B=500 STEPS_C=1000 bash scripts/lite_chain.sh
 # Stage A's design is an arm of scripts/localization_arms.py (ARM=coord_tokens+median_decoding+word_tokens+vision_aux);
 # VISION_AUX=1 keeps the dense shape-map loss (sft.VisionAuxHead) on in stages B and C too.

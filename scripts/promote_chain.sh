@@ -6,7 +6,10 @@
 # card) is left as it is — rewrite it with the new numbers.
 # Usage: bash scripts/promote_chain.sh runs/chain_pose [DEST=data/checkpoints]
 set -euo pipefail
-chain="$1" dest="${2:-data/checkpoints}"
+chain="${1:?usage: bash scripts/promote_chain.sh CHAIN_DIR [DEST]}" dest="${2:-data/checkpoints}"
+for need in "$chain/v/summary.json" "$chain/pre/summary.json" "$chain/sft/summary.json"; do
+  [ -f "$need" ] || { echo "promote_chain: $need is missing — finish the chain first (bash scripts/lite_chain.sh $chain)" >&2; exit 1; }
+done
 arm=$(ls -d "$chain"/a/*/ | head -n 1)
 last="$chain/sft"
 for stage in d e f g h; do if [ -f "$chain/sft_$stage/summary.json" ]; then last="$chain/sft_$stage"; fi; done
@@ -26,7 +29,7 @@ cp "$arm/arm.json" "$dest/lite-pretrain/stage_a_arm.json"
 model_files "$last" "$dest/lite-sft"
 history "$chain/v" vision_ "$dest/lite-sft"; history "$arm" stage_a_ "$dest/lite-sft"
 history "$chain/pre" stage_b_ "$dest/lite-sft"
-history "$chain/sft" stage_c_ "$dest/lite-sft"
+if [ "$last" != "$chain/sft" ]; then history "$chain/sft" stage_c_ "$dest/lite-sft"; fi
 for stage in d e f g h; do
   if [ -f "$chain/sft_$stage/summary.json" ] && [ "$chain/sft_$stage" != "$last" ]; then
     history "$chain/sft_$stage" "stage_${stage}_" "$dest/lite-sft"

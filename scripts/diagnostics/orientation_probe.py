@@ -6,10 +6,7 @@ import sys, numpy as np, torch
 from simpleseg_lite import data
 from simpleseg_lite.model import load_model, chat_text
 torch.set_num_threads(2)
-K = {'star': 5, 'cross': 4, 'square': 4, 'triangle': 3}
-def orient(mask, k):  # = data.moment_angle
-    ys, xs = np.nonzero(mask); z = (xs - xs.mean()) + 1j * (ys - ys.mean())
-    return np.angle(np.sum(z ** k))  # = k·θ + const
+K = {name: data.SYMMETRY[name] for name in ('star', 'cross', 'square', 'triangle')}
 model, processor = load_model(sys.argv[1], dtype=torch.float32); model.eval()
 layer = int(sys.argv[2]) if len(sys.argv) > 2 else None
 cfg = data.SyntheticConfig(max_objects=1, shapes=tuple(K))
@@ -27,7 +24,7 @@ def feats(seed, n):
                 im = enc["input_ids"] == model.config.image_token_id
                 tok = torch.stack([h[i][im[i]] for i in range(50)])
         for s, t in zip(sc, tok):
-            o = s.objects[0]; a = orient(o.mask, K[o.name])
+            o = s.objects[0]; a = data.moment_angle(o.mask, K[o.name])
             X.append(t.flatten().numpy()); Y.append([np.cos(a), np.sin(a)]); S.append(o.name)
     return np.array(X), np.array(Y), np.array(S)
 Xtr, Ytr, Str = feats(71, 3000); Xte, Yte, Ste = feats(72, 500)
