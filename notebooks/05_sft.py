@@ -144,8 +144,8 @@ plt.show()
 # ## 4. After SFT
 # What to expect (measured on these 64 samples, lite preset): the committed pre-trained checkpoint is stage B of the
 # lite chain, with the read term and the pose target on from its first stage; 500 SFT steps at lr 5e-4 with both
-# move gIoU 0.318 → 0.375 and Prec@0.5 0.50 → 0.58 — the whole notebook 8.2 min on two threads in `bash
-# scripts/reproduce.sh` (session 30). Sessions 26–28's pre-trained checkpoint (read term, no pose target) moved
+# move gIoU 0.318 → 0.375 and Prec@0.5 0.50 → 0.58 — the whole notebook 7.6 min on two threads in a fresh clone's `bash
+# scripts/reproduce.sh` (session 31). Sessions 26–28's pre-trained checkpoint (read term, no pose target) moved
 # 0.319 → 0.38–0.39 here; until session 25 the pre-trained checkpoint had no read term and the same notebook moved
 # gIoU only 0.274 → 0.277 (250 steps, lr 1e-3).
 # The committed lite-sft continues the same start for 7,400 steps (six stages, ~1 h 43 min on two threads) to 0.642 on
