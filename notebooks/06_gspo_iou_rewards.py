@@ -283,10 +283,11 @@ plt.show()
 # What to expect at this scale (measured, `papermill_runs/LOG.md`): RL on a 5M-parameter model that
 # localizes weakly is dominated by noise. The short run above (8 prompts per step) and every 12-step
 # ablation below *lowered* held-out gIoU in session 2's lite reproduction (0.224 → 0.177 on these 100
-# samples, from the previous lite-sft). The committed run (16 prompts × 96 steps from the SFT start above, 9.2 min;
-# the recipe that was best of ten arms on the validation seed 999) is level on the validation seed, −0.003 [−0.014,
-# +0.008], and slightly below its start on the unseen seed 9600, −0.013 [−0.023, −0.003] (0.628 → 0.615, n 500; LOG,
-# session 28; from the previous lite-sft the same recipe was +0.001 [−0.011, +0.013]). Its curves:
+# samples, from the previous lite-sft). The committed run (16 prompts × 96 steps from the SFT start above, 8.9 min;
+# the recipe that was best of ten arms on the validation seed 999) is level to slightly below on the validation seed,
+# −0.009 [−0.020, +0.001], and below its start on the unseen seed 9800, −0.022 [−0.035, −0.009] (0.610 → 0.588, n 500;
+# LOG, sessions 30–31; from the two previous lite-sfts the same recipe was −0.013 [−0.023, −0.003] and +0.001
+# [−0.011, +0.013]). Its curves:
 
 # %%
 if Path(COMMITTED, "history.jsonl").is_file():
@@ -367,7 +368,7 @@ else:
 #   likelihood with one clipped ratio.
 # - At lite scale RL is fragile: a constant learning rate or too few prompts per step lowers gIoU; the
 #   committed `data/checkpoints/lite-gspo` (`simpleseg-lite gspo`, 96 steps from today's lite-sft, see its model
-#   card) leaves gIoU about where SFT put it (−0.013 [−0.023, −0.003] on the unseen seed 9600, n 500) — far from the
+#   card) leaves gIoU at or a little below where SFT put it (−0.022 [−0.035, −0.009] on the unseen seed 9800, n 500) — far from the
 #   paper's +10 points. Since session 15 the SFT start above is the coordinate-token lite-sft, and
 #   GSPO from it (32 and 96 steps, validation seed 999) has stayed inside the noise too: −0.000 [−0.007, +0.007]
 #   and +0.002 [−0.011, +0.016] (LOG, sessions 14–15). From the session-16 lite-sft the best of 8 samples at T 0.3

@@ -255,10 +255,11 @@ else:
 # - Failures split into invalid text, the wrong object, and poor shapes; the per-object-count table
 #   shows how much of the gap is *choosing* the object rather than drawing it, and the single-object box
 #   IoU shows how precisely the model places anything at all. For the first lite-sft that precision was the
-#   first limit; the current lite-sft (coordinate tokens, a pre-trained vision tower, the read term in every stage)
-#   finds single objects (Prec@0.5 1.00 on the unseen seed 9500) and, with distractors, the target far more often
-#   than session 16's (Prec@0.5 0.90 against 0.46 on seed 1000), so the per-object-count table is still where its
-#   loss is, now in how tight the outline is (papermill_runs/LOG.md, sessions 16, 25, 26 and 28).
+#   first limit; the current lite-sft (coordinate tokens, a pre-trained vision tower, the read term in every stage,
+#   a pose target for the tower) finds single objects (gIoU 0.78, Prec@0.5 0.995 on the unseen seed 9700) and, with
+#   distractors, the target far more often than session 16's (Prec@0.5 0.86 against 0.46 on seed 1000), so the
+#   per-object-count table is still where its loss is: which object, and how tight the outline is
+#   (papermill_runs/LOG.md, sessions 16, 25, 26, 28 and 30).
 # - Boundary F and vertex distance rank answers differently from IoU where outlines are ragged.
 #
 # ## Exercises

@@ -402,8 +402,8 @@ plt.show()
 # training samples, along each committed chain's stages (read from the checkpoints' `history.jsonl` and
 # `summary.json`; a stage's wall time includes its held-out evaluations). This is the equal-budget view: at
 # any number of minutes, how far each design had got. The minutes are wall minutes as each chain was run:
-# Pixel-SAIL-lite on one thread, the committed polygon chain on two (its stage A ran 87 steps a minute on two threads;
-# session 24's ran 50 a minute on one, beside a second job), so the polygon curve is flattered by up to ~1.7×.
+# Pixel-SAIL-lite on one thread, the committed polygon chain on two (its stage A ran 66 steps a minute on two threads;
+# session 24's ran 50 a minute on one, beside a second job), so the polygon curve is flattered by up to ~1.3×.
 
 # %%
 curves = {"Pixel-SAIL-lite": training_curve("lite-pixelsail", CHECKPOINTS_DIR),
@@ -499,11 +499,11 @@ else:
 # - The mask head reads position from where each feature sits in the map; SimpleSeg must *write* position
 #   as digits — which is exactly what the tiny polygon model finds hard (notebook 05 §6).
 # - The side-by-side numbers above are measured on the same samples; the two checkpoints had different
-#   budgets (the committed Pixel-SAIL-lite 44 min on one thread, the polygon chain ~2 h 50 min on two), so the
+#   budgets (the committed Pixel-SAIL-lite 44 min on one thread, the polygon chain ~2 h 20 min on two), so the
 #   equal-budget view is the training-curve plot: at every number of CPU-minutes, where each design had got
 #   on the same held-out samples. At lite scale the mask head learns far faster (gIoU 0.5 after 37 minutes on one
-#   thread; the polygon chain after 83 on two). On gIoU the two are level (0.640 vs 0.626 on seed 1000, +0.013
-#   [−0.038, +0.065] for Pixel-SAIL-lite); the polygon lite-sft wins on Prec@0.5 (0.90 vs 0.47) and cIoU (0.62 vs
+#   thread; the polygon chain after 57 on two). On gIoU the two are level (0.640 vs 0.664 on seed 1000, −0.024
+#   [−0.078, +0.033] for Pixel-SAIL-lite); the polygon lite-sft wins on Prec@0.5 (0.86 vs 0.47) and cIoU (0.65 vs
 #   0.53): its outlines land on the right object more often, Pixel-SAIL's masks fit better where they land.
 # - What limits Pixel-SAIL-lite here is choosing the object, not drawing it. On single-object scenes its masks
 #   are nearly exact. On 2–3 objects the first checkpoint masks *every* object: its dot-product head collapsed to
