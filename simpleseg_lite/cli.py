@@ -357,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refer-root", default=None, help="REFER root (for --data refcoco)")
     p.add_argument("--freeze-vision", action="store_true",
                    help="keep the vision tower fixed during RL (only the merger and language model learn)")
+    p.add_argument("--max-objects", type=int, default=3, help="objects per synthetic training scene, at most")
+    p.add_argument("--min-objects", type=int, default=1,
+                   help="objects per synthetic training scene, at least (2: a distractor in every prompt)")
     p.add_argument("--best-sft", type=float, default=0.0,
                    help="weight of an SFT loss on each group's best answer, beside GSPO (0: plain GSPO)")
     p.add_argument("--beta", type=float, default=0.0,
@@ -597,6 +600,8 @@ def run(args) -> int:
             raise CLIError(f"--init {args.init}: no such checkpoint (train one with `simpleseg-lite train`)")
         if args.beta < 0:
             raise CLIError(f"--beta {args.beta}: a KL weight, ≥ 0")
+        if not 1 <= args.min_objects <= args.max_objects:
+            raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
         if args.best_sft < 0 or args.policy_loss < 0 or not (args.best_sft or args.policy_loss):
             raise CLIError(f"--best-sft {args.best_sft} --policy-loss {args.policy_loss}: both ≥ 0 and not both 0")
         if args.quantile_window is not None:
@@ -628,6 +633,7 @@ def run(args) -> int:
                          level=args.level, reward_weights=weights, length_budget=args.length_budget,
                          seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
                          save_steps=args.save_steps, lora=args.lora, data=args.data, refer_root=args.refer_root,
+                         max_objects=args.max_objects, min_objects=args.min_objects,
                          use_vllm=args.vllm, freeze_vision=args.freeze_vision, best_sft=args.best_sft,
                          policy_loss=args.policy_loss, beta=args.beta,
                          clip=tuple(args.clip) if args.clip else None, scale_rewards=args.scale_rewards,

@@ -84,6 +84,7 @@ class GSPOConfig:
     eval_n: int = 48
     eval_seed: int = 999
     max_objects: int = 3
+    min_objects: int = 1  # 2: every prompt has a distractor, so groups differ by *which* object (session 31 arm)
     lora: bool = False  # LoRA adapters (full path, real Qwen2.5-VL)
     freeze_vision: bool = False  # keep the vision tower (``model.visual``) fixed; only the rest learns (session 16)
     best_sft: float = 0.0  # weight of the SFT loss on each group's best answer (``group_best``; 0: plain GSPO)
@@ -113,19 +114,25 @@ def _as_text(counts):
     return counts.decode() if isinstance(counts, bytes) else counts
 
 
-def training_rows(cfg: GSPOConfig, image_size: int, epsilon: float, decimals: int) -> list:
-    """The prompts one run consumes (max_steps / num_iterations batches of prompts_per_step), each a
-    pure function of (seed, i). The RefCOCO route reads the REFER train splits instead."""
+def training_samples(cfg: GSPOConfig, image_size: int, epsilon: float, decimals: int) -> list:
+    """The synthetic text→polygon samples one run consumes (max_steps / num_iterations batches of
+    prompts_per_step), each a pure function of (seed, i), with min_objects..max_objects objects per scene."""
     n = -(-cfg.max_steps // cfg.num_iterations) * cfg.prompts_per_step
+    scene = data.SyntheticConfig(image_size=image_size, max_objects=cfg.max_objects, min_objects=cfg.min_objects)
+    return [next(data.make_samples(1, cfg.seed * 10**7 + i, scene, {"polygon": 1.0}, epsilon, decimals=decimals))
+            for i in range(n)]
+
+
+def training_rows(cfg: GSPOConfig, image_size: int, epsilon: float, decimals: int) -> list:
+    """The prompts one run consumes as GRPO dataset rows (``training_samples``). The RefCOCO route reads the
+    REFER train splits instead."""
     if cfg.data == "refcoco":
         from .refcoco import refer_samples
 
+        n = -(-cfg.max_steps // cfg.num_iterations) * cfg.prompts_per_step
         samples = refer_samples(Path(cfg.refer_root or ""), "refcoco", "train", epsilon=epsilon)
         return [rl_row(samples[i % len(samples)]) for i in range(n)]
-    scene = data.SyntheticConfig(image_size=image_size, max_objects=cfg.max_objects)
-    return [rl_row(next(data.make_samples(1, cfg.seed * 10**7 + i, scene, {"polygon": 1.0}, epsilon,
-                                          decimals=decimals)))
-            for i in range(n)]
+    return [rl_row(s) for s in training_samples(cfg, image_size, epsilon, decimals)]
 
 
 def reward_functions(cfg: GSPOConfig) -> tuple[list, list[float]]:

@@ -13,7 +13,8 @@ from simpleseg_lite.data import SyntheticConfig, make_samples
 from pycocotools import mask as mask_utils
 from simpleseg_lite.model import SimpleSegLiteForConditionalGeneration, build_tiny_model
 from simpleseg_lite.rl import (CLIP, GSPOConfig, build_trainer, greedy_baseline_advantages, group_best, read_history,
-                               reward_functions, rl_row, rows_of, train_gspo, training_rows)
+                               reward_functions, rl_row, rows_of, train_gspo, training_rows,
+                               training_samples)
 
 ADVERSARIAL = [
     "",
@@ -56,6 +57,24 @@ def test_training_rows_cover_the_run_and_are_deterministic(steps, iterations, pr
     assert len(a) == expected
     assert [r["prompt"] for r in a] == [r["prompt"] for r in b]
     assert [r["gt_rle"] for r in a] == [r["gt_rle"] for r in b]
+
+
+@pytest.mark.parametrize("min_objects, max_objects", [(1, 1), (2, 3), (3, 3), (1, 3)])
+def test_training_samples_respect_the_object_counts(min_objects, max_objects):
+    cfg = GSPOConfig(max_steps=8, num_iterations=2, prompts_per_step=6, min_objects=min_objects,
+                     max_objects=max_objects)
+    counts = [len(s.metadata["objects"]) for s in training_samples(cfg, 112, 0.02, 2)]
+    assert len(counts) == 24 and min(counts) >= min_objects and max(counts) <= max_objects
+    if min_objects < max_objects:
+        assert len(set(counts)) > 1  # not pinned to one count
+
+
+def test_gspo_cli_refuses_bad_object_counts(tmp_path, capsys):
+    from simpleseg_lite.cli import main
+
+    assert main(["gspo", "--out", str(tmp_path / "r"), "--init", str(tmp_path), "--min-objects", "3",
+                 "--max-objects", "2"]) == 2
+    assert "--min-objects 3" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("weights, names", [
