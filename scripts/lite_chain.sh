@@ -17,7 +17,7 @@
 # BOX_TARGET=pose asks that head for each object's turn instead (data.pose_maps); ARM then includes pose_aux.
 # COLOUR_AUX=1 does the same with the dense colour loss (sft.attach_colour_aux); ARM must then include colour_aux.
 # READ_LOSS=1 adds the read term (sft.read_out_loss: one attention head of the answer must look at the target's image
-# tokens) to stages B, C and D; ARM must then include read_loss (stage A's switch).
+# tokens) to stages B–H; ARM must then include read_loss (stage A's switch).
 # VISION_STEPS=3000 adds stage 0, `simpleseg-lite pretrain-vision` (vision.py), and starts stage A from it; ARM must
 # then include vision_pretrain (e.g. ARM=coord_tokens+median_decoding+word_tokens+vision_pretrain+vision_aux).
 set -euo pipefail
