@@ -369,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantile-window", type=float, default=None, metavar="DELTA",
                    help="sample coordinates at a quantile q ~ U(0.5 - DELTA, 0.5 + DELTA) of their distribution, the "
                         "median rule's stochastic twin (quantile_rl.py; coord_tokens models; ignores --temperature)")
+    p.add_argument("--explore-rate", type=float, default=1.0, metavar="P",
+                   help="with --quantile-window: the share of coordinate positions drawn from the window; the rest take "
+                        "the median, as greedy decoding does (sparse exploration; 1: every coordinate)")
     p.add_argument("--vllm", action="store_true", help="generate with vLLM (GPU, vllm installed)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
 
@@ -604,22 +607,28 @@ def run(args) -> int:
             raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
         if args.best_sft < 0 or args.policy_loss < 0 or not (args.best_sft or args.policy_loss):
             raise CLIError(f"--best-sft {args.best_sft} --policy-loss {args.policy_loss}: both ≥ 0 and not both 0")
+        if args.explore_rate != 1.0 and args.quantile_window is None:
+            raise CLIError("--explore-rate needs --quantile-window (it thins the window's draws)")
         if args.quantile_window is not None:
             from .quantile_rl import QuantileGSPOConfig, train_quantile_gspo
 
             if not 0 < args.quantile_window <= 0.5:
                 raise CLIError(f"--quantile-window {args.quantile_window}: a half-width in (0, 0.5]")
+            if not 0 < args.explore_rate <= 1:
+                raise CLIError(f"--explore-rate {args.explore_rate}: a share of coordinate positions in (0, 1]")
             other = [flag for flag, on in (("--lora", args.lora), ("--vllm", args.vllm),
                                            ("--freeze-vision", args.freeze_vision), ("--best-sft", args.best_sft != 0),
                                            ("--beta", args.beta != 0),
                                            ("--scale-rewards", args.scale_rewards != "group"),
                                            ("--baseline", args.baseline != "group"),
                                            ("--level token", args.level != "sequence"),
-                                           ("--data refcoco", args.data != "synthetic")) if on]
+                                           ("--data refcoco", args.data != "synthetic"),
+                                           ("--min-objects", args.min_objects != 1)) if on]
             if other:
                 raise CLIError(f"--quantile-window runs the lite synthetic path only; drop {', '.join(other)}")
             qcfg = QuantileGSPOConfig(out=args.out, init=args.init, max_steps=args.steps, prompts_per_step=args.prompts,
                                       num_generations=args.generations, lr=args.lr, delta=args.quantile_window,
+                                      rate=args.explore_rate, max_objects=args.max_objects,
                                       num_iterations=args.num_iterations, reward_weights=weights, seed=args.seed,
                                       threads=args.threads, eval_steps=args.eval_steps, save_steps=args.save_steps)
             try:

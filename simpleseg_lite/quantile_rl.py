@@ -20,6 +20,12 @@ window the choice is certain (π = 1) and carries no gradient. The sequence log-
 the coordinate positions; GSPO (``gspo.gspo_loss``, the length-normalized sequence ratio, the paper's tiny
 clip) and the group advantages (``gspo.group_advantages``) are the project's own, unchanged.
 
+*Sparse exploration* (``rate`` < 1, session 31): each coordinate position is stochastic only with probability
+``rate`` (drawn independently of the policy); the others take the median (q = ½), exactly the greedy answer's rule.
+Only the stochastic positions enter the sequence log-probability, so an answer differs from the greedy one in a few
+coordinates, and its reward difference — the advantage — is credited to those few tokens instead of being spread
+over every coordinate of the outline.
+
 A lite departure (the paper samples tokens at T = 1): it needs a ``coord_tokens`` tokenizer, so the full path
 does not use it. Outputs like ``rl.train_gspo``: the policy, ``history.jsonl``, ``summary.json``, checkpoints.
 
@@ -54,6 +60,7 @@ class QuantileGSPOConfig:
     lr: float = 1.4e-4
     warmup_steps: int = 4  # then cosine decay to 0
     delta: float = 0.25  # half-width of the quantile window around the median (0.5: T-1 sampling)
+    rate: float = 1.0  # share of coordinate positions sampled from the window; the rest take the median (sparse exploration)
     num_iterations: int = 2
     clip: tuple = (3e-4, 4e-4)
     reward_weights: dict = field(default_factory=lambda: {**REWARD_WEIGHTS, "size_reward": 0.5})
@@ -69,24 +76,42 @@ class QuantileGSPOConfig:
 
 class QuantileWindow:
     """Logits processor: where the top token is a coordinate, keep only the coordinate at a random quantile
-    q ~ U(½ − δ, ½ + δ) of the coordinate distribution (so greedy decoding writes it); other rows untouched."""
+    q ~ U(½ − δ, ½ + δ) of the coordinate distribution (so greedy decoding writes it); other rows untouched.
+    With ``rate`` < 1 each such position is stochastic with probability ``rate`` and takes the median (q = ½)
+    otherwise; ``stochastic_mask()`` returns which (row, step) positions were drawn, as a (B, steps) tensor."""
 
-    def __init__(self, coord_ids: torch.Tensor, coord_values: torch.Tensor, delta: float, generator=None):
+    def __init__(self, coord_ids: torch.Tensor, coord_values: torch.Tensor, delta: float, generator=None,
+                 rate: float = 1.0):
         order = coord_values.argsort()
-        self.ids, self.delta, self.generator = coord_ids[order], delta, generator
+        self.ids, self.delta, self.generator, self.rate = coord_ids[order], delta, generator, rate
+        self.steps: list[torch.Tensor] = []
 
     def __call__(self, input_ids, scores):
         ids = self.ids.to(scores.device)
+        drawn = torch.zeros(scores.shape[0], dtype=torch.bool)
         rows = (scores.argmax(-1, keepdim=True) == ids).any(-1).nonzero()[:, 0]
         if len(rows) == 0:
+            self.steps.append(drawn)
             return scores
         cdf = torch.softmax(scores[rows][:, ids].float(), -1).cumsum(-1)
         q = 0.5 + self.delta * (2 * torch.rand(len(rows), generator=self.generator) - 1)
+        if self.rate < 1.0:
+            explore = torch.rand(len(rows), generator=self.generator) < self.rate
+            q = torch.where(explore, q, torch.full_like(q, 0.5))
+            drawn[rows.cpu()] = explore
+        else:
+            drawn[rows.cpu()] = True
+        self.steps.append(drawn)
         pick = (cdf < q.to(cdf.device).unsqueeze(-1)).sum(-1).clamp(max=len(ids) - 1)
         out = scores.clone()
         out[rows] = torch.finfo(scores.dtype).min
         out[rows, ids[pick]] = 0.0
         return out
+
+    def stochastic_mask(self, length: int) -> torch.Tensor:
+        """(B, length) float mask of the positions drawn from the window (generation steps, zero-padded)."""
+        m = torch.stack(self.steps, 1).float() if self.steps else torch.zeros(0, 0)
+        return torch.nn.functional.pad(m, (0, max(0, length - m.shape[1])))[:, :length]
 
 
 def window_logprobs(logits: torch.Tensor, tokens: torch.Tensor, coord_ids: torch.Tensor,
@@ -175,10 +200,10 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
         enc = _batch(processor, rows)
         gen = torch.Generator().manual_seed(cfg.seed * 10**6 + batch_index)
         model.eval()
+        window = QuantileWindow(coord_ids, coord_values, cfg.delta, gen, rate=cfg.rate)
         with torch.no_grad():
             seqs = model.generate(**enc, max_new_tokens=cfg.max_completion_length, do_sample=False,
-                                  logits_processor=LogitsProcessorList([QuantileWindow(coord_ids, coord_values,
-                                                                                       cfg.delta, gen)]),
+                                  logits_processor=LogitsProcessorList([window]),
                                   suppress_tokens=vision_token_ids(tok), pad_token_id=tok.pad_token_id,
                                   repetition_penalty=1.0)
         model.train()
@@ -199,6 +224,8 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
         def logprobs():  # log π of every completion token under the window, (B, T), and its mask
             logits = model(input_ids=seqs, **inputs).logits[:, prompt_len - 1:-1]
             lp, mask = window_logprobs(logits, completion, coord_ids, coord_values, cfg.delta)
+            if cfg.rate < 1.0:  # the median positions were not sampled: no log π, no gradient
+                mask = mask * window.stochastic_mask(completion.shape[1]).to(mask.dtype)
             return lp, mask * comp_mask
 
         with torch.no_grad():

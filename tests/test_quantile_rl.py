@@ -48,6 +48,26 @@ def test_the_sampler_draws_with_the_window_probabilities():
     assert share[10] == 0.0 and share[11] == pytest.approx(0.9, abs=0.02) and share[12] == pytest.approx(0.1, abs=0.02)
 
 
+@pytest.mark.parametrize("rate, drawn_share", [(1.0, 1.0), (0.25, 0.25), (1e-9, 0.0)])
+def test_sparse_exploration_draws_a_share_of_positions_and_takes_the_median_elsewhere(rate, drawn_share):
+    scores = logits_for().repeat(4000, 1)  # median token 11 on every row
+    window = QuantileWindow(IDS, VALUES, 0.25, torch.Generator().manual_seed(0), rate=rate)
+    picks = window(None, scores).argmax(-1)
+    drawn = window.stochastic_mask(3)  # one generation step, padded to 3
+    assert drawn.shape == (4000, 3) and float(drawn[:, 1:].abs().sum()) == 0.0
+    assert float(drawn[:, 0].mean()) == pytest.approx(drawn_share, abs=0.02)
+    assert bool((picks[drawn[:, 0] == 0] == 11).all())  # not drawn: the median, as greedy decoding writes
+    if drawn_share:  # drawn: the window's probabilities (0.9 / 0.1 for tokens 11 / 12)
+        assert float((picks[drawn[:, 0] == 1] == 12).float().mean()) == pytest.approx(0.1, abs=0.03)
+
+
+def test_sparse_exploration_records_text_rows_as_not_drawn():
+    scores = torch.stack([logits_for({3: 0.6, 10: 0.1, 11: 0.2, 12: 0.1}), logits_for()])
+    window = QuantileWindow(IDS, VALUES, 0.25, torch.Generator().manual_seed(0), rate=1.0)
+    window(None, scores)
+    assert window.stochastic_mask(1)[:, 0].tolist() == [0.0, 1.0]
+
+
 def test_rows_whose_top_token_is_text_are_left_alone():
     scores = logits_for({3: 0.6, 10: 0.1, 11: 0.2, 12: 0.1})[None]
     assert torch.equal(QuantileWindow(IDS, VALUES, 0.25)(None, scores.clone()), scores)
@@ -73,10 +93,11 @@ def coord_policy(tmp_path_factory):
     return folder
 
 
-def test_a_short_run_trains_logs_and_resumes(coord_policy, tmp_path):
+@pytest.mark.parametrize("rate", [1.0, 0.3])
+def test_a_short_run_trains_logs_and_resumes(coord_policy, tmp_path, rate):
     cfg = QuantileGSPOConfig(out=str(tmp_path / "run"), init=str(coord_policy), max_steps=2, prompts_per_step=2,
                              num_generations=2, max_completion_length=12, threads=1, eval_steps=2, eval_n=2,
-                             save_steps=2, lr=1e-3)
+                             save_steps=2, lr=1e-3, rate=rate)
     out = train_quantile_gspo(cfg)
     rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "eval_gIoU" in r] == [0, 2]
@@ -103,9 +124,10 @@ def test_the_gspo_cli_routes_a_quantile_window(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(q, "train_quantile_gspo", lambda cfg, resume=False: seen.setdefault("cfg", cfg) and tmp_path)
     assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--quantile-window", "0.1", "--steps", "9",
-                 "--rewards", '{"size_reward": 0.5}']) == 0
+                 "--rewards", '{"size_reward": 0.5}', "--explore-rate", "0.1", "--max-objects", "1"]) == 0
     cfg = seen["cfg"]
     assert (cfg.delta, cfg.max_steps, cfg.reward_weights["size_reward"]) == (0.1, 9, 0.5)
+    assert (cfg.rate, cfg.max_objects) == (0.1, 1)
 
 
 @pytest.mark.parametrize("extra", [["--lora"], ["--best-sft", "1"], ["--level", "token"], ["--freeze-vision"]])
@@ -114,6 +136,17 @@ def test_the_gspo_cli_refuses_what_the_quantile_path_cannot_do(tmp_path, extra, 
 
     assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--quantile-window", "0.1", *extra]) == 2
     assert "lite synthetic path only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [(["--explore-rate", "0.2"], "needs --quantile-window"),
+                                            (["--quantile-window", "0.1", "--explore-rate", "0"], "--explore-rate 0"),
+                                            (["--quantile-window", "0.1", "--explore-rate", "1.5"], "--explore-rate 1.5"),
+                                            (["--quantile-window", "0.1", "--min-objects", "2"], "--min-objects")])
+def test_the_gspo_cli_checks_the_explore_rate(tmp_path, extra, message, capsys):
+    from simpleseg_lite.cli import main
+
+    assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path), *extra]) == 2
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("delta", ["0", "0.7", "-0.1"])
