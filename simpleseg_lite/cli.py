@@ -620,7 +620,6 @@ def run(args) -> int:
                                            ("--freeze-vision", args.freeze_vision), ("--best-sft", args.best_sft != 0),
                                            ("--beta", args.beta != 0),
                                            ("--scale-rewards", args.scale_rewards != "group"),
-                                           ("--baseline", args.baseline != "group"),
                                            ("--level token", args.level != "sequence"),
                                            ("--data refcoco", args.data != "synthetic"),
                                            ("--min-objects", args.min_objects != 1)) if on]
@@ -629,6 +628,7 @@ def run(args) -> int:
             qcfg = QuantileGSPOConfig(out=args.out, init=args.init, max_steps=args.steps, prompts_per_step=args.prompts,
                                       num_generations=args.generations, lr=args.lr, delta=args.quantile_window,
                                       rate=args.explore_rate, max_objects=args.max_objects,
+                                      baseline=args.baseline,
                                       num_iterations=args.num_iterations, reward_weights=weights, seed=args.seed,
                                       threads=args.threads, eval_steps=args.eval_steps, save_steps=args.save_steps)
             try:

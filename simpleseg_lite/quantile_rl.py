@@ -25,6 +25,10 @@ clip) and the group advantages (``gspo.group_advantages``) are the project's own
 Only the stochastic positions enter the sequence log-probability, so an answer differs from the greedy one in a few
 coordinates, and its reward difference — the advantage — is credited to those few tokens instead of being spread
 over every coordinate of the outline.
+With ``baseline="greedy"`` each answer is measured against the greedy answer to the same prompt (written with the
+median everywhere): a draw is pushed up only if it beats what evaluation would write. Measured against the group's
+mean instead, a draw that moves a vertex outwards beats one that moves it inwards even where both are worse than
+not moving it, and the outlines inflate (LOG session 31).
 
 A lite departure (the paper samples tokens at T = 1): it needs a ``coord_tokens`` tokenizer, so the full path
 does not use it. Outputs like ``rl.train_gspo``: the policy, ``history.jsonl``, ``summary.json``, checkpoints.
@@ -61,6 +65,7 @@ class QuantileGSPOConfig:
     warmup_steps: int = 4  # then cosine decay to 0
     delta: float = 0.25  # half-width of the quantile window around the median (0.5: T-1 sampling)
     rate: float = 1.0  # share of coordinate positions sampled from the window; the rest take the median (sparse exploration)
+    baseline: str = "group"  # "greedy": advantages against each prompt's greedy (all-median) answer, rl.greedy_baseline_advantages
     num_iterations: int = 2
     clip: tuple = (3e-4, 4e-4)
     reward_weights: dict = field(default_factory=lambda: {**REWARD_WEIGHTS, "size_reward": 0.5})
@@ -216,7 +221,30 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
         gts = [s.gt_rle for s in samples for _ in range(cfg.num_generations)]
         rewards = combined_reward(texts, cfg.reward_weights, gt_rle=gts, gt_centroid=[gt_centroid_of(g) for g in gts])
         iou = mask_iou_reward(texts, gts)
-        adv = group_advantages(rewards, cfg.num_generations)
+        if cfg.baseline == "greedy":  # the all-median answer to each prompt, scored by the same rewards
+            from .rl import greedy_baseline_advantages
+
+            one = [{"prompt": s.prompt, "image": s.load_image()} for s in samples]
+            g_enc = _batch(processor, one)
+            model.eval()
+            with torch.no_grad():
+                g_seqs = model.generate(**g_enc, max_new_tokens=cfg.max_completion_length, do_sample=False,
+                                        logits_processor=LogitsProcessorList([QuantileWindow(coord_ids, coord_values,
+                                                                                             cfg.delta, rate=0.0)]),
+                                        suppress_tokens=vision_token_ids(tok), pad_token_id=tok.pad_token_id,
+                                        repetition_penalty=1.0)
+            model.train()
+            g_comp = g_seqs[:, g_enc["input_ids"].shape[1]:]
+            g_end = (g_comp == end_id).int().cumsum(-1)
+            g_mask = ((g_end == 0) | ((g_end == 1) & (g_comp == end_id))).long()
+            g_texts = tok.batch_decode(g_comp * g_mask + tok.pad_token_id * (1 - g_mask), skip_special_tokens=True)
+            g_gts = [s.gt_rle for s in samples]
+            greedy = combined_reward(g_texts, cfg.reward_weights, gt_rle=g_gts,
+                                     gt_centroid=[gt_centroid_of(g) for g in g_gts])
+            adv = greedy_baseline_advantages(torch.as_tensor(rewards, dtype=torch.float32),
+                                             torch.as_tensor(greedy, dtype=torch.float32), cfg.num_generations)
+        else:
+            adv = group_advantages(rewards, cfg.num_generations)
         inputs = {"pixel_values": enc["pixel_values"], "image_grid_thw": enc["image_grid_thw"],
                   "mm_token_type_ids": torch.cat([enc["mm_token_type_ids"], torch.zeros_like(completion)], 1),
                   "attention_mask": torch.cat([enc["attention_mask"], comp_mask], 1)}

@@ -93,11 +93,11 @@ def coord_policy(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("rate", [1.0, 0.3])
-def test_a_short_run_trains_logs_and_resumes(coord_policy, tmp_path, rate):
+@pytest.mark.parametrize("rate, baseline", [(1.0, "group"), (0.3, "group"), (0.3, "greedy")])
+def test_a_short_run_trains_logs_and_resumes(coord_policy, tmp_path, rate, baseline):
     cfg = QuantileGSPOConfig(out=str(tmp_path / "run"), init=str(coord_policy), max_steps=2, prompts_per_step=2,
                              num_generations=2, max_completion_length=12, threads=1, eval_steps=2, eval_n=2,
-                             save_steps=2, lr=1e-3, rate=rate)
+                             save_steps=2, lr=1e-3, rate=rate, baseline=baseline)
     out = train_quantile_gspo(cfg)
     rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "eval_gIoU" in r] == [0, 2]
@@ -124,10 +124,11 @@ def test_the_gspo_cli_routes_a_quantile_window(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(q, "train_quantile_gspo", lambda cfg, resume=False: seen.setdefault("cfg", cfg) and tmp_path)
     assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--quantile-window", "0.1", "--steps", "9",
-                 "--rewards", '{"size_reward": 0.5}', "--explore-rate", "0.1", "--max-objects", "1"]) == 0
+                 "--rewards", '{"size_reward": 0.5}', "--explore-rate", "0.1", "--max-objects", "1",
+                 "--baseline", "greedy"]) == 0
     cfg = seen["cfg"]
     assert (cfg.delta, cfg.max_steps, cfg.reward_weights["size_reward"]) == (0.1, 9, 0.5)
-    assert (cfg.rate, cfg.max_objects) == (0.1, 1)
+    assert (cfg.rate, cfg.max_objects, cfg.baseline) == (0.1, 1, "greedy")
 
 
 @pytest.mark.parametrize("extra", [["--lora"], ["--best-sft", "1"], ["--level", "token"], ["--freeze-vision"]])
