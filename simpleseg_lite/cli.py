@@ -340,9 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-rewards", choices=["group", "batch", "none"], default="group",
                    help="advantage scaling: group = divide by each group's reward std (the paper's), batch = by the "
                         "batch's std (jitter-only groups get small advantages), none = raw differences")
-    p.add_argument("--baseline", choices=["group", "greedy"], default="group",
+    p.add_argument("--baseline", choices=["group", "greedy", "greedy+"], default="group",
                    help="what an answer's reward is compared with: group = its group's mean (GRPO/GSPO), greedy = the "
-                        "reward of the greedy answer to the same prompt (ReMax; synthetic data only)")
+                        "reward of the greedy answer to the same prompt (ReMax; synthetic data only), greedy+ = only the "
+                        "answers that beat it (with --quantile-window only)")
     p.add_argument("--num-iterations", type=int, default=2,
                    help="optimizer steps per batch of answers (1: on-policy, the ratio stays 1, ~30%% faster)")
     p.add_argument("--rewards", default=None,
@@ -607,6 +608,8 @@ def run(args) -> int:
             raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
         if args.best_sft < 0 or args.policy_loss < 0 or not (args.best_sft or args.policy_loss):
             raise CLIError(f"--best-sft {args.best_sft} --policy-loss {args.policy_loss}: both ≥ 0 and not both 0")
+        if args.baseline == "greedy+" and args.quantile_window is None:
+            raise CLIError("--baseline greedy+ needs --quantile-window (the trl path has group and greedy)")
         if args.explore_rate != 1.0 and args.quantile_window is None:
             raise CLIError("--explore-rate needs --quantile-window (it thins the window's draws)")
         if args.quantile_window is not None:

@@ -28,7 +28,9 @@ over every coordinate of the outline.
 With ``baseline="greedy"`` each answer is measured against the greedy answer to the same prompt (written with the
 median everywhere): a draw is pushed up only if it beats what evaluation would write. Measured against the group's
 mean instead, a draw that moves a vertex outwards beats one that moves it inwards even where both are worse than
-not moving it, and the outlines inflate (LOG session 31).
+not moving it, and the outlines inflate (LOG session 31). ``baseline="greedy+"`` keeps only the positive part of
+those advantages: a draw that is worse than the median is not pushed down either (pushing the worse side down harder
+moves the median towards the other side), so the median moves only towards draws that beat it.
 
 A lite departure (the paper samples tokens at T = 1): it needs a ``coord_tokens`` tokenizer, so the full path
 does not use it. Outputs like ``rl.train_gspo``: the policy, ``history.jsonl``, ``summary.json``, checkpoints.
@@ -65,7 +67,9 @@ class QuantileGSPOConfig:
     warmup_steps: int = 4  # then cosine decay to 0
     delta: float = 0.25  # half-width of the quantile window around the median (0.5: T-1 sampling)
     rate: float = 1.0  # share of coordinate positions sampled from the window; the rest take the median (sparse exploration)
-    baseline: str = "group"  # "greedy": advantages against each prompt's greedy (all-median) answer, rl.greedy_baseline_advantages
+    # "greedy": advantages against each prompt's greedy (all-median) answer (rl.greedy_baseline_advantages);
+    # "greedy+": only the draws that beat it, A = max(A, 0) — nothing moves where no draw beats the median
+    baseline: str = "group"
     num_iterations: int = 2
     clip: tuple = (3e-4, 4e-4)
     reward_weights: dict = field(default_factory=lambda: {**REWARD_WEIGHTS, "size_reward": 0.5})
@@ -221,7 +225,9 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
         gts = [s.gt_rle for s in samples for _ in range(cfg.num_generations)]
         rewards = combined_reward(texts, cfg.reward_weights, gt_rle=gts, gt_centroid=[gt_centroid_of(g) for g in gts])
         iou = mask_iou_reward(texts, gts)
-        if cfg.baseline == "greedy":  # the all-median answer to each prompt, scored by the same rewards
+        if cfg.baseline not in ("group", "greedy", "greedy+"):
+            raise ValueError(f"baseline must be group, greedy or greedy+, got {cfg.baseline!r}")
+        if cfg.baseline in ("greedy", "greedy+"):  # the all-median answer to each prompt, scored by the same rewards
             from .rl import greedy_baseline_advantages
 
             one = [{"prompt": s.prompt, "image": s.load_image()} for s in samples]
@@ -243,6 +249,8 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
                                      gt_centroid=[gt_centroid_of(g) for g in g_gts])
             adv = greedy_baseline_advantages(torch.as_tensor(rewards, dtype=torch.float32),
                                              torch.as_tensor(greedy, dtype=torch.float32), cfg.num_generations)
+            if cfg.baseline == "greedy+":
+                adv = adv.clamp(min=0.0)
         else:
             adv = group_advantages(rewards, cfg.num_generations)
         inputs = {"pixel_values": enc["pixel_values"], "image_grid_thw": enc["image_grid_thw"],

@@ -93,7 +93,7 @@ def coord_policy(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("rate, baseline", [(1.0, "group"), (0.3, "group"), (0.3, "greedy")])
+@pytest.mark.parametrize("rate, baseline", [(1.0, "group"), (0.3, "group"), (0.3, "greedy"), (0.3, "greedy+")])
 def test_a_short_run_trains_logs_and_resumes(coord_policy, tmp_path, rate, baseline):
     cfg = QuantileGSPOConfig(out=str(tmp_path / "run"), init=str(coord_policy), max_steps=2, prompts_per_step=2,
                              num_generations=2, max_completion_length=12, threads=1, eval_steps=2, eval_n=2,
@@ -142,7 +142,8 @@ def test_the_gspo_cli_refuses_what_the_quantile_path_cannot_do(tmp_path, extra, 
 @pytest.mark.parametrize("extra, message", [(["--explore-rate", "0.2"], "needs --quantile-window"),
                                             (["--quantile-window", "0.1", "--explore-rate", "0"], "--explore-rate 0"),
                                             (["--quantile-window", "0.1", "--explore-rate", "1.5"], "--explore-rate 1.5"),
-                                            (["--quantile-window", "0.1", "--min-objects", "2"], "--min-objects")])
+                                            (["--quantile-window", "0.1", "--min-objects", "2"], "--min-objects"),
+                                            (["--baseline", "greedy+"], "needs --quantile-window")])
 def test_the_gspo_cli_checks_the_explore_rate(tmp_path, extra, message, capsys):
     from simpleseg_lite.cli import main
 
