@@ -392,6 +392,13 @@ else:
 #   baseline, `GSPOConfig(baseline="greedy")`, `gspo --baseline greedy`) is level too: −0.000 [−0.007, +0.006]
 #   after 96 steps, with less inflation (area ratio 1.01 against the group-mean run's 1.04; validation seed, n 500;
 #   LOG, session 28).
+# - Session 31 changed what the groups disagree about instead of the knobs: prompts with a distractor in every scene
+#   (`gspo --min-objects 2`: −0.025 [−0.034, −0.015]), single objects only (+0.003 [−0.005, +0.010]), and *sparse
+#   exploration* on the quantile path (`--explore-rate 0.1`: only ~2 coordinates of an answer are drawn, so each reward
+#   is credited to them) measured against the group, the greedy answer, or only the draws that beat it (−0.014,
+#   −0.026, −0.010). None beat SFT on 500 validation scenes; all moved the outlines outwards (area ratio 0.95 → 1.00–1.04).
+#   The ground-truth answers themselves are a little smaller than the objects (area ratio 0.976 after ε-sparsifying),
+#   so "write bigger" is a real IoU direction — which RL learns as a global drift that overshoots (LOG, session 31).
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that
