@@ -103,13 +103,14 @@ class QuantileWindow:
             self.steps.append(drawn)
             return scores
         cdf = torch.softmax(scores[rows][:, ids].float(), -1).cumsum(-1)
-        q = 0.5 + self.delta * (2 * torch.rand(len(rows), generator=self.generator) - 1)
-        if self.rate < 1.0:
-            explore = torch.rand(len(rows), generator=self.generator) < self.rate
+        if self.rate <= 0.0:  # the median everywhere (the greedy answer); draws nothing from any generator
+            q = torch.full((len(rows),), 0.5)
+        else:
+            q = 0.5 + self.delta * (2 * torch.rand(len(rows), generator=self.generator) - 1)
+            explore = (torch.rand(len(rows), generator=self.generator) < self.rate if self.rate < 1.0
+                       else torch.ones(len(rows), dtype=torch.bool))
             q = torch.where(explore, q, torch.full_like(q, 0.5))
             drawn[rows.cpu()] = explore
-        else:
-            drawn[rows.cpu()] = True
         self.steps.append(drawn)
         pick = (cdf < q.to(cdf.device).unsqueeze(-1)).sum(-1).clamp(max=len(ids) - 1)
         out = scores.clone()

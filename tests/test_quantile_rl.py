@@ -61,6 +61,14 @@ def test_sparse_exploration_draws_a_share_of_positions_and_takes_the_median_else
         assert float((picks[drawn[:, 0] == 1] == 12).float().mean()) == pytest.approx(0.1, abs=0.03)
 
 
+def test_rate_zero_writes_the_median_and_leaves_the_global_generator_alone():
+    scores = logits_for().repeat(50, 1)
+    state = torch.get_rng_state()
+    window = QuantileWindow(IDS, VALUES, 0.25, rate=0.0)
+    assert bool((window(None, scores).argmax(-1) == 11).all())
+    assert torch.equal(torch.get_rng_state(), state) and float(window.stochastic_mask(1).sum()) == 0.0
+
+
 def test_sparse_exploration_records_text_rows_as_not_drawn():
     scores = torch.stack([logits_for({3: 0.6, 10: 0.1, 11: 0.2, 12: 0.1}), logits_for()])
     window = QuantileWindow(IDS, VALUES, 0.25, torch.Generator().manual_seed(0), rate=1.0)
