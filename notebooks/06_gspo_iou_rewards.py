@@ -397,8 +397,8 @@ else:
 #   exploration* on the quantile path (`--explore-rate 0.1`: only ~2 coordinates of an answer are drawn, so each reward
 #   is credited to them) measured against the group, the greedy answer, or only the draws that beat it (−0.014,
 #   −0.026, −0.010). None beat SFT on 500 validation scenes; all moved the outlines outwards (area ratio 0.95 → 1.00–1.04).
-#   The ground-truth answers themselves are a little smaller than the objects (area ratio 0.976 after ε-sparsifying),
-#   so "write bigger" is a real IoU direction — which RL learns as a global drift that overshoots (LOG, session 31).
+#   Scaling the SFT answers up by 2% (area ratio 0.95 → 1.00) gains only +0.003 [+0.002, +0.004], so the inflation
+#   is not what costs RL its 0.01–0.03: it is a symptom beside damage to position and shape (LOG, session 31).
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that
