@@ -10,7 +10,8 @@ chain="${1:?usage: bash scripts/promote_chain.sh CHAIN_DIR [DEST]}" dest="${2:-d
 for need in "$chain/v/summary.json" "$chain/pre/summary.json" "$chain/sft/summary.json"; do
   [ -f "$need" ] || { echo "promote_chain: $need is missing — finish the chain first (bash scripts/lite_chain.sh $chain)" >&2; exit 1; }
 done
-arm=$(ls -d "$chain"/a/*/ | head -n 1)
+arm=$(find "$chain/a" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sort | head -n 1 || true)
+[ -n "$arm" ] && [ -f "$arm/arm.json" ] || { echo "promote_chain: no finished stage A under $chain/a — finish the chain first" >&2; exit 1; }
 last="$chain/sft"
 for stage in d e f g h; do if [ -f "$chain/sft_$stage/summary.json" ]; then last="$chain/sft_$stage"; fi; done
 model_files() {  # FROM TO: the model folder's own files

@@ -54,6 +54,9 @@ from .gspo import clip_fraction, group_advantages, gspo_loss
 from .rewards import REWARD_WEIGHTS, combined_reward, gt_centroid_of, mask_iou_reward
 
 
+BASELINES = ("group", "greedy", "greedy+")  # QuantileGSPOConfig.baseline
+
+
 @dataclass
 class QuantileGSPOConfig:
     """One run. Defaults as ``rl.GSPOConfig`` where they overlap."""
@@ -162,6 +165,8 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
     from .evaluate import checkpoint_settings, eval_samples, evaluate
     from .model import coordinate_values, load_model, vision_token_ids
 
+    if cfg.baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES}, got {cfg.baseline!r}")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,6 +194,21 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
     scene = data.SyntheticConfig(image_size=st["image_size"], max_objects=cfg.max_objects)
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
 
+    def complete(enc, window):  # generate under ``window``; (sequences, completions, their mask, texts)
+        model.eval()
+        with torch.no_grad():
+            seqs = model.generate(**enc, max_new_tokens=cfg.max_completion_length, do_sample=False,
+                                  logits_processor=LogitsProcessorList([window]),
+                                  suppress_tokens=vision_token_ids(tok), pad_token_id=tok.pad_token_id,
+                                  repetition_penalty=1.0)
+        model.train()
+        completion = seqs[:, enc["input_ids"].shape[1]:]
+        # the completion mask: up to and including the first <|im_end|>
+        ended = (completion == end_id).int().cumsum(-1)
+        mask = ((ended == 0) | ((ended == 1) & (completion == end_id))).long()
+        texts = tok.batch_decode(completion * mask + tok.pad_token_id * (1 - mask), skip_special_tokens=True)
+        return seqs, completion, mask, texts
+
     def log(row):
         with history.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -209,42 +229,19 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
         rows = [{"prompt": s.prompt, "image": s.load_image()} for s in samples for _ in range(cfg.num_generations)]
         enc = _batch(processor, rows)
         gen = torch.Generator().manual_seed(cfg.seed * 10**6 + batch_index)
-        model.eval()
         window = QuantileWindow(coord_ids, coord_values, cfg.delta, gen, rate=cfg.rate)
-        with torch.no_grad():
-            seqs = model.generate(**enc, max_new_tokens=cfg.max_completion_length, do_sample=False,
-                                  logits_processor=LogitsProcessorList([window]),
-                                  suppress_tokens=vision_token_ids(tok), pad_token_id=tok.pad_token_id,
-                                  repetition_penalty=1.0)
-        model.train()
+        seqs, completion, comp_mask, texts = complete(enc, window)
         prompt_len = enc["input_ids"].shape[1]
-        completion = seqs[:, prompt_len:]
-        # the completion mask: up to and including the first <|im_end|>
-        ended = (completion == end_id).int().cumsum(-1)
-        comp_mask = ((ended == 0) | ((ended == 1) & (completion == end_id))).long()
-        texts = tok.batch_decode(completion * comp_mask + tok.pad_token_id * (1 - comp_mask), skip_special_tokens=True)
         gts = [s.gt_rle for s in samples for _ in range(cfg.num_generations)]
         rewards = combined_reward(texts, cfg.reward_weights, gt_rle=gts, gt_centroid=[gt_centroid_of(g) for g in gts])
         iou = mask_iou_reward(texts, gts)
-        if cfg.baseline not in ("group", "greedy", "greedy+"):
-            raise ValueError(f"baseline must be group, greedy or greedy+, got {cfg.baseline!r}")
-        if cfg.baseline in ("greedy", "greedy+"):  # the all-median answer to each prompt, scored by the same rewards
+        if cfg.baseline == "group":
+            adv = group_advantages(rewards, cfg.num_generations)
+        else:  # the all-median answer to each prompt, scored by the same rewards
             from .rl import greedy_baseline_advantages
 
-            one = [{"prompt": s.prompt, "image": s.load_image()} for s in samples]
-            g_enc = _batch(processor, one)
-            model.eval()
-            with torch.no_grad():
-                g_seqs = model.generate(**g_enc, max_new_tokens=cfg.max_completion_length, do_sample=False,
-                                        logits_processor=LogitsProcessorList([QuantileWindow(coord_ids, coord_values,
-                                                                                             cfg.delta, rate=0.0)]),
-                                        suppress_tokens=vision_token_ids(tok), pad_token_id=tok.pad_token_id,
-                                        repetition_penalty=1.0)
-            model.train()
-            g_comp = g_seqs[:, g_enc["input_ids"].shape[1]:]
-            g_end = (g_comp == end_id).int().cumsum(-1)
-            g_mask = ((g_end == 0) | ((g_end == 1) & (g_comp == end_id))).long()
-            g_texts = tok.batch_decode(g_comp * g_mask + tok.pad_token_id * (1 - g_mask), skip_special_tokens=True)
+            g_enc = _batch(processor, [{"prompt": s.prompt, "image": s.load_image()} for s in samples])
+            g_texts = complete(g_enc, QuantileWindow(coord_ids, coord_values, cfg.delta, rate=0.0))[3]
             g_gts = [s.gt_rle for s in samples]
             greedy = combined_reward(g_texts, cfg.reward_weights, gt_rle=g_gts,
                                      gt_centroid=[gt_centroid_of(g) for g in g_gts])
@@ -252,8 +249,6 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
                                              torch.as_tensor(greedy, dtype=torch.float32), cfg.num_generations)
             if cfg.baseline == "greedy+":
                 adv = adv.clamp(min=0.0)
-        else:
-            adv = group_advantages(rewards, cfg.num_generations)
         inputs = {"pixel_values": enc["pixel_values"], "image_grid_thw": enc["image_grid_thw"],
                   "mm_token_type_ids": torch.cat([enc["mm_token_type_ids"], torch.zeros_like(completion)], 1),
                   "attention_mask": torch.cat([enc["attention_mask"], comp_mask], 1)}
@@ -280,7 +275,7 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
             sched.step()
             step += 1
             bar.update(1)
-            log({"step": step, "loss": float(loss), "reward": float(np.mean(rewards)),
+            log({"step": step, "loss": float(loss.detach()), "reward": float(np.mean(rewards)),
                  "rewards/mask_iou_reward/mean": float(np.mean(iou)), "frac_reward_zero_std": flat,
                  "clip_ratio/region_mean": clip_fraction(new.detach(), old, adv, mask, *cfg.clip),
                  "stochastic_coordinates": float((old[mask.bool()] < -1e-4).float().mean()) if mask.any() else 0.0,

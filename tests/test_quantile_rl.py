@@ -69,6 +69,12 @@ def test_rate_zero_writes_the_median_and_leaves_the_global_generator_alone():
     assert torch.equal(torch.get_rng_state(), state) and float(window.stochastic_mask(1).sum()) == 0.0
 
 
+def test_an_unknown_baseline_is_refused_before_anything_loads(tmp_path):
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        train_quantile_gspo(QuantileGSPOConfig(out=str(tmp_path / "run"), init=str(tmp_path / "none"), baseline="best"))
+    assert not (tmp_path / "run").exists()
+
+
 def test_sparse_exploration_records_text_rows_as_not_drawn():
     scores = torch.stack([logits_for({3: 0.6, 10: 0.1, 11: 0.2, 12: 0.1}), logits_for()])
     window = QuantileWindow(IDS, VALUES, 0.25, torch.Generator().manual_seed(0), rate=1.0)
