@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -27,16 +27,18 @@
 #   hand-made answers;
 # - every term of the GSPO objective: group advantages, the sequence ratio, the clipped surrogate, and
 #   how it differs from token-level GRPO;
-# - where RL's headroom is before any RL: greedy against the best of G samples, and the groups that
-#   carry no signal;
+# - where RL's headroom is before any RL: greedy against the best of G samples, the groups that
+#   carry no signal, and the headroom in the *choice* of object;
 # - what a *group* of sampled outlines looks like, and which of them the update pushes up or down;
 # - a lite GSPO run through trl's `GRPOTrainer` with reward and gIoU curves, before/after pictures;
-# - ablations at lite scale: token-level GRPO, no centroid reward, a length penalty.
+# - ablations at lite scale: token-level GRPO, no centroid reward, a length penalty — the committed record of every
+#   arm paired with the SFT start (95% intervals, a forest plot), beside short runs you can start yourself.
 
 # %% tags=["parameters"]
 SMOKE = False  # True: the quick CI run (two steps, a handful of samples)
 INIT = "../data/checkpoints/lite-sft"  # the SFT policy (relative to notebooks/)
 COMMITTED = "../data/checkpoints/lite-gspo"  # the committed GSPO run (16 prompts × 96 steps, from INIT; see its card)
+RL_ARMS = "../data/arms/rl_arms.json"  # committed record of the GSPO arms (scripts/rl_arms.py), read in section 7
 STEPS = 40  # optimizer steps of the main run (each batch of answers serves two of them); lite ~5 min
 PROMPTS = 8  # prompts per step (the committed lite-gspo used 16 for 96 steps)
 GENERATIONS = 8  # G, sampled answers per prompt
@@ -212,6 +214,41 @@ else:
 # to write, and a low temperature wastes less of each group.
 
 # %% [markdown]
+# ### Which object? The headroom in the choice
+# Among 2–3 objects, the largest single loss is an outline of the *wrong* object (IoU ≈ 0). The first vertex of an
+# answer makes that choice; every later vertex follows it. `headroom.choice_headroom` draws only the first vertex
+# from the model's own distribution and lets the median rule write the rest, so the answers in a group differ by
+# the choice and not by jitter — the groups `gspo --quantile-window 0.5 --explore-first 2` learns from.
+
+# %%
+from simpleseg_lite.data import SyntheticConfig, make_samples
+from simpleseg_lite.headroom import choice_headroom
+from simpleseg_lite.model import coordinate_values
+
+choice_prompts = list(make_samples(HEADROOM_N, 2000, SyntheticConfig(min_objects=2), {"polygon": 1.0}, 0.02, decimals=2))
+if coordinate_values(processor.tokenizer)[0]:  # the first-vertex draw needs one token per coordinate
+    choice = choice_headroom(policy, processor, choice_prompts, first=2, group_size=GENERATIONS)
+    print(f"{choice['n']} scenes with 2–3 objects: greedy IoU {choice['greedy_iou']:.3f}, mean of G "
+          f"{choice['mean_iou']:.3f}, best of G {choice['best_iou']:.3f}")
+    print(f"greedy answer on the wrong object: {choice['greedy_wrong']:.0%}; groups split between right and wrong: "
+          f"{choice['mixed_groups']:.0%}; where greedy is wrong, a right answer is in the group "
+          f"{choice['right_found']:.0%} of the time")
+    fig, ax = plt.subplots(figsize=(5, 3), constrained_layout=True)
+    ax.bar(["greedy", f"mean of {GENERATIONS}", f"best of {GENERATIONS}"],
+           [choice["greedy_iou"], choice["mean_iou"], choice["best_iou"]], color=["black", "tab:blue", "tab:orange"])
+    ax.set(ylim=(0, 1), ylabel="mask IoU", title="only the first vertex drawn (2–3 objects)")
+    plt.show()
+else:
+    print(f"{INIT} writes coordinates as digits: the first-vertex draw needs a coord_tokens policy; skipped")
+
+# %% [markdown]
+# On the committed lite-sft (200 validation scenes, seed 999, of which 126 have 2–3 objects;
+# `scripts/diagnostics/choice_headroom.py`) the greedy answer is on the wrong object in 21% of them, and where it
+# is, a group of 8 holds a right-object answer 74% of the time: best of 8 0.708 against greedy 0.549. That is a large
+# reward difference landing on two tokens. Section 7 shows what GSPO made of it: nothing — 96 steps left the count
+# of wrong-object answers where it was (71 → 70 of 500) while the outlines of the right ones got worse.
+
+# %% [markdown]
 # ## 5. The lite GSPO run
 # trl's `GRPOTrainer` with `importance_sampling_level="sequence"`, `loss_type="grpo"`, `beta=0`,
 # ε = 3e-4 / 4e-4 and `num_iterations=2` (each batch of answers is used for two optimizer steps; the
@@ -304,6 +341,51 @@ if Path(COMMITTED, "history.jsonl").is_file():
 
 # %% [markdown]
 # ## 7. Ablations at lite scale
+# ### The committed record: every arm paired with the SFT start
+# Each arm below started from the committed lite-sft and ran at the committed recipe's cost (96 optimizer steps,
+# 16 prompts × 8 answers, seed 5, two threads) with one change; each was then scored on the *same* 500 validation
+# scenes (seed 999) as the SFT model, so the column "vs SFT" is a paired difference of per-scene IoU with a bootstrap
+# 95% interval (`simpleseg_lite.metrics.paired_difference`). The paper's three ablations — token-level GRPO, no
+# centroid ("distance") reward, a length penalty — sit beside the lite project's own rival designs; the losers are
+# kept. The table is read from `data/arms/rl_arms.json` (not re-trained here): each row's command re-runs it
+# (~6–10 min on two cores), and `scripts/rl_arms.py` adds a paired result to the record.
+
+# %%
+import json
+
+from IPython.display import Markdown, display
+
+from simpleseg_lite.headroom import plot_rl_arms, rl_arms_table
+
+arms_record = json.loads(Path(RL_ARMS).read_text())
+display(Markdown(rl_arms_table(arms_record)))
+plot_rl_arms(arms_record)
+plt.show()
+paper = {a["name"]: a for a in arms_record["arms"] if a.get("group") == "the paper's ablations"}
+for name, a in paper.items():  # the paper states its ablations against the full recipe: so do we
+    d = a["validation"].get("vs_recipe") or a["validation"]["vs_sft"]
+    against = "the GSPO recipe" if "vs_recipe" in a["validation"] else "SFT"
+    inside = d["ci95"][0] <= 0 <= d["ci95"][1]
+    print(f"{name}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] vs {against} — "
+          + ("inside the noise" if inside else "better" if d["mean"] > 0 else "worse"))
+
+# %% [markdown]
+# Reading the record (validation seed 999, each arm 500 paired scenes; "unseen" is seed 9900, never used to choose):
+# - **The paper's ablations.** Against the GSPO recipe itself, token-level GRPO is level (−0.002 [−0.010, +0.006];
+#   unseen −0.001). Without the centroid reward the validation seed cannot tell (+0.005 [−0.005, +0.015]) but the
+#   unseen one says worse (−0.013 [−0.026, −0.000]) — the paper's direction, at the edge of the noise. The length
+#   penalty (past 48 tokens; answers average 52) is worse on both (−0.005 [−0.013, +0.004], unseen −0.011
+#   [−0.020, −0.001]) — again the paper's direction. All three, like the recipe, sit at or below the SFT start.
+# - **The control that is not RL.** The same ~9 minutes spent on 800 more SFT steps of the chain's own recipe gain
+#   +0.017 [+0.007, +0.027] on the validation seed (+0.005 [−0.007, +0.016] unseen), and beat the GSPO recipe by
+#   +0.026 [+0.013, +0.039]. At this scale a CPU-minute of SFT on exact targets buys more than a CPU-minute of RL.
+# - **Choice exploration** (new in session 32) gave the which-object signal of §4 its cleanest form — and lost
+#   (−0.015 / −0.017): 96 steps left the wrong-object answers where they were (71 → 70 of 500) while the outlines of
+#   the right ones shrank (area ratio 0.95 → 0.91) and lost IoU (0.746 → 0.725).
+# - No arm reaches issue 11's +0.05; none is above the SFT start with an interval that excludes 0.
+
+# %% [markdown]
+# ### Try it: short ablation runs from the same start
 # Same start, data and steps; one change each: token-level GRPO (ε = 0.2, a ratio per token), no
 # centroid reward, a length penalty that starts at 100 characters (the paper found it hurts), and the lite
 # project's own size reward (`rewards.size_reward`, the area match; not the paper's). "area ratio" is the
@@ -399,6 +481,10 @@ else:
 #   −0.026, −0.010). None beat SFT on 500 validation scenes; all moved the outlines outwards (area ratio 0.95 → 1.00–1.04).
 #   Scaling the SFT answers up by 2% (area ratio 0.95 → 1.00) gains only +0.003 [+0.002, +0.004], so the inflation
 #   is not what costs RL its 0.01–0.03: it is a symptom beside damage to position and shape (LOG, session 31).
+# - Session 32 measured the paper's three ablations from today's lite-sft with intervals (section 7's table): token-level
+#   GRPO level with GSPO, no centroid reward and a length penalty worse on the unseen seed (the paper's direction),
+#   all at or below SFT. Drawing only the first vertex (the choice of object, where §4 finds the largest headroom)
+#   lost too. The same minutes of plain SFT gain +0.017 [+0.007, +0.027]: here RL is not the cheapest way up.
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that

@@ -373,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explore-rate", type=float, default=1.0, metavar="P",
                    help="with --quantile-window: the share of coordinate positions drawn from the window; the rest take "
                         "the median, as greedy decoding does (sparse exploration; 1: every coordinate)")
+    p.add_argument("--explore-first", type=int, default=0, metavar="K",
+                   help="with --quantile-window: draw only each answer's first K coordinates (2: the first vertex, the "
+                        "choice of object), the rest take the median (choice exploration; 0: off)")
     p.add_argument("--vllm", action="store_true", help="generate with vLLM (GPU, vllm installed)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
 
@@ -612,6 +615,8 @@ def run(args) -> int:
             raise CLIError("--baseline greedy+ needs --quantile-window (the trl path has group and greedy)")
         if args.explore_rate != 1.0 and args.quantile_window is None:
             raise CLIError("--explore-rate needs --quantile-window (it thins the window's draws)")
+        if args.explore_first and args.quantile_window is None:
+            raise CLIError("--explore-first needs --quantile-window (it picks which of the window's draws are made)")
         if args.quantile_window is not None:
             from .quantile_rl import QuantileGSPOConfig, train_quantile_gspo
 
@@ -619,19 +624,24 @@ def run(args) -> int:
                 raise CLIError(f"--quantile-window {args.quantile_window}: a half-width in (0, 0.5]")
             if not 0 < args.explore_rate <= 1:
                 raise CLIError(f"--explore-rate {args.explore_rate}: a share of coordinate positions in (0, 1]")
+            if args.explore_first < 0 or (args.explore_first and args.explore_rate != 1.0):
+                raise CLIError(f"--explore-first {args.explore_first}: a count of coordinates ≥ 0, and not together "
+                               "with --explore-rate")
+            if args.scale_rewards != "group" and args.baseline != "group":
+                raise CLIError(f"--scale-rewards {args.scale_rewards} scales group-centred advantages; it does not "
+                               f"combine with --baseline {args.baseline}")
             other = [flag for flag, on in (("--lora", args.lora), ("--vllm", args.vllm),
                                            ("--freeze-vision", args.freeze_vision), ("--best-sft", args.best_sft != 0),
                                            ("--beta", args.beta != 0),
-                                           ("--scale-rewards", args.scale_rewards != "group"),
                                            ("--level token", args.level != "sequence"),
-                                           ("--data refcoco", args.data != "synthetic"),
-                                           ("--min-objects", args.min_objects != 1)) if on]
+                                           ("--data refcoco", args.data != "synthetic")) if on]
             if other:
                 raise CLIError(f"--quantile-window runs the lite synthetic path only; drop {', '.join(other)}")
             qcfg = QuantileGSPOConfig(out=args.out, init=args.init, max_steps=args.steps, prompts_per_step=args.prompts,
                                       num_generations=args.generations, lr=args.lr, delta=args.quantile_window,
                                       rate=args.explore_rate, max_objects=args.max_objects,
-                                      baseline=args.baseline,
+                                      min_objects=args.min_objects, first=args.explore_first,
+                                      scale_rewards=args.scale_rewards, baseline=args.baseline,
                                       num_iterations=args.num_iterations, reward_weights=weights, seed=args.seed,
                                       threads=args.threads, eval_steps=args.eval_steps, save_steps=args.save_steps)
             try:

@@ -70,6 +70,64 @@ def headroom(model, processor, samples, temperatures=(0.3, 0.7, 1.0), group_size
             "per_sample": per_sample}
 
 
+def choice_headroom(model, processor, samples, first: int = 2, group_size: int = 8, delta: float = 0.5,
+                    batch_size: int = 4, max_new_tokens: int = 160, seed: int = 0) -> dict:
+    """Which-object headroom of a ``coord_tokens`` policy: per prompt, the greedy (all-median) answer and
+    ``group_size`` answers whose first ``first`` coordinates are drawn from the quantile window (δ ½: the model's
+    own distribution) while every later coordinate takes the median — the groups ``gspo --quantile-window 0.5
+    --explore-first K`` learns from (``quantile_rl.QuantileWindow(first=K)``). An answer is on the wrong object
+    when its centroid is nearer another object of the scene (``evaluate.failure_kind``; synthetic scenes).
+
+    Returns greedy / mean / best-of-G IoU, ``greedy_wrong`` (share of prompts whose greedy answer is on the wrong
+    object), ``mixed_groups`` (groups holding both right- and wrong-object answers), ``right_found`` and
+    ``right_share`` where the greedy answer is wrong (a right answer in the group; the share of right answers),
+    ``wrong_share`` where it is right, and ``n``."""
+    from transformers import LogitsProcessorList
+
+    from .evaluate import failure_kind
+    from .model import coordinate_values, vision_token_ids
+    from .quantile_rl import QuantileWindow, _batch
+
+    tok = processor.tokenizer
+    ids, values = (torch.tensor(x) for x in coordinate_values(tok))
+    if len(ids) == 0:
+        raise ValueError("choice_headroom needs a coord_tokens policy (the quantile window draws coordinate tokens)")
+    generator = torch.Generator().manual_seed(seed)
+
+    def complete(chunk, repeat, window):
+        enc = _batch(processor, [{"prompt": s.prompt, "image": s.load_image()} for s in chunk for _ in range(repeat)])
+        with torch.no_grad():
+            seqs = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                  logits_processor=LogitsProcessorList([window]), suppress_tokens=vision_token_ids(tok),
+                                  pad_token_id=tok.pad_token_id)
+        return tok.batch_decode(seqs[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    samples, model_was_training = list(samples), model.training
+    model.eval()
+    greedy, mean, best, greedy_wrong, wrong = [], [], [], [], []
+    for k in tqdm(range(0, len(samples), batch_size), desc="choice headroom", unit="batch", leave=False):
+        chunk = samples[k : k + batch_size]
+        g = complete(chunk, 1, QuantileWindow(ids, values, 0.5, rate=0.0))
+        t = complete(chunk, group_size, QuantileWindow(ids, values, delta, generator, first=first))
+        for i, s in enumerate(chunk):
+            group = t[i * group_size : (i + 1) * group_size]
+            iou = mask_iou_reward(group, [s.gt_rle] * group_size)
+            greedy.append(mask_iou_reward([g[i]], [s.gt_rle])[0])
+            mean.append(float(np.mean(iou)))
+            best.append(float(max(iou)))
+            greedy_wrong.append(failure_kind(s, g[i]) == "wrong object")
+            wrong.append(float(np.mean([failure_kind(s, x) == "wrong object" for x in group])))
+    model.train(model_was_training)
+    gw, ws = np.asarray(greedy_wrong, bool), np.asarray(wrong)
+    nan = float("nan")
+    return {"n": len(samples), "first": first, "group_size": group_size, "greedy_iou": float(np.mean(greedy)),
+            "mean_iou": float(np.mean(mean)), "best_iou": float(np.mean(best)), "greedy_wrong": float(gw.mean()),
+            "mixed_groups": float(((ws > 0) & (ws < 1)).mean()),
+            "right_found": float((ws[gw] < 1).mean()) if gw.any() else nan,
+            "right_share": float(1 - ws[gw].mean()) if gw.any() else nan,
+            "wrong_share": float(ws[~gw].mean()) if (~gw).any() else nan}
+
+
 def plot_headroom(report: dict, ax=None):
     """Greedy IoU (a line) against the mean and the best of G sampled answers per temperature, and the
     share of flat groups (right axis)."""
@@ -86,4 +144,64 @@ def plot_headroom(report: dict, ax=None):
     right.bar(t, [r["flat_groups"] for r in report["rows"]], width=0.08, alpha=0.25, color="grey")
     right.set(ylabel="share of flat groups (grey)", ylim=(0, 1))
     ax.legend(loc="upper left", fontsize=8)
+    return ax
+
+
+def _interval(d: dict | None) -> str:
+    if not d:
+        return "–"
+    lo, hi = d["ci95"]
+    sign = " **(excludes 0)**" if lo > 0 or hi < 0 else ""
+    return f"{d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]{sign}"
+
+
+GROUPS = ("start", "the paper's recipe", "the paper's ablations", "control: more SFT at equal cost")  # table order
+
+
+def _ordered(arms: list[dict]) -> list[dict]:
+    rank = {g: i for i, g in enumerate(GROUPS)}
+    return sorted(arms, key=lambda a: rank.get(a.get("group"), len(GROUPS)))  # stable: the record's order within
+
+
+def rl_arms_table(table: dict, split: str = "validation") -> str:
+    """Markdown table of an RL arms record (``data/arms/rl_arms.json``, written by ``scripts/rl_arms.py``): per
+    arm, gIoU (1 / 2 / 3 objects), the paired difference with the SFT start and its 95% interval, the median area
+    ratio (answer / target; > 1: too big), and the same on the unseen split where measured. Rows: the start, the
+    committed recipe, the paper's ablations, the SFT control, then every other arm in the record's order."""
+    other = "unseen" if split == "validation" else "validation"
+    head = (f"| arm | group | {split}: gIoU (1 / 2 / 3 objects) | vs SFT, 95% interval | area ratio | "
+            f"{other} ({table[other]['seed']}): vs SFT | wall |")
+    lines = [head, "|" + "---|" * 7]
+    arms = _ordered([a for a in table["arms"] if split in a])
+    for a in arms:
+        r = a[split]
+        by = " / ".join(f"{r['gIoU_by_objects'][k]:.3f}" for k in sorted(r["gIoU_by_objects"]))
+        o = a.get(other, {})
+        wall = f"{a['wall_min']:.1f} min" if a.get("wall_min") is not None else "–"
+        lines.append(f"| {a.get('label', a['name'])} | {a.get('group', '')} | {r['gIoU']:.3f} ({by}) | {_interval(r.get('vs_sft'))} | "
+                     f"{r['area_ratio']:.3f} | {_interval(o.get('vs_sft'))} | {wall} |")
+    return "\n".join(lines)
+
+
+def plot_rl_arms(table: dict, split: str = "validation", ax=None):
+    """Forest plot: each arm's paired gIoU difference with the SFT start and its 95% interval (grey: the interval
+    holds 0; red: below; green: above), one row per arm; the dashed line is the issue's +0.05 target."""
+    import matplotlib.pyplot as plt
+
+    arms = _ordered([a for a in table["arms"] if split in a and "vs_sft" in a[split]])
+    ax = ax or plt.subplots(figsize=(7, 0.32 * len(arms) + 1.2), constrained_layout=True)[1]
+    for y, a in enumerate(arms):
+        d = a[split]["vs_sft"]
+        lo, hi = d["ci95"]
+        colour = "tab:green" if lo > 0 else "tab:red" if hi < 0 else "grey"
+        ax.plot([lo, hi], [y, y], color=colour, lw=2)
+        ax.plot(d["mean"], y, "o", color=colour)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.axvline(0.05, color="tab:green", ls="--", lw=0.8)
+    ax.text(0.049, len(arms) - 0.7, "target +0.05 ", color="tab:green", fontsize=8, ha="right")
+    ax.set_yticks(range(len(arms)), [a.get("label", a["name"]) for a in arms], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel=f"gIoU − SFT's, same {table[split]['n']} scenes (seed {table[split]['seed']}), 95% interval",
+           title="GSPO arms from the lite-sft, paired with it")
+    ax.tick_params(axis="x", labelsize=8)
     return ax

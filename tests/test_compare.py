@@ -121,6 +121,32 @@ def test_headroom_of_the_committed_policy(prompts):
     assert len(ax.lines) == 3
 
 
+def test_choice_headroom_of_the_committed_policy():
+    """The greedy answers it scores are the ones evaluation writes (the all-median window = the median rule), and
+    its shares are shares."""
+    import torch
+
+    from simpleseg_lite.evaluate import evaluate
+    from simpleseg_lite.model import load_model
+
+    model, processor = load_model(SFT, dtype=torch.float32)
+    scenes = list(make_samples(3, 7, SyntheticConfig(min_objects=2), {"polygon": 1.0}, 0.02, decimals=2))
+    r = hr.choice_headroom(model, processor, scenes, first=2, group_size=3, max_new_tokens=80)
+    greedy = evaluate(model, processor, scenes, max_new_tokens=80, dependence=False)["gIoU"]
+    assert r["greedy_iou"] == pytest.approx(greedy, abs=1e-9)
+    assert r["n"] == 3 and 0 <= r["mean_iou"] <= r["best_iou"] <= 1
+    for k in ("greedy_wrong", "mixed_groups"):
+        assert 0 <= r[k] <= 1
+
+
+def test_choice_headroom_refuses_a_policy_without_coordinate_tokens():
+    from simpleseg_lite.model import build_tiny_model
+
+    model, processor = build_tiny_model(seed=0)
+    with pytest.raises(ValueError, match="coord_tokens"):
+        hr.choice_headroom(model, processor, [], first=2)
+
+
 def test_compare_pairs_the_same_weights_under_two_decoding_rules(capsys):
     """``--decoding-a/--decoding-b``: one checkpoint, two greedy coordinate rules; the report names each rule."""
     from simpleseg_lite.cli import main
@@ -133,3 +159,42 @@ def test_compare_pairs_the_same_weights_under_two_decoding_rules(capsys):
     assert c["paired"]["better"] + c["paired"]["worse"] + c["paired"]["equal"] == 4
     with pytest.raises(SystemExit):
         main([*args, "--decoding-b", "mode"])  # not a rule: argparse refuses it
+
+
+ARMS = {"validation": {"seed": 999, "n": 4}, "unseen": {"seed": 9900, "n": 4}, "arms": [
+    {"name": "worse", "group": "g", "wall_min": 9.0,
+     "validation": {"gIoU": 0.5, "gIoU_by_objects": {"1": 0.7, "2": 0.4}, "area_ratio": 1.02,
+                    "vs_sft": {"mean": -0.02, "ci95": [-0.03, -0.01]}}},
+    {"name": "start", "group": "start", "validation": {"gIoU": 0.52, "gIoU_by_objects": {"1": 0.72, "2": 0.41}, "area_ratio": 0.95}},
+    {"name": "level", "group": "g", "wall_min": None,
+     "validation": {"gIoU": 0.52, "gIoU_by_objects": {"1": 0.72, "2": 0.41}, "area_ratio": 0.97,
+                    "vs_sft": {"mean": 0.001, "ci95": [-0.01, 0.012]}},
+     "unseen": {"gIoU": 0.6, "gIoU_by_objects": {"1": 0.8}, "area_ratio": 0.9,
+                "vs_sft": {"mean": 0.06, "ci95": [0.05, 0.07]}}},
+]}
+
+
+@pytest.mark.parametrize("name, cells", [
+    ("start", ["0.520 (0.720 / 0.410)", "| – |", "0.950"]),
+    ("worse", ["-0.020 [-0.030, -0.010] **(excludes 0)**", "9.0 min"]),
+    ("level", ["+0.001 [-0.010, +0.012] |", "+0.060 [+0.050, +0.070] **(excludes 0)**"]),
+])
+def test_the_rl_arms_table_shows_each_arms_paired_interval(name, cells):
+    from simpleseg_lite.headroom import rl_arms_table
+
+    lines = rl_arms_table(ARMS).splitlines()
+    assert lines[2].startswith("| start |")  # the start first, then the record's order
+    row = next(line for line in lines if line.startswith(f"| {name} |"))
+    for cell in cells:
+        assert cell in row
+
+
+def test_the_rl_arms_plot_draws_one_row_per_arm_paired_with_the_start():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from simpleseg_lite.headroom import plot_rl_arms
+
+    ax = plot_rl_arms(ARMS)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["worse", "level"]
+    assert [line.get_color() for line in ax.lines[:4:2]] == ["tab:red", "grey"]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from simpleseg_lite.model import TinyConfig, build_tiny_model
-from simpleseg_lite.quantile_rl import QuantileGSPOConfig, QuantileWindow, train_quantile_gspo, window_logprobs
+from simpleseg_lite.quantile_rl import (QuantileGSPOConfig, QuantileWindow, scaled_advantages, train_quantile_gspo,
+                                        window_logprobs)
 
 # three coordinate tokens (ids 10, 11, 12 with values 0.2, 0.5, 0.8) in a vocabulary of 16
 IDS, VALUES = torch.tensor([12, 10, 11]), torch.tensor([0.8, 0.2, 0.5])  # deliberately not in value order
@@ -61,6 +62,41 @@ def test_sparse_exploration_draws_a_share_of_positions_and_takes_the_median_else
         assert float((picks[drawn[:, 0] == 1] == 12).float().mean()) == pytest.approx(0.1, abs=0.03)
 
 
+@pytest.mark.parametrize("first", [1, 2, 3])
+def test_choice_exploration_draws_only_each_rows_first_coordinates(first):
+    window = QuantileWindow(IDS, VALUES, 0.5, torch.Generator().manual_seed(0), first=first)
+    text = logits_for({3: 0.6, 10: 0.1, 11: 0.2, 12: 0.1})  # a text step: not a coordinate, not counted
+    picks = []
+    for step in range(6):  # row 0 writes a text token at step 1, so its coordinates are steps 0, 2, 3, …
+        scores = torch.stack([text if step == 1 else logits_for(), logits_for()]).repeat(500, 1)
+        picks.append(window(None, scores).argmax(-1))
+    drawn = window.stochastic_mask(6)
+    coordinate_steps = {0: [0, 2, 3, 4, 5], 1: [0, 1, 2, 3, 4, 5]}
+    for row, steps in coordinate_steps.items():
+        rows = drawn[row::2]
+        assert rows[:, steps[:first]].eq(1).all() and rows[:, steps[first:]].eq(0).all()
+        assert rows[:, [t for t in range(6) if t not in steps]].eq(0).all()
+        later = torch.stack(picks, 1)[row::2][:, steps[first:]]
+        assert bool((later == 11).all())  # after the first ones: the median, as greedy decoding writes
+    drawn_picks = torch.stack(picks, 1)[1::2][:, :first]  # δ ½: the model's own distribution, 0.2 / 0.5 / 0.3
+    assert float((drawn_picks == 10).float().mean()) == pytest.approx(0.2, abs=0.03)
+
+
+@pytest.mark.parametrize("scale, expected", [
+    ("group", [-0.7071, 0.7071, 0.0, 0.0]),  # (r − mean) / group std; a flat group gives 0
+    ("none", [-0.05, 0.05, 0.0, 0.0]),
+    ("batch", [-0.1561, 0.1561, 0.0, 0.0]),  # ±0.05 / the batch std of [.5, .6, 0, 0] (0.3202, unbiased)
+])
+def test_advantages_scaled_by_group_batch_or_not_at_all(scale, expected):
+    rewards = [0.5, 0.6, 0.0, 0.0]
+    assert scaled_advantages(rewards, 2, scale).tolist() == pytest.approx(expected, abs=1e-3)
+
+
+def test_an_unknown_reward_scaling_is_refused():
+    with pytest.raises(ValueError, match="scale_rewards"):
+        scaled_advantages([0.1, 0.2], 2, "prompt")
+
+
 def test_rate_zero_writes_the_median_and_leaves_the_global_generator_alone():
     scores = logits_for().repeat(50, 1)
     state = torch.get_rng_state()
@@ -107,11 +143,14 @@ def coord_policy(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("rate, baseline", [(1.0, "group"), (0.3, "group"), (0.3, "greedy"), (0.3, "greedy+")])
-def test_a_short_run_trains_logs_and_resumes(coord_policy, tmp_path, rate, baseline):
+@pytest.mark.parametrize("rate, baseline, first, scale", [(1.0, "group", 0, "group"), (0.3, "group", 0, "group"),
+                                                         (0.3, "greedy", 0, "group"), (0.3, "greedy+", 0, "group"),
+                                                         (1.0, "group", 2, "batch")])
+def test_a_short_run_trains_logs_and_resumes(coord_policy, tmp_path, rate, baseline, first, scale):
     cfg = QuantileGSPOConfig(out=str(tmp_path / "run"), init=str(coord_policy), max_steps=2, prompts_per_step=2,
                              num_generations=2, max_completion_length=12, threads=1, eval_steps=2, eval_n=2,
-                             save_steps=2, lr=1e-3, rate=rate, baseline=baseline)
+                             save_steps=2, lr=1e-3, rate=rate, baseline=baseline, first=first, scale_rewards=scale,
+                             min_objects=2 if first else 1)
     out = train_quantile_gspo(cfg)
     rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "eval_gIoU" in r] == [0, 2]
@@ -143,6 +182,11 @@ def test_the_gspo_cli_routes_a_quantile_window(tmp_path, monkeypatch):
     cfg = seen["cfg"]
     assert (cfg.delta, cfg.max_steps, cfg.reward_weights["size_reward"]) == (0.1, 9, 0.5)
     assert (cfg.rate, cfg.max_objects, cfg.baseline) == (0.1, 1, "greedy")
+    seen.clear()
+    assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--quantile-window", "0.5",
+                 "--explore-first", "2", "--min-objects", "2", "--scale-rewards", "batch"]) == 0
+    cfg = seen["cfg"]
+    assert (cfg.first, cfg.min_objects, cfg.scale_rewards, cfg.rate) == (2, 2, "batch", 1.0)
 
 
 @pytest.mark.parametrize("extra", [["--lora"], ["--best-sft", "1"], ["--level", "token"], ["--freeze-vision"]])
@@ -156,7 +200,12 @@ def test_the_gspo_cli_refuses_what_the_quantile_path_cannot_do(tmp_path, extra, 
 @pytest.mark.parametrize("extra, message", [(["--explore-rate", "0.2"], "needs --quantile-window"),
                                             (["--quantile-window", "0.1", "--explore-rate", "0"], "--explore-rate 0"),
                                             (["--quantile-window", "0.1", "--explore-rate", "1.5"], "--explore-rate 1.5"),
-                                            (["--quantile-window", "0.1", "--min-objects", "2"], "--min-objects"),
+                                            (["--explore-first", "2"], "needs --quantile-window"),
+                                            (["--quantile-window", "0.1", "--explore-first", "-1"], "--explore-first -1"),
+                                            (["--quantile-window", "0.1", "--explore-first", "2", "--explore-rate", "0.5"],
+                                             "not together with --explore-rate"),
+                                            (["--quantile-window", "0.1", "--scale-rewards", "batch", "--baseline",
+                                              "greedy"], "does not combine"),
                                             (["--baseline", "greedy+"], "needs --quantile-window")])
 def test_the_gspo_cli_checks_the_explore_rate(tmp_path, extra, message, capsys):
     from simpleseg_lite.cli import main
