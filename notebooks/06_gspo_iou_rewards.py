@@ -382,6 +382,9 @@ for name, a in paper.items():  # the paper states its ablations against the full
 # - **Choice exploration** (new in session 32) gave the which-object signal of §4 its cleanest form — and lost
 #   (−0.015 / −0.017): 96 steps left the wrong-object answers where they were (71 → 70 of 500) while the outlines of
 #   the right ones shrank (area ratio 0.95 → 0.91) and lost IoU (0.746 → 0.725).
+# - **An SFT anchor** (the SFT loss on the prompts' ground-truth answers beside GSPO, `gspo --gt-sft 1`) removes the
+#   damage; against the same loop without the RL term the RL term adds +0.006 [+0.002, +0.010] on validation and
+#   −0.002 [−0.008, +0.003] on the unseen seed — a validation-seed gain that does not replicate.
 # - No arm reaches issue 11's +0.05; none is above the SFT start with an interval that excludes 0.
 
 # %% [markdown]

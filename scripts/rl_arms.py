@@ -8,7 +8,7 @@ rows, whose per-sample scores were not kept, carry ``"source"``: where in paperm
 
 Run:  python scripts/rl_arms.py PAIRED.json --commands COMMANDS.json [--split validation|unseen] [--session N]
       COMMANDS.json maps each arm name to {"command": ..., "group": ..., "what": ..., "wall_min": ...}
-      (LOG session 32)"""
+      Session 32's inputs are committed: data/arms/rl_arms_scores_{999,9900}.json (LOG session 32)"""
 import argparse
 import json
 from pathlib import Path

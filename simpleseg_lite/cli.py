@@ -376,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explore-first", type=int, default=0, metavar="K",
                    help="with --quantile-window: draw only each answer's first K coordinates (2: the first vertex, the "
                         "choice of object), the rest take the median (choice exploration; 0: off)")
+    p.add_argument("--gt-sft", type=float, default=0.0,
+                   help="with --quantile-window: weight of an SFT loss on each prompt's ground-truth answer beside GSPO "
+                        "(an anchor on exact targets; with --policy-loss 0 the same loop without RL, the control)")
     p.add_argument("--vllm", action="store_true", help="generate with vLLM (GPU, vllm installed)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
 
@@ -609,8 +612,12 @@ def run(args) -> int:
             raise CLIError(f"--beta {args.beta}: a KL weight, ≥ 0")
         if not 1 <= args.min_objects <= args.max_objects:
             raise CLIError(f"--min-objects {args.min_objects} must be between 1 and --max-objects {args.max_objects}")
-        if args.best_sft < 0 or args.policy_loss < 0 or not (args.best_sft or args.policy_loss):
-            raise CLIError(f"--best-sft {args.best_sft} --policy-loss {args.policy_loss}: both ≥ 0 and not both 0")
+        if args.best_sft < 0 or args.gt_sft < 0 or args.policy_loss < 0 or not (args.best_sft or args.gt_sft or
+                                                                                 args.policy_loss):
+            raise CLIError(f"--best-sft {args.best_sft} --gt-sft {args.gt_sft} --policy-loss {args.policy_loss}: "
+                           "all ≥ 0 and not all 0")
+        if args.gt_sft and args.quantile_window is None:
+            raise CLIError("--gt-sft needs --quantile-window (the trl path has --best-sft)")
         if args.baseline == "greedy+" and args.quantile_window is None:
             raise CLIError("--baseline greedy+ needs --quantile-window (the trl path has group and greedy)")
         if args.explore_rate != 1.0 and args.quantile_window is None:
@@ -642,6 +649,7 @@ def run(args) -> int:
                                       rate=args.explore_rate, max_objects=args.max_objects,
                                       min_objects=args.min_objects, first=args.explore_first,
                                       scale_rewards=args.scale_rewards, baseline=args.baseline,
+                                      gt_sft=args.gt_sft, policy_loss=args.policy_loss,
                                       num_iterations=args.num_iterations, reward_weights=weights, seed=args.seed,
                                       threads=args.threads, eval_steps=args.eval_steps, save_steps=args.save_steps)
             try:

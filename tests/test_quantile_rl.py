@@ -143,16 +143,24 @@ def coord_policy(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("rate, baseline, first, scale", [(1.0, "group", 0, "group"), (0.3, "group", 0, "group"),
-                                                         (0.3, "greedy", 0, "group"), (0.3, "greedy+", 0, "group"),
-                                                         (1.0, "group", 2, "batch")])
-def test_a_short_run_trains_logs_and_resumes(coord_policy, tmp_path, rate, baseline, first, scale):
+@pytest.mark.parametrize("rate, baseline, first, scale, gt_sft, policy", [
+    (1.0, "group", 0, "group", 0.0, 1.0), (0.3, "group", 0, "group", 0.0, 1.0), (0.3, "greedy", 0, "group", 0.0, 1.0),
+    (0.3, "greedy+", 0, "group", 0.0, 1.0), (1.0, "group", 2, "batch", 0.0, 1.0),
+    (1.0, "group", 0, "group", 1.0, 1.0),  # GSPO + SFT on the ground truth
+    (1.0, "group", 0, "group", 1.0, 0.0),  # the control: the same loop, SFT alone
+])
+def test_a_short_run_trains_logs_and_resumes(coord_policy, tmp_path, rate, baseline, first, scale, gt_sft, policy):
     cfg = QuantileGSPOConfig(out=str(tmp_path / "run"), init=str(coord_policy), max_steps=2, prompts_per_step=2,
                              num_generations=2, max_completion_length=12, threads=1, eval_steps=2, eval_n=2,
                              save_steps=2, lr=1e-3, rate=rate, baseline=baseline, first=first, scale_rewards=scale,
-                             min_objects=2 if first else 1)
+                             min_objects=2 if first else 1, gt_sft=gt_sft, policy_loss=policy)
     out = train_quantile_gspo(cfg)
     rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    if gt_sft:  # the SFT term is logged, finite and positive; with policy_loss 0 the loss is that term alone
+        steps = [r for r in rows if "loss" in r]
+        assert all(r["gt_sft_loss"] > 0 for r in steps)
+        if not policy:
+            assert all(r["loss"] == pytest.approx(r["gt_sft_loss"], rel=1e-6) for r in steps)
     assert [r["step"] for r in rows if "eval_gIoU" in r] == [0, 2]
     assert all(np.isfinite(r["loss"]) for r in rows if "loss" in r)
     assert (out / "checkpoint" / "trainer_state.pt").is_file()
@@ -201,6 +209,9 @@ def test_the_gspo_cli_refuses_what_the_quantile_path_cannot_do(tmp_path, extra, 
                                             (["--quantile-window", "0.1", "--explore-rate", "0"], "--explore-rate 0"),
                                             (["--quantile-window", "0.1", "--explore-rate", "1.5"], "--explore-rate 1.5"),
                                             (["--explore-first", "2"], "needs --quantile-window"),
+                                            (["--gt-sft", "1"], "needs --quantile-window"),
+                                            (["--quantile-window", "0.5", "--gt-sft", "0", "--policy-loss", "0"],
+                                             "not all 0"),
                                             (["--quantile-window", "0.1", "--explore-first", "-1"], "--explore-first -1"),
                                             (["--quantile-window", "0.1", "--explore-first", "2", "--explore-rate", "0.5"],
                                              "not together with --explore-rate"),

@@ -268,7 +268,7 @@ def test_best_of_group_sft_trains_and_logs_its_loss(tiny_policy, tmp_path, monke
 def test_gspo_cli_refuses_no_loss(tmp_path, tiny_policy, capsys):
     assert main(["gspo", "--init", str(tiny_policy), "--out", str(tmp_path / "r"), "--best-sft", "0",
                  "--policy-loss", "0"]) != 0
-    assert "not both 0" in capsys.readouterr().err
+    assert "not all 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("scale", ["group", "batch", "none"])
