@@ -53,11 +53,11 @@ for name, meta in commands.items():
               "area_ratio": round(float(paired["summary"][name]["area_ratio_median"]), 3)}
     if name != a.start:
         d = paired_difference(scores[a.start], s)
-        result["vs_sft"] = {"mean": round(d["mean"], 4), "ci95": [round(x, 4) for x in d["ci95"]],
+        result["vs_sft"] = {"mean": round(d["mean"], 5), "ci95": [round(x, 5) for x in d["ci95"]],
                             "better": d["better"], "worse": d["worse"]}
     if a.recipe and name not in (a.start, a.recipe):
         d = paired_difference(scores[a.recipe], s)
-        result["vs_recipe"] = {"mean": round(d["mean"], 4), "ci95": [round(x, 4) for x in d["ci95"]],
+        result["vs_recipe"] = {"mean": round(d["mean"], 5), "ci95": [round(x, 5) for x in d["ci95"]],
                                "better": d["better"], "worse": d["worse"]}
     row = rows.setdefault(name, {"name": name})
     row.update({k: v for k, v in meta.items()})
