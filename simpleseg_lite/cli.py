@@ -634,9 +634,6 @@ def run(args) -> int:
             if args.explore_first < 0 or (args.explore_first and args.explore_rate != 1.0):
                 raise CLIError(f"--explore-first {args.explore_first}: a count of coordinates ≥ 0, and not together "
                                "with --explore-rate")
-            if args.scale_rewards != "group" and args.baseline != "group":
-                raise CLIError(f"--scale-rewards {args.scale_rewards} scales group-centred advantages; it does not "
-                               f"combine with --baseline {args.baseline}")
             other = [flag for flag, on in (("--lora", args.lora), ("--vllm", args.vllm),
                                            ("--freeze-vision", args.freeze_vision), ("--best-sft", args.best_sft != 0),
                                            ("--beta", args.beta != 0),

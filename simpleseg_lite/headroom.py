@@ -82,28 +82,26 @@ def choice_headroom(model, processor, samples, first: int = 2, group_size: int =
     object), ``mixed_groups`` (groups holding both right- and wrong-object answers), ``right_found`` and
     ``right_share`` where the greedy answer is wrong (a right answer in the group; the share of right answers),
     ``wrong_share`` where it is right, and ``n``."""
-    from transformers import LogitsProcessorList
-
     from .evaluate import failure_kind
-    from .model import coordinate_values, vision_token_ids
-    from .quantile_rl import QuantileWindow, _batch
+    from .model import coordinate_values
+    from .quantile_rl import QuantileWindow, _batch, window_generate
 
     tok = processor.tokenizer
     ids, values = (torch.tensor(x) for x in coordinate_values(tok))
     if len(ids) == 0:
         raise ValueError("choice_headroom needs a coord_tokens policy (the quantile window draws coordinate tokens)")
+    samples = list(samples)
+    if not samples or any("objects" not in s.metadata or "target" not in s.metadata for s in samples):
+        raise ValueError("choice_headroom needs synthetic scenes (data.make_samples: metadata with the scene's objects "
+                         "and the target), at least one")
     generator = torch.Generator().manual_seed(seed)
 
     def complete(chunk, repeat, window):
         enc = _batch(processor, [{"prompt": s.prompt, "image": s.load_image()} for s in chunk for _ in range(repeat)])
-        with torch.no_grad():
-            seqs = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                  logits_processor=LogitsProcessorList([window]), suppress_tokens=vision_token_ids(tok),
-                                  pad_token_id=tok.pad_token_id)
+        seqs = window_generate(model, tok, enc, window, max_new_tokens)
         return tok.batch_decode(seqs[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
-    samples, model_was_training = list(samples), model.training
-    model.eval()
+    model_was_training = model.training
     greedy, mean, best, greedy_wrong, wrong = [], [], [], [], []
     for k in tqdm(range(0, len(samples), batch_size), desc="choice headroom", unit="batch", leave=False):
         chunk = samples[k : k + batch_size]

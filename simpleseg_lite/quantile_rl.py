@@ -64,6 +64,7 @@ from tqdm.std import tqdm
 
 from .gspo import ADV_EPS, clip_fraction, group_advantages, gspo_loss
 from .rewards import REWARD_WEIGHTS, combined_reward, gt_centroid_of, mask_iou_reward
+from .rl import SCALE_REWARDS
 
 
 BASELINES = ("group", "greedy", "greedy+")  # QuantileGSPOConfig.baseline
@@ -86,7 +87,7 @@ class QuantileGSPOConfig:
     # "greedy+": only the draws that beat it, A = max(A, 0) — nothing moves where no draw beats the median
     baseline: str = "group"
     first: int = 0  # > 0: only each answer's first ``first`` coordinates are drawn, the rest take the median (choice exploration)
-    scale_rewards: str = "group"  # group: Â by each group's std (the paper's); batch: by the batch's std; none: centred only
+    scale_rewards: str = "group"  # group: Â by each group's std (the paper's); batch: by the batch's std; none: unscaled (any baseline)
     # loss = policy_loss · GSPO + gt_sft · SFT(the prompts' ground-truth answers): an SFT anchor on exact targets beside
     # RL (PPO-ptx's idea; not the paper's). policy_loss 0 with gt_sft > 0 is the control: the same loop without RL.
     gt_sft: float = 0.0
@@ -167,7 +168,7 @@ def scaled_advantages(rewards, group_size: int, scale: str = "group") -> torch.T
         return adv / (torch.as_tensor(rewards, dtype=torch.float32).std() + ADV_EPS)
     if scale == "none":
         return adv
-    raise ValueError(f"scale_rewards must be group, batch or none, got {scale!r}")
+    raise ValueError(f"scale_rewards must be one of {SCALE_REWARDS}, got {scale!r}")
 
 
 def window_logprobs(logits: torch.Tensor, tokens: torch.Tensor, coord_ids: torch.Tensor,
@@ -190,6 +191,20 @@ def window_logprobs(logits: torch.Tensor, tokens: torch.Tensor, coord_ids: torch
     return torch.where(is_coord, logp, torch.zeros_like(logp)), is_coord.to(logits.dtype)
 
 
+def window_generate(model, tokenizer, enc, window: QuantileWindow, max_new_tokens: int) -> torch.Tensor:
+    """Prompt + completion ids (B, T) written under ``window`` (``model.eval()``, no gradient; vision tokens
+    suppressed): the group's draws, or with ``rate=0`` the greedy answer evaluation writes. ``enc``: ``_batch``."""
+    from transformers import LogitsProcessorList
+
+    from .model import vision_token_ids
+
+    model.eval()
+    with torch.no_grad():
+        return model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                              logits_processor=LogitsProcessorList([window]), suppress_tokens=vision_token_ids(tokenizer),
+                              pad_token_id=tokenizer.pad_token_id, repetition_penalty=1.0)
+
+
 def _batch(processor, rows):
     """Left-padded prompts with their images, as ``model.generate`` reads them."""
     from .model import chat_text
@@ -202,16 +217,14 @@ def _batch(processor, rows):
 
 def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
     """Run; returns ``cfg.out`` holding the final policy. Resumes from ``out/checkpoint`` when ``resume``."""
-    from transformers import LogitsProcessorList
-
     from . import data
     from .evaluate import checkpoint_settings, eval_samples, evaluate
-    from .model import coordinate_values, load_model, vision_token_ids
+    from .model import coordinate_values, load_model
 
     if cfg.baseline not in BASELINES:
         raise ValueError(f"baseline must be one of {BASELINES}, got {cfg.baseline!r}")
-    if cfg.scale_rewards not in ("group", "batch", "none"):
-        raise ValueError(f"scale_rewards must be group, batch or none, got {cfg.scale_rewards!r}")
+    if cfg.scale_rewards not in SCALE_REWARDS:
+        raise ValueError(f"scale_rewards must be one of {SCALE_REWARDS}, got {cfg.scale_rewards!r}")
     if cfg.first < 0:
         raise ValueError(f"first must be ≥ 0 (0: every coordinate may be drawn), got {cfg.first}")
     if cfg.gt_sft < 0 or cfg.policy_loss < 0 or not (cfg.gt_sft or cfg.policy_loss):
@@ -244,12 +257,7 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
 
     def complete(enc, window):  # generate under ``window``; (sequences, completions, their mask, texts)
-        model.eval()
-        with torch.no_grad():
-            seqs = model.generate(**enc, max_new_tokens=cfg.max_completion_length, do_sample=False,
-                                  logits_processor=LogitsProcessorList([window]),
-                                  suppress_tokens=vision_token_ids(tok), pad_token_id=tok.pad_token_id,
-                                  repetition_penalty=1.0)
+        seqs = window_generate(model, tok, enc, window, cfg.max_completion_length)
         model.train()
         completion = seqs[:, enc["input_ids"].shape[1]:]
         # the completion mask: up to and including the first <|im_end|>
@@ -295,7 +303,8 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
             greedy = combined_reward(g_texts, cfg.reward_weights, gt_rle=g_gts,
                                      gt_centroid=[gt_centroid_of(g) for g in g_gts])
             adv = greedy_baseline_advantages(torch.as_tensor(rewards, dtype=torch.float32),
-                                             torch.as_tensor(greedy, dtype=torch.float32), cfg.num_generations)
+                                             torch.as_tensor(greedy, dtype=torch.float32), cfg.num_generations,
+                                             cfg.scale_rewards)
             if cfg.baseline == "greedy+":
                 adv = adv.clamp(min=0.0)
         inputs = {"pixel_values": enc["pixel_values"], "image_grid_thw": enc["image_grid_thw"],
@@ -311,18 +320,12 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
 
         if cfg.gt_sft:  # the same prompts with their ground-truth answers, as the SFT stage batches them
             from .model import collate_sft
-            from .sft import ordinal_loss_for
+            from .sft import answer_loss, ordinal_loss_for
 
             ordinal = ordinal_loss_for(tok)
             gt_batch = collate_sft([{"image": s.load_image(), "prompt": s.prompt, "answer": s.answer} for s in samples],
                                    processor)
             gt_labels = gt_batch.pop("labels")
-
-        def sft_loss():  # cross-entropy + the ordinal coordinate term on the ground-truth answers (the SFT stage's)
-            logits = model(**gt_batch, use_cache=False).logits
-            ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), gt_labels[:, 1:].flatten(),
-                                                   ignore_index=-100)
-            return ce + ordinal(logits, gt_labels, gt_batch["input_ids"])
 
         with torch.no_grad():
             old, mask = logprobs()
@@ -335,7 +338,7 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
             loss = cfg.policy_loss * rl_loss
             extra = {}
             if cfg.gt_sft:
-                sft = sft_loss()
+                sft = answer_loss(model, gt_batch, gt_labels, ordinal)
                 loss = loss + cfg.gt_sft * sft
                 extra = {"gt_sft_loss": float(sft.detach()), "policy_loss": float(rl_loss.detach())}
             opt.zero_grad()

@@ -262,7 +262,7 @@ def best_sft_trainer(cfg: GSPOConfig, tokenizer):
     17: why). Logged as ``best_sft_loss``."""
     from trl import GRPOTrainer
 
-    from .sft import ordinal_loss_for
+    from .sft import answer_loss, ordinal_loss_for
 
     ordinal = ordinal_loss_for(tokenizer)
 
@@ -280,10 +280,7 @@ def best_sft_trainer(cfg: GSPOConfig, tokenizer):
             if rows.any():
                 batch = rows_of(inputs, rows)
                 labels = batch.pop("labels")
-                logits = model(**batch, use_cache=False).logits
-                ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(),
-                                                       labels[:, 1:].flatten(), ignore_index=-100)
-                sft = ce + ordinal(logits, labels, batch["input_ids"])
+                sft = answer_loss(model, batch, labels, ordinal)
                 self._metrics["train"]["best_sft_loss"].append(float(sft.detach()))
                 loss = loss + cfg.best_sft * sft
             return loss

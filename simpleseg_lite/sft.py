@@ -275,6 +275,17 @@ def ordinal_loss_for(tokenizer):
                                                                 dot_id)
 
 
+def answer_loss(model, batch: dict, labels: torch.Tensor, ordinal) -> torch.Tensor:
+    """The SFT stage's answer loss on one batch without its auxiliary heads: cross-entropy over the answer tokens
+    (``labels`` −100 elsewhere, as ``model.collate_sft`` writes them) plus the ordinal coordinate term ``ordinal``
+    (``ordinal_loss_for``). Used beside RL: ``rl.best_sft_trainer`` (the group's best answer) and
+    ``quantile_rl`` (the ground-truth answer, ``gt_sft``)."""
+    logits = model(**batch, use_cache=False).logits
+    ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
+                                           ignore_index=-100)
+    return ce + ordinal(logits, labels, batch["input_ids"])
+
+
 class VisionAuxHead(torch.nn.Module):
     """A training-only dense head (``TrainConfig.vision_aux``): each image token the language model reads
     (the output of ``model.PositionalImageTokens``, (n_images, T, D), T = side²) → class logits for its

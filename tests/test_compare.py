@@ -147,6 +147,19 @@ def test_choice_headroom_refuses_a_policy_without_coordinate_tokens():
         hr.choice_headroom(model, processor, [], first=2)
 
 
+def test_choice_headroom_refuses_scenes_without_their_objects():
+    import torch
+
+    from simpleseg_lite.model import load_model
+
+    model, processor = load_model(SFT, dtype=torch.float32)
+    scene = next(make_samples(1, 7, SyntheticConfig(min_objects=2), {"polygon": 1.0}, 0.02, decimals=2))
+    scene.metadata = {}  # as a RefCOCO sample has no synthetic scene behind it
+    for given in ([], [scene]):
+        with pytest.raises(ValueError, match="synthetic scenes"):
+            hr.choice_headroom(model, processor, given, first=2)
+
+
 def test_compare_pairs_the_same_weights_under_two_decoding_rules(capsys):
     """``--decoding-a/--decoding-b``: one checkpoint, two greedy coordinate rules; the report names each rule."""
     from simpleseg_lite.cli import main

@@ -145,7 +145,7 @@ def coord_policy(tmp_path_factory):
 
 @pytest.mark.parametrize("rate, baseline, first, scale, gt_sft, policy", [
     (1.0, "group", 0, "group", 0.0, 1.0), (0.3, "group", 0, "group", 0.0, 1.0), (0.3, "greedy", 0, "group", 0.0, 1.0),
-    (0.3, "greedy+", 0, "group", 0.0, 1.0), (1.0, "group", 2, "batch", 0.0, 1.0),
+    (0.3, "greedy+", 0, "group", 0.0, 1.0), (1.0, "group", 2, "batch", 0.0, 1.0), (0.3, "greedy", 0, "batch", 0.0, 1.0),
     (1.0, "group", 0, "group", 1.0, 1.0),  # GSPO + SFT on the ground truth
     (1.0, "group", 0, "group", 1.0, 0.0),  # the control: the same loop, SFT alone
 ])
@@ -195,6 +195,10 @@ def test_the_gspo_cli_routes_a_quantile_window(tmp_path, monkeypatch):
                  "--explore-first", "2", "--min-objects", "2", "--scale-rewards", "batch"]) == 0
     cfg = seen["cfg"]
     assert (cfg.first, cfg.min_objects, cfg.scale_rewards, cfg.rate) == (2, 2, "batch", 1.0)
+    seen.clear()  # the greedy baseline's advantages take the same scaling (rl.greedy_baseline_advantages)
+    assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--quantile-window", "0.5",
+                 "--baseline", "greedy", "--scale-rewards", "batch"]) == 0
+    assert (seen["cfg"].baseline, seen["cfg"].scale_rewards) == ("greedy", "batch")
 
 
 @pytest.mark.parametrize("extra", [["--lora"], ["--best-sft", "1"], ["--level", "token"], ["--freeze-vision"]])
@@ -215,8 +219,6 @@ def test_the_gspo_cli_refuses_what_the_quantile_path_cannot_do(tmp_path, extra, 
                                             (["--quantile-window", "0.1", "--explore-first", "-1"], "--explore-first -1"),
                                             (["--quantile-window", "0.1", "--explore-first", "2", "--explore-rate", "0.5"],
                                              "not together with --explore-rate"),
-                                            (["--quantile-window", "0.1", "--scale-rewards", "batch", "--baseline",
-                                              "greedy"], "does not combine"),
                                             (["--baseline", "greedy+"], "needs --quantile-window")])
 def test_the_gspo_cli_checks_the_explore_rate(tmp_path, extra, message, capsys):
     from simpleseg_lite.cli import main
