@@ -28,7 +28,8 @@
 # - every term of the GSPO objective: group advantages, the sequence ratio, the clipped surrogate, and
 #   how it differs from token-level GRPO;
 # - where RL's headroom is before any RL: greedy against the best of G samples, the groups that
-#   carry no signal, and the headroom in the *choice* of object;
+#   carry no signal, the headroom in the *choice* of object, and whether the outline's errors carry along the answer
+#   (exposure bias: free-running against teacher-forced answers);
 # - what a *group* of sampled outlines looks like, and which of them the update pushes up or down;
 # - a lite GSPO run through trl's `GRPOTrainer` with reward and gIoU curves, before/after pictures;
 # - ablations at lite scale: token-level GRPO, no centroid reward, a length penalty — the committed record of every
@@ -247,6 +248,45 @@ else:
 # is, a group of 8 holds a right-object answer 74% of the time: best of 8 0.708 against greedy 0.549. That is a large
 # reward difference landing on two tokens. Section 7 shows what GSPO made of it: nothing — 96 steps left the count
 # of wrong-object answers where it was (71 → 70 of 500) while the outlines of the right ones got worse.
+
+# %% [markdown]
+# ### The outline: is each vertex as good as the model's eye, or do errors carry along the answer?
+# A model trained only on exact prefixes (teacher forcing) writes, at test time, after its *own* earlier vertices.
+# If its errors compounded along the answer, on-policy training — which is what RL is — would have something SFT cannot
+# teach. `headroom.exposure_gap` scores two answers per prompt from the same weights: the free-running greedy one, and
+# the *teacher-forced* one (the ground-truth answer fed in, each coordinate replaced by what the decoding rule writes
+# there). It also measures each vertex's distance from the target's edge, by its place in the answer.
+
+# %%
+from simpleseg_lite.headroom import exposure_gap
+
+if coordinate_values(processor.tokenizer)[0]:
+    gap = exposure_gap(policy, processor, room_prompts)
+    print(f"{gap['n']} prompts: teacher-forced IoU {gap['teacher_forced_iou']:.3f}, free-running {gap['free_iou']:.3f} "
+          f"(gap {gap['gap']:+.3f}); on the {gap['n_right']} right-object answers "
+          f"{gap['right_object']['teacher_forced_iou']:.3f} against {gap['right_object']['free_iou']:.3f}")
+    fig, ax = plt.subplots(figsize=(6, 3), constrained_layout=True)
+    for key, style in (("free", "o-"), ("teacher_forced", "s--")):
+        ax.plot(range(12), gap["edge_px_by_vertex"][key], style, label=key.replace("_", "-"))
+    ax.set(xlabel="vertex in the answer (11: 11 and later)", ylabel="px from the target's edge", ylim=(0, None),
+           title="right-object answers")
+    ax.legend()
+    plt.show()
+else:
+    print(f"{INIT} writes coordinates as digits: the decoding rule needs a coord_tokens policy; skipped")
+
+# %% [markdown]
+# On the committed lite-sft (300 validation scenes, seed 999; `scripts/diagnostics/exposure_gap.py`) the
+# teacher-forced answers score 0.784 against 0.648 free-running (0.810 against 0.742 on the right-object ones). But the
+# free-running vertices do **not** drift: every place in the answer is 1.5–2.2 px from the edge, the first as much as
+# the twelfth. Fed the exact prefix, the first vertex is as far off (2.2 px — nothing is fed before it) and the later
+# ones come to ~0.9 px: the model places each vertex *relative to* the ones before, so an answer is about as good as
+# its first vertex. The gap is information the exact prefix gives away (where the outline really starts), not an
+# error that grows. The on-policy fix for carried errors, SFT on noisy prefixes (`train --prefix-noise 0.5
+# --prefix-noise-steps 3`: the model reads coordinates moved by 1–3 hundredths and must still write the exact next
+# one), is level with the same minutes of plain SFT (+0.005 [−0.004, +0.014] validation, +0.005 [−0.003, +0.013]
+# unseen; LOG session 33). So the outline's headroom is how precisely the model *sees* where to start — what SFT's
+# exact targets teach directly, and a scalar reward only through the best of a few draws.
 
 # %% [markdown]
 # ## 5. The lite GSPO run
@@ -491,6 +531,13 @@ else:
 #   GRPO level with GSPO, no centroid reward and a length penalty worse on the unseen seed (the paper's direction),
 #   all at or below SFT. Drawing only the first vertex (the choice of object, where §4 finds the largest headroom)
 #   lost too. The same minutes of plain SFT gain +0.017 [+0.007, +0.027]: here RL is not the cheapest way up.
+# - Session 33 asked where the lite-sft's remaining loss lies and whether it is the kind RL can reach. The wrong
+#   object is chosen only when the sentence names the target by colour, shape or size (those kinds are at chance;
+#   position and relation sentences almost never miss; `scripts/diagnostics/failure_kinds.py`) — a matter of what the
+#   image tokens carry, not of exploring. The outlines do not drift along the answer (§4: each vertex ~2 px from the
+#   edge, the first as much as the last), so on-policy training has no carried error to remove; SFT on noisy prefixes,
+#   which would remove one, is level with plain SFT (+0.005). What is left is how precisely the model sees: exact SFT
+#   targets teach that directly, and a scalar reward only through the best of a few draws.
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that

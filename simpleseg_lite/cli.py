@@ -184,6 +184,12 @@ def _check_train_stream(args) -> dict | None:
     if args.colour_skip < 0 or (args.colour_skip and (args.stage == "pixelsail" or args.lora)):
         raise CLIError(f"--colour-skip {args.colour_skip}: a number of colour detectors ≥ 0, for the lite polygon "
                        "models (--stage pretrain or sft, no --lora)")
+    if not (0 <= args.prefix_noise <= 1 and args.prefix_noise_steps >= 1):
+        raise CLIError(f"--prefix-noise is a share in [0, 1] and --prefix-noise-steps ≥ 1, got {args.prefix_noise}, "
+                       f"{args.prefix_noise_steps}")
+    if args.prefix_noise and args.stage == "pixelsail":
+        raise CLIError("--prefix-noise is for the polygon models (--stage pretrain or sft): Pixel-SAIL writes no "
+                       "coordinates")
     if args.box_aux and (args.stage == "pixelsail" or args.data != "synthetic"):
         raise CLIError("--box-aux is for the polygon models (--stage pretrain or sft) on --data synthetic "
                        "(its target is each object pixel's box)")
@@ -289,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the first layer (1-based) --read-loss trains (default: the one above the middle)")
     p.add_argument("--read-layers", type=int, default=1, help="--read-loss trains this many layers from --read-layer")
     p.add_argument("--read-heads", type=int, default=1, help="… and heads 0 … N−1 of each (default 1: head 0)")
+    p.add_argument("--prefix-noise", type=float, default=0.0,
+                   help="share of the answer coordinates the model reads that are moved by a few grid steps while "
+                        "the targets stay exact (sft.NoisyPrefix; coord_tokens polygon models; 0: off)")
+    p.add_argument("--prefix-noise-steps", type=int, default=2,
+                   help="--prefix-noise moves a coordinate by 1…N grid steps either way (default 2)")
     p.add_argument("--optimizer", choices=["adamw", "muon"], default="adamw",
                    help="muon: Muon on hidden weight matrices, AdamW on the rest (the paper's optimizer; polygon models)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -538,7 +549,8 @@ def run(args) -> int:
                           prompt_order=args.prompt_order,
                           mark_loss=args.mark_loss, mark_layer=args.mark_layer,
                           read_loss=args.read_loss, read_layer=args.read_layer, read_layers=args.read_layers,
-                          read_heads=args.read_heads, colour_skip=args.colour_skip)
+                          read_heads=args.read_heads, colour_skip=args.colour_skip,
+                          prefix_noise=args.prefix_noise, prefix_noise_steps=args.prefix_noise_steps)
         try:
             print(f"model saved in {train(cfg, resume=args.resume)}")
         except (FileNotFoundError, ValueError) as e:  # a bad --init path or REFER root, a switch the model refuses

@@ -203,3 +203,96 @@ def plot_rl_arms(table: dict, split: str = "validation", ax=None):
            title="GSPO arms from the lite-sft, paired with it")
     ax.tick_params(axis="x", labelsize=8)
     return ax
+
+
+def _edge_distances(answer: str, gt_rle: dict) -> list[float]:
+    """Distance (px) of each vertex of the answer's first polygon from the nearest boundary pixel of the target mask
+    (normalized pixel-edge (x, y) → px); [] for an unparseable answer or an empty mask."""
+    import cv2
+    from pycocotools import mask as mask_utils
+
+    from .parse import parse_polygons
+
+    r = parse_polygons(answer)
+    m = mask_utils.decode(gt_rle).astype(np.uint8)
+    if not r.valid or not m.any():
+        return []
+    boundary = m - cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    dist = cv2.distanceTransform((boundary == 0).astype(np.uint8), cv2.DIST_L2, 5)  # 0 on the boundary pixels
+    h, w = m.shape
+    out = []
+    for x, y in np.asarray(r.polygons[0], float) * [w, h]:
+        # a vertex sits on pixel corners: through the nearest of the 4 pixel centres around it (≥ 0.7 px on the edge)
+        cols = np.clip([int(np.floor(x - 0.5)), int(np.ceil(x - 0.5))], 0, w - 1)
+        rows = np.clip([int(np.floor(y - 0.5)), int(np.ceil(y - 0.5))], 0, h - 1)
+        out.append(float(min(dist[j, i] + np.hypot(x - i - 0.5, y - j - 0.5) for i in cols for j in rows)))
+    return out
+
+
+def exposure_gap(model, processor, samples, batch_size: int = 8, max_new_tokens: int = 160) -> dict:
+    """How much the greedy answer loses by writing each coordinate after its *own* earlier ones (exposure bias).
+
+    Per sample, two polygons scored by mask IoU against the target: the free-running greedy answer (``evaluate``,
+    what every table reports) and the *teacher-forced* one — the ground-truth answer fed in, and every coordinate
+    replaced by what the model's decoding rule (``model.CoordinateDecoding``) writes at that position given the
+    exact prefix. Both come from the same weights and rule; they differ only in the prefix each coordinate is
+    written after. The gap is what errors carried from earlier vertices cost: what SFT on exact prefixes never sees
+    and on-policy training could (LOG session 33). Also split by whether the free answer outlines the right object
+    (``evaluate.failure_kind`` on synthetic scenes; elsewhere every valid answer). Needs a ``coord_tokens`` policy.
+
+    Whether the errors *compound* is read from ``edge_px_by_vertex``: for the right-object answers, the mean distance
+    (px) of the k-th vertex from the target's edge, k = 0 … 11 (later vertices pooled into 11), free-running and
+    teacher-forced. Errors carried along the answer grow with k; a flat row says each vertex is as good as the model's
+    eye, whatever came before. (The edge is the centres of the mask's boundary pixels, reached through the pixel
+    centres around the vertex, which lies on pixel corners: a vertex exactly on the mask's outline reads ~0.7 px.)
+
+    Returns ``teacher_forced_iou``, ``free_iou``, ``gap`` (their difference), the same on ``right_object`` answers,
+    ``edge_px_by_vertex``, ``n`` / ``n_right`` and the per-sample lists ``teacher_forced`` / ``free``."""
+    from .evaluate import evaluate, failure_kind
+    from .model import CoordinateDecoding, collate_sft
+
+    samples = list(samples)
+    if not samples:
+        raise ValueError("exposure_gap needs at least one sample")
+    rule = getattr(model.config, "lite_coord_decoding", "median")
+    try:
+        decode = CoordinateDecoding(processor.tokenizer, "median" if rule == "argmax" else rule)
+    except ValueError as e:
+        raise ValueError("exposure_gap needs a coord_tokens policy (one token per coordinate)") from e
+    was_training = model.training
+    model.eval()
+    free_rows = evaluate(model, processor, samples, dependence=False, max_new_tokens=max_new_tokens)["rows"]
+    forced = []
+    with torch.no_grad():
+        for k in tqdm(range(0, len(samples), batch_size), desc="teacher forced", unit="batch", leave=False):
+            chunk = samples[k : k + batch_size]
+            batch = collate_sft([{"image": s.load_image(), "prompt": s.prompt, "answer": s.answer} for s in chunk],
+                                processor)
+            labels = batch.pop("labels")
+            logits = model(**batch).logits[:, :-1]
+            target = labels[:, 1:]
+            for r in range(len(chunk)):
+                at = (target[r] != -100).nonzero()[:, 0]
+                tokens = target[r, at]
+                written = decode(None, logits[r, at].float()).argmax(-1)  # the rule's token where a coordinate is due
+                is_coord = (tokens.unsqueeze(-1) == decode.ids).any(-1)
+                forced.append(processor.tokenizer.decode(torch.where(is_coord, written, tokens),
+                                                         skip_special_tokens=True))
+    model.train(was_training)
+    tf = np.asarray(mask_iou_reward(forced, [s.gt_rle for s in samples]))
+    fr = np.asarray([r["iou"] for r in free_rows])
+    right = np.asarray([failure_kind(s, r["answer"]) == "shape" if "objects" in s.metadata else r["valid"]
+                        for s, r in zip(samples, free_rows)])
+    edge = {"free": [[] for _ in range(12)], "teacher_forced": [[] for _ in range(12)]}
+    for s, f, t, ok in zip(samples, free_rows, forced, right):
+        if ok:
+            for key, text in (("free", f["answer"]), ("teacher_forced", t)):
+                for k, d in enumerate(_edge_distances(text, s.gt_rle)):
+                    edge[key][min(k, 11)].append(d)
+    return {"n": len(samples), "teacher_forced_iou": float(tf.mean()), "free_iou": float(fr.mean()),
+            "edge_px_by_vertex": {key: [float(np.mean(v)) if v else float("nan") for v in rows]
+                                  for key, rows in edge.items()},
+            "gap": float(tf.mean() - fr.mean()), "n_right": int(right.sum()),
+            "right_object": {"teacher_forced_iou": float(tf[right].mean()) if right.any() else float("nan"),
+                             "free_iou": float(fr[right].mean()) if right.any() else float("nan")},
+            "teacher_forced": tf.tolist(), "free": fr.tolist()}

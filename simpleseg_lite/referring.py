@@ -53,6 +53,17 @@ _AXES = {"left": (0, 1), "right": (0, -1), "top": (1, 1), "bottom": (1, -1),
          "left of": (0, 1), "right of": (0, -1), "above": (1, 1), "below": (1, -1)}
 
 
+def expression_kind(rule) -> str:
+    """A rule's kind as the diagnostics group it: ``"position"``, ``"size"``, ``"relation"``, or for attribute rules
+    which words name the target — ``"attribute/c"`` (colour alone: "the red shape"), ``"attribute/s"`` (shape
+    alone), ``"attribute/cs"`` (both); ``"none"`` for a sample without a rule (RefCOCO)."""
+    if rule is None:
+        return "none"
+    if rule[0] != "attribute":
+        return rule[0]
+    return "attribute/" + ("c" if rule[1][0] else "") + ("s" if rule[1][1] else "")
+
+
 def _fits(o: SceneObject, d) -> bool:
     return (d[0] is None or o.colour == d[0]) and (d[1] is None or o.name == d[1])
 

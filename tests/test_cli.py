@@ -148,6 +148,10 @@ def test_train_rejects_a_bad_model_config(model_config, message, tmp_path, capsy
      "needs --data synthetic"),
     (["--stage", "sft", "--min-objects", "4"], "must be between 1 and --max-objects 3"),
     (["--stage", "sft", "--min-objects", "0"], "must be between 1"),
+    (["--stage", "sft", "--prefix-noise", "1.5"], "is a share in [0, 1]"),
+    (["--stage", "sft", "--prefix-noise", "0.5", "--prefix-noise-steps", "0"], "--prefix-noise-steps ≥ 1"),
+    (["--stage", "pixelsail", "--prefix-noise", "0.5"], "for the polygon models"),
+    (["--stage", "sft", "--prefix-noise", "0.5"], "needs a coord_tokens tokenizer"),  # a fresh model writes digits
 ])
 def test_named_answers_are_refused_where_they_mean_nothing(args, message, tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "run"), *args]) == 2

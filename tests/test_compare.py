@@ -211,3 +211,49 @@ def test_the_rl_arms_plot_draws_one_row_per_arm_paired_with_the_start():
     ax = plot_rl_arms(ARMS)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["worse", "level"]
     assert [line.get_color() for line in ax.lines[:4:2]] == ["tab:red", "grey"]
+
+
+def test_exposure_gap_of_the_committed_policy():
+    """The free-running IoUs are evaluation's own; the teacher-forced answers are valid polygons; shares are split
+    by the right object."""
+    import torch
+
+    from simpleseg_lite.evaluate import evaluate
+    from simpleseg_lite.model import load_model
+
+    model, processor = load_model(SFT, dtype=torch.float32)
+    scenes = list(make_samples(4, 7, SyntheticConfig(), {"polygon": 1.0}, 0.02, decimals=2))
+    r = hr.exposure_gap(model, processor, scenes, batch_size=3, max_new_tokens=80)
+    rows = evaluate(model, processor, scenes, max_new_tokens=80, dependence=False)["rows"]
+    assert r["free"] == pytest.approx([row["iou"] for row in rows], abs=1e-9)
+    assert r["n"] == 4 and 0 <= r["n_right"] <= 4 and len(r["teacher_forced"]) == 4
+    assert all(0 < x <= 1 for x in r["teacher_forced"])  # every teacher-forced answer parses and overlaps
+    assert r["gap"] == pytest.approx(r["teacher_forced_iou"] - r["free_iou"])
+    assert set(r["edge_px_by_vertex"]) == {"free", "teacher_forced"}
+    assert all(len(row) == 12 for row in r["edge_px_by_vertex"].values())
+
+
+@pytest.mark.parametrize("offset_px, low, high", [
+    (0.0, 0.0, 1.0),  # the ground-truth answer's vertices lie on the outline (pixel corners: ≤ ~0.7 px)
+    (3.0, 2.0, 4.5),  # the same answer moved 3 px right: its vertices are ~3 px off the outline
+])
+def test_edge_distances_of_an_answer_we_move(offset_px, low, high):
+    from simpleseg_lite.parse import parse_polygons
+    from simpleseg_lite.serialize import polygons_to_text
+
+    scene = next(make_samples(1, 7, SyntheticConfig(max_objects=1), {"polygon": 1.0}, 0.02, decimals=3))
+    poly = np.asarray(parse_polygons(scene.answer).polygons[0]) + [offset_px / scene.width, 0.0]
+    d = hr._edge_distances(polygons_to_text([poly], decimals=3), scene.gt_rle)
+    assert len(d) == len(poly) and low <= np.median(d) <= high
+    assert hr._edge_distances("not a polygon", scene.gt_rle) == []
+
+
+def test_exposure_gap_refuses_what_it_cannot_measure():
+    from simpleseg_lite.model import build_tiny_model
+
+    model, processor = build_tiny_model(seed=0)
+    scene = next(make_samples(1, 7, SyntheticConfig(), {"polygon": 1.0}, 0.02, decimals=2))
+    with pytest.raises(ValueError, match="coord_tokens"):
+        hr.exposure_gap(model, processor, [scene])
+    with pytest.raises(ValueError, match="at least one"):
+        hr.exposure_gap(model, processor, [])

@@ -281,3 +281,18 @@ def test_grounding_questions_never_name_what_they_ask(question):
     for s in make_grounding_samples(40, 11, questions=(question,), decimals=2):
         assert s.task == f"grounding_{question}" and s.answer in named
         assert not any(word in s.prompt.split() or word + "?" in s.prompt for word in named), s.prompt
+
+
+@pytest.mark.parametrize("rule, kind", [
+    (("attribute", ("red", "cross"), None, None), "attribute/cs"),
+    (("attribute", ("red", None), None, None), "attribute/c"),
+    (("attribute", (None, "star"), None, None), "attribute/s"),
+    (("position", ("red", None), "left", None), "position"),  # only attribute rules are split by their words
+    (("size", (None, None), "largest", None), "size"),
+    (("relation", (None, None), "left of", ("blue", "square")), "relation"),
+    (None, "none"),
+])
+def test_expression_kind_names_the_words_that_pick_the_target(rule, kind):
+    from simpleseg_lite.referring import expression_kind
+
+    assert expression_kind(rule) == kind

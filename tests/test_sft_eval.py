@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from simpleseg_lite.data import SyntheticConfig
 from simpleseg_lite.evaluate import centre_square, image_dependence, score_answers
+from simpleseg_lite.model import TinyConfig
 from simpleseg_lite.sft import PRETRAIN_MIX, SyntheticStream, TrainConfig, heldout_samples, train
 
 
@@ -646,3 +648,58 @@ def test_train_gives_an_init_checkpoint_a_colour_skip_that_trains_and_is_kept(tm
     again, _ = load_model(train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "c"), "init": str(tmp_path / "b"),
                                                "max_steps": 1})))
     assert again.config.lite_colour_skip == 4
+
+
+@pytest.mark.parametrize("rate, steps, moved_share", [
+    (0.0, 2, (0.0, 0.0)),  # nothing moves
+    (1.0, 1, (1.0, 1.0)),  # every answer coordinate moves (a clipped one at 0 or 1 may stay: checked below)
+    (0.5, 3, (0.3, 0.7)),
+])
+def test_noisy_prefix_moves_only_answer_coordinates_by_a_few_steps(rate, steps, moved_share):
+    """``sft.NoisyPrefix``: only coordinate tokens of the answer (labels ≠ −100) change, each by 1…steps hundredths,
+    into the token the answer text would write; the prompt, the punctuation and the labels are untouched."""
+    from simpleseg_lite.data import make_samples
+    from simpleseg_lite.model import build_tiny_model, collate_sft, coordinate_values
+    from simpleseg_lite.sft import NoisyPrefix
+
+    _, processor = build_tiny_model(TinyConfig(coord_tokens=True), seed=0)
+    tok = processor.tokenizer
+    rows = [{"image": s.load_image(), "prompt": s.prompt, "answer": s.answer}
+            for s in make_samples(4, 3, SyntheticConfig(max_objects=3), {"polygon": 1.0}, 0.02, decimals=2)]
+    batch = collate_sft(rows, processor)
+    noisy = NoisyPrefix(tok, rate, steps, seed=1)(batch["input_ids"], batch["labels"])
+    ids, values = coordinate_values(tok)
+    value = dict(zip(ids, values))
+    answer = batch["labels"] != -100
+    is_coord = torch.isin(batch["input_ids"], torch.tensor(ids)) & answer
+    changed = noisy != batch["input_ids"]
+    assert not (changed & ~is_coord).any()  # prompt and punctuation untouched
+    lo, hi = moved_share
+    assert lo - 0.05 <= changed[is_coord].float().mean().item() <= hi
+    for a, b in zip(batch["input_ids"][changed].tolist(), noisy[changed].tolist()):
+        assert 1 <= round(abs(value[a] - value[b]) * 100) <= steps
+    text = tok.batch_decode(torch.where(answer, noisy, tok.pad_token_id), skip_special_tokens=True)
+    from simpleseg_lite.parse import parse_polygons
+
+    assert all(parse_polygons(t).valid for t in text)  # still a well-formed answer
+
+
+def test_noisy_prefix_refuses_bad_settings_and_character_tokenizers():
+    from simpleseg_lite.model import build_tiny_model
+    from simpleseg_lite.sft import NoisyPrefix
+
+    _, chars = build_tiny_model(seed=0)
+    with pytest.raises(ValueError, match="coord_tokens"):
+        NoisyPrefix(chars.tokenizer, 0.5, 2)
+    _, coords = build_tiny_model(TinyConfig(coord_tokens=True), seed=0)
+    for rate, steps in ((1.5, 2), (0.5, 0)):
+        with pytest.raises(ValueError, match="prefix_noise"):
+            NoisyPrefix(coords.tokenizer, rate, steps)
+
+
+def test_train_with_noisy_prefixes_runs_and_records_its_setting(tmp_path):
+    cfg = TrainConfig(out=str(tmp_path / "run"), stage="sft", max_steps=2, batch_size=2, save_steps=0, eval_steps=0,
+                      threads=1, task_mix={"polygon": 1.0}, model={"coord_tokens": True}, prefix_noise=0.5,
+                      prefix_noise_steps=2)
+    out = train(cfg)
+    assert json.loads((out / "summary.json").read_text())["config"]["prefix_noise"] == 0.5

@@ -1,6 +1,8 @@
 """Where a checkpoint loses IoU on the validation scenes (seed 999, n 500): answers on the wrong object
 (``evaluate.failure_kind``: the answer's centroid is nearer another object) against poor outlines of the right one —
-how many, their mean IoU, and the share of gIoU each loses; by object count.
+how many, their mean IoU, and the share of gIoU each loses; by object count, and on 2–3-object scenes by the kind of referring expression
+(``referring.expression_kind``: the wrong object is chosen only where the sentence names the target by colour, shape
+or size — LOG session 33).
 Run: python scripts/diagnostics/failure_kinds.py [--model CHECKPOINT] [--json OUT]      (LOG session 32)"""
 import argparse
 import json
@@ -10,6 +12,7 @@ import torch
 
 from simpleseg_lite.evaluate import checkpoint_settings, eval_samples, evaluate, failure_kind
 from simpleseg_lite.model import load_model
+from simpleseg_lite.referring import expression_kind
 
 p = argparse.ArgumentParser()
 p.add_argument("--model", default="data/checkpoints/lite-sft")
@@ -33,6 +36,14 @@ for k in ("shape", "wrong object", "invalid"):
 for j in np.unique(objects):
     m = objects == j
     print(f"  {j} object(s): n {m.sum()}, gIoU {iou[m].mean():.3f}, wrong object {(kind[m] == 'wrong object').mean():.3f}")
+sentence = np.array([expression_kind(s.metadata.get("rule")) for s in samples])
+multi = objects > 1
+print("  2–3 objects by expression kind: n, gIoU, wrong-object share, gIoU (of all scenes) lost to wrong objects")
+for k in sorted(set(sentence[multi]), key=lambda k: -((kind == "wrong object") & multi & (sentence == k)).sum()):
+    m = multi & (sentence == k)
+    w = m & (kind == "wrong object")
+    print(f"    {k:13} n {m.sum():3d}, gIoU {iou[m].mean():.3f}, wrong {w.sum() / m.sum():.2f}, "
+          f"lost {(1 - iou[w]).sum() / len(iou):.3f}")
 if a.json:
     json.dump([{"iou": float(i), "kind": str(k), "objects": int(j), "answer": r["answer"]}
                for i, k, j, r in zip(iou, kind, objects, rows)], open(a.json, "w"))

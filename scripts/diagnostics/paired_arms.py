@@ -14,6 +14,7 @@ import torch
 from simpleseg_lite.evaluate import checkpoint_settings, eval_samples, evaluate, sample_scores
 from simpleseg_lite.metrics import paired_difference
 from simpleseg_lite.model import load_model
+from simpleseg_lite.referring import expression_kind
 
 p = argparse.ArgumentParser()
 p.add_argument("arms", nargs="+", help="NAME=PATH")
@@ -33,15 +34,7 @@ samples = eval_samples("synthetic", a.n, a.seed, a.task, st["epsilon"], st["deci
 objects = np.array([len(s.metadata["objects"]) for s in samples])
 
 
-def kind(rule) -> str:
-    if rule is None:
-        return "none"
-    if rule[0] != "attribute":
-        return rule[0]
-    return "attribute/" + ("c" if rule[1][0] else "") + ("s" if rule[1][1] else "")
-
-
-kinds = np.array([kind(s.metadata["rule"]) for s in samples])
+kinds = np.array([expression_kind(s.metadata.get("rule")) for s in samples])
 scores, summary = {}, {}
 for name, path in arms.items():
     model, processor = load_model(path, dtype=torch.float32)
