@@ -428,6 +428,10 @@ for name, a in paper.items():  # the paper states its ablations against the full
 # - **An SFT anchor** (the SFT loss on the prompts' ground-truth answers beside GSPO, `gspo --gt-sft 1`) removes the
 #   damage; against the same loop without the RL term the RL term adds +0.006 [+0.002, +0.010] on validation and
 #   −0.002 [−0.008, +0.003] on the unseen seed — a validation-seed gain that does not replicate.
+# - **Where the choice is lost** (session 33): choice exploration only on sentences that name the target by colour,
+#   shape or size (`--expression-mix '{"attribute": 1, "size": 1}' --min-objects 2`), where the lite-sft guesses and
+#   almost every group splits: level (−0.008 [−0.019, +0.004]; unseen −0.007), 71 → 67 wrong objects; with the anchor
+#   the RL term adds −0.000 [−0.009, +0.008]. SFT on noisy prefixes (a control, not RL) is level with plain SFT.
 # - No arm reaches issue 11's +0.05; none is above the SFT start with an interval that excludes 0.
 
 # %% [markdown]
@@ -536,8 +540,10 @@ else:
 #   position and relation sentences almost never miss; `scripts/diagnostics/failure_kinds.py`) — a matter of what the
 #   image tokens carry, not of exploring. The outlines do not drift along the answer (§4: each vertex ~2 px from the
 #   edge, the first as much as the last), so on-policy training has no carried error to remove; SFT on noisy prefixes,
-#   which would remove one, is level with plain SFT (+0.005). What is left is how precisely the model sees: exact SFT
-#   targets teach that directly, and a scalar reward only through the best of a few draws.
+#   which would remove one, is level with plain SFT (+0.005). RL aimed only at the sentences where the choice is lost
+#   (`gspo --expression-mix '{"attribute": 1, "size": 1}' --min-objects 2 --explore-first 2`, almost every group split)
+#   is level and moves no choice (71 → 67 wrong objects of 500). What is left is how precisely the model sees: exact
+#   SFT targets teach that directly, and a scalar reward only through the best of a few draws.
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that

@@ -372,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-objects", type=int, default=3, help="objects per synthetic training scene, at most")
     p.add_argument("--min-objects", type=int, default=1,
                    help="objects per synthetic training scene, at least (2: a distractor in every prompt)")
+    p.add_argument("--expression-mix", default=None,
+                   help='synthetic prompts: JSON weights of the referring expressions\' kinds (attribute, position, '
+                        'size, relation), e.g. \'{"attribute": 1, "size": 1}\' (default: data.SyntheticConfig\'s mix)')
     p.add_argument("--best-sft", type=float, default=0.0,
                    help="weight of an SFT loss on each group's best answer, beside GSPO (0: plain GSPO)")
     p.add_argument("--beta", type=float, default=0.0,
@@ -628,6 +631,11 @@ def run(args) -> int:
                                                                                  args.policy_loss):
             raise CLIError(f"--best-sft {args.best_sft} --gt-sft {args.gt_sft} --policy-loss {args.policy_loss}: "
                            "all ≥ 0 and not all 0")
+        from .referring import EXPRESSION_KINDS
+
+        expression_mix = _json_weights(args.expression_mix, "--expression-mix", EXPRESSION_KINDS)
+        if expression_mix and args.data != "synthetic":
+            raise CLIError("--expression-mix shapes the synthetic referring expressions; it needs --data synthetic")
         if args.gt_sft and args.quantile_window is None:
             raise CLIError("--gt-sft needs --quantile-window (the trl path has --best-sft)")
         if args.baseline == "greedy+" and args.quantile_window is None:
@@ -657,6 +665,7 @@ def run(args) -> int:
                                       num_generations=args.generations, lr=args.lr, delta=args.quantile_window,
                                       rate=args.explore_rate, max_objects=args.max_objects,
                                       min_objects=args.min_objects, first=args.explore_first,
+                                      expression_mix=expression_mix,
                                       scale_rewards=args.scale_rewards, baseline=args.baseline,
                                       gt_sft=args.gt_sft, policy_loss=args.policy_loss,
                                       num_iterations=args.num_iterations, reward_weights=weights, seed=args.seed,
@@ -672,7 +681,7 @@ def run(args) -> int:
                          level=args.level, reward_weights=weights, length_budget=args.length_budget,
                          seed=args.seed, threads=args.threads, eval_steps=args.eval_steps,
                          save_steps=args.save_steps, lora=args.lora, data=args.data, refer_root=args.refer_root,
-                         max_objects=args.max_objects, min_objects=args.min_objects,
+                         max_objects=args.max_objects, min_objects=args.min_objects, expression_mix=expression_mix,
                          use_vllm=args.vllm, freeze_vision=args.freeze_vision, best_sft=args.best_sft,
                          policy_loss=args.policy_loss, beta=args.beta,
                          clip=tuple(args.clip) if args.clip else None, scale_rewards=args.scale_rewards,

@@ -38,7 +38,9 @@ so the rest of the outline follows the drawn start the way greedy decoding would
 sequence log-probability. On 2–3-object validation scenes the lite-sft's greedy answer outlines the wrong object in
 about one in five, and among those groups three in four hold an answer on the right one (LOG session 32): the reward
 difference is large (≈ 0 against ≈ 0.75) and lands on the tokens that made the choice. Measured: it changes no
-choice in 96 steps and costs the outlines (−0.015 gIoU; ``data/arms/rl_arms.json``).
+choice in 96 steps and costs the outlines (−0.015 gIoU; ``data/arms/rl_arms.json``); nor on prompts whose sentence
+names the target by colour, shape or size only (``expression_mix``, where the wrong object is chosen and 97% of groups
+split; LOG session 33).
 
 *An SFT anchor* (``gt_sft`` > 0, session 32): beside GSPO, the SFT stage's loss (cross-entropy + the ordinal
 coordinate term) on the same prompts' ground-truth answers; ``policy_loss = 0`` keeps the loop and drops RL, the
@@ -64,7 +66,7 @@ from tqdm.std import tqdm
 
 from .gspo import ADV_EPS, clip_fraction, group_advantages, gspo_loss
 from .rewards import REWARD_WEIGHTS, combined_reward, gt_centroid_of, mask_iou_reward
-from .rl import SCALE_REWARDS
+from .rl import SCALE_REWARDS, rl_scenes
 
 
 BASELINES = ("group", "greedy", "greedy+")  # QuantileGSPOConfig.baseline
@@ -98,6 +100,7 @@ class QuantileGSPOConfig:
     max_completion_length: int = 160
     max_objects: int = 3
     min_objects: int = 1
+    expression_mix: dict | None = None  # weights over referring.EXPRESSION_KINDS for the prompts; None: the default mix
     seed: int = 5  # training scenes: seeds seed·10**7 + i, as rl.training_rows
     threads: int = 2
     eval_steps: int = 40
@@ -253,7 +256,7 @@ def train_quantile_gspo(cfg: QuantileGSPOConfig, resume: bool = False) -> Path:
         history.unlink()
     heldout = list(eval_samples("synthetic", cfg.eval_n, cfg.eval_seed, epsilon=st["epsilon"], decimals=st["decimals"],
                                 image_size=st["image_size"])) if cfg.eval_steps else []
-    scene = data.SyntheticConfig(image_size=st["image_size"], max_objects=cfg.max_objects, min_objects=cfg.min_objects)
+    scene = rl_scenes(cfg, st["image_size"])
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
 
     def complete(enc, window):  # generate under ``window``; (sequences, completions, their mask, texts)

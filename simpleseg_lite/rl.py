@@ -85,6 +85,7 @@ class GSPOConfig:
     eval_seed: int = 999
     max_objects: int = 3
     min_objects: int = 1  # 2: every prompt has a distractor, so groups differ by *which* object (session 31 arm)
+    expression_mix: dict | None = None  # weights over referring.EXPRESSION_KINDS for the prompts; None: the default mix
     lora: bool = False  # LoRA adapters (full path, real Qwen2.5-VL)
     freeze_vision: bool = False  # keep the vision tower (``model.visual``) fixed; only the rest learns (session 16)
     best_sft: float = 0.0  # weight of the SFT loss on each group's best answer (``group_best``; 0: plain GSPO)
@@ -114,11 +115,19 @@ def _as_text(counts):
     return counts.decode() if isinstance(counts, bytes) else counts
 
 
+def rl_scenes(cfg, image_size: int):
+    """The synthetic scenes of an RL run's prompts (``GSPOConfig`` or ``quantile_rl.QuantileGSPOConfig``): its object
+    counts and, when set, its mix of referring-expression kinds."""
+    extra = {"expression_mix": dict(cfg.expression_mix)} if cfg.expression_mix else {}
+    return data.SyntheticConfig(image_size=image_size, max_objects=cfg.max_objects, min_objects=cfg.min_objects,
+                                **extra)
+
+
 def training_samples(cfg: GSPOConfig, image_size: int, epsilon: float, decimals: int) -> list:
     """The synthetic text→polygon samples one run consumes (max_steps / num_iterations batches of
     prompts_per_step), each a pure function of (seed, i), with min_objects..max_objects objects per scene."""
     n = -(-cfg.max_steps // cfg.num_iterations) * cfg.prompts_per_step
-    scene = data.SyntheticConfig(image_size=image_size, max_objects=cfg.max_objects, min_objects=cfg.min_objects)
+    scene = rl_scenes(cfg, image_size)
     return [next(data.make_samples(1, cfg.seed * 10**7 + i, scene, {"polygon": 1.0}, epsilon, decimals=decimals))
             for i in range(n)]
 

@@ -69,6 +69,35 @@ def test_training_samples_respect_the_object_counts(min_objects, max_objects):
         assert len(set(counts)) > 1  # not pinned to one count
 
 
+@pytest.mark.parametrize("mix, kinds", [
+    ({"attribute": 1.0, "size": 1.0}, {"attribute/c", "attribute/s", "attribute/cs", "size"}),
+    ({"position": 1.0}, {"position"}),
+    (None, {"attribute/c", "attribute/s", "attribute/cs", "position", "relation", "size"}),  # the default mix
+])
+def test_training_samples_follow_the_expression_mix(mix, kinds):
+    from simpleseg_lite.referring import expression_kind
+
+    cfg = GSPOConfig(max_steps=40, num_iterations=2, prompts_per_step=6, min_objects=2, expression_mix=mix)
+    seen = {expression_kind(s.metadata["rule"]) for s in training_samples(cfg, 112, 0.02, 2)}
+    assert seen <= kinds and (len(seen) >= 3 if len(kinds) > 1 else seen == kinds)
+
+
+def test_gspo_cli_passes_and_checks_the_expression_mix(tmp_path, monkeypatch, capsys):
+    import simpleseg_lite.quantile_rl as q
+    from simpleseg_lite.cli import main
+
+    seen = {}
+    monkeypatch.setattr(q, "train_quantile_gspo", lambda cfg, resume=False: seen.setdefault("cfg", cfg) and tmp_path)
+    assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--quantile-window", "0.5",
+                 "--expression-mix", '{"attribute": 1, "size": 1}']) == 0
+    assert seen["cfg"].expression_mix == {"attribute": 1.0, "size": 1.0}
+    assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--expression-mix", '{"colour": 1}']) == 2
+    assert "unknown name(s) ['colour']" in capsys.readouterr().err
+    assert main(["gspo", "--out", str(tmp_path / "r"), "--init", str(tmp_path), "--data", "refcoco",
+                 "--expression-mix", '{"size": 1}']) == 2
+    assert "needs --data synthetic" in capsys.readouterr().err
+
+
 def test_gspo_cli_refuses_bad_object_counts(tmp_path, capsys):
     from simpleseg_lite.cli import main
 
