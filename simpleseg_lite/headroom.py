@@ -256,9 +256,15 @@ def exposure_gap(model, processor, samples, batch_size: int = 8, max_new_tokens:
         raise ValueError("exposure_gap needs at least one sample")
     rule = getattr(model.config, "lite_coord_decoding", "median")
     try:
-        decode = CoordinateDecoding(processor.tokenizer, "median" if rule == "argmax" else rule)
+        rule_of = CoordinateDecoding(processor.tokenizer, "median" if rule == "argmax" else rule,
+                                     getattr(model.config, "lite_coord_window", 0.05))
     except ValueError as e:
         raise ValueError("exposure_gap needs a coord_tokens policy (one token per coordinate)") from e
+    coord_ids = rule_of.ids
+
+    def decode(scores):  # the token the checkpoint's greedy rule writes after each row's prefix
+        return (scores if rule == "argmax" else rule_of(None, scores)).argmax(-1)
+
     was_training = model.training
     model.eval()
     free_rows = evaluate(model, processor, samples, dependence=False, max_new_tokens=max_new_tokens)["rows"]
@@ -274,8 +280,8 @@ def exposure_gap(model, processor, samples, batch_size: int = 8, max_new_tokens:
             for r in range(len(chunk)):
                 at = (target[r] != -100).nonzero()[:, 0]
                 tokens = target[r, at]
-                written = decode(None, logits[r, at].float()).argmax(-1)  # the rule's token where a coordinate is due
-                is_coord = (tokens.unsqueeze(-1) == decode.ids).any(-1)
+                written = decode(logits[r, at].float())
+                is_coord = (tokens.unsqueeze(-1) == coord_ids).any(-1)  # where the answer has a coordinate
                 forced.append(processor.tokenizer.decode(torch.where(is_coord, written, tokens),
                                                          skip_special_tokens=True))
     model.train(was_training)

@@ -213,15 +213,17 @@ def test_the_rl_arms_plot_draws_one_row_per_arm_paired_with_the_start():
     assert [line.get_color() for line in ax.lines[:4:2]] == ["tab:red", "grey"]
 
 
-def test_exposure_gap_of_the_committed_policy():
+@pytest.mark.parametrize("rule", ["median", "argmax"])
+def test_exposure_gap_of_the_committed_policy(rule):
     """The free-running IoUs are evaluation's own; the teacher-forced answers are valid polygons; shares are split
-    by the right object."""
+    by the right object — under the checkpoint's own greedy rule, whichever it is."""
     import torch
 
     from simpleseg_lite.evaluate import evaluate
-    from simpleseg_lite.model import load_model
+    from simpleseg_lite.model import load_model, set_coord_decoding
 
     model, processor = load_model(SFT, dtype=torch.float32)
+    set_coord_decoding(model, processor, rule)
     scenes = list(make_samples(4, 7, SyntheticConfig(), {"polygon": 1.0}, 0.02, decimals=2))
     r = hr.exposure_gap(model, processor, scenes, batch_size=3, max_new_tokens=80)
     rows = evaluate(model, processor, scenes, max_new_tokens=80, dependence=False)["rows"]
