@@ -71,17 +71,19 @@ def headroom(model, processor, samples, temperatures=(0.3, 0.7, 1.0), group_size
 
 
 def choice_headroom(model, processor, samples, first: int = 2, group_size: int = 8, delta: float = 0.5,
-                    batch_size: int = 4, max_new_tokens: int = 160, seed: int = 0) -> dict:
+                    batch_size: int = 4, max_new_tokens: int = 160, seed: int = 0, rate: float = 1.0) -> dict:
     """Which-object headroom of a ``coord_tokens`` policy: per prompt, the greedy (all-median) answer and
     ``group_size`` answers whose first ``first`` coordinates are drawn from the quantile window (δ ½: the model's
     own distribution) while every later coordinate takes the median — the groups ``gspo --quantile-window 0.5
     --explore-first K`` learns from (``quantile_rl.QuantileWindow(first=K)``). An answer is on the wrong object
     when its centroid is nearer another object of the scene (``evaluate.failure_kind``; synthetic scenes).
+    ``first = 0`` draws every coordinate (each with probability ``rate``): the median sampler's headroom over the whole
+    outline (``scripts/diagnostics/outline_headroom.py``).
 
     Returns greedy / mean / best-of-G IoU, ``greedy_wrong`` (share of prompts whose greedy answer is on the wrong
     object), ``mixed_groups`` (groups holding both right- and wrong-object answers), ``right_found`` and
     ``right_share`` where the greedy answer is wrong (a right answer in the group; the share of right answers),
-    ``wrong_share`` where it is right, and ``n``."""
+    ``wrong_share`` where it is right, ``n``, and the per-sample greedy / mean / best IoUs (``per_sample``)."""
     from .evaluate import failure_kind
     from .model import coordinate_values
     from .quantile_rl import QuantileWindow, _batch, window_generate
@@ -106,7 +108,7 @@ def choice_headroom(model, processor, samples, first: int = 2, group_size: int =
     for k in tqdm(range(0, len(samples), batch_size), desc="choice headroom", unit="batch", leave=False):
         chunk = samples[k : k + batch_size]
         g = complete(chunk, 1, QuantileWindow(ids, values, 0.5, rate=0.0))
-        t = complete(chunk, group_size, QuantileWindow(ids, values, delta, generator, first=first))
+        t = complete(chunk, group_size, QuantileWindow(ids, values, delta, generator, rate=rate, first=first))
         for i, s in enumerate(chunk):
             group = t[i * group_size : (i + 1) * group_size]
             iou = mask_iou_reward(group, [s.gt_rle] * group_size)
@@ -119,6 +121,7 @@ def choice_headroom(model, processor, samples, first: int = 2, group_size: int =
     gw, ws = np.asarray(greedy_wrong, bool), np.asarray(wrong)
     nan = float("nan")
     return {"n": len(samples), "first": first, "group_size": group_size, "greedy_iou": float(np.mean(greedy)),
+            "per_sample": {"greedy": greedy, "mean": mean, "best": best},
             "mean_iou": float(np.mean(mean)), "best_iou": float(np.mean(best)), "greedy_wrong": float(gw.mean()),
             "mixed_groups": float(((ws > 0) & (ws < 1)).mean()),
             "right_found": float((ws[gw] < 1).mean()) if gw.any() else nan,
@@ -205,21 +208,30 @@ def plot_rl_arms(table: dict, split: str = "validation", ax=None):
     return ax
 
 
-def _edge_distances(answer: str, gt_rle: dict) -> list[float]:
-    """Distance (px) of each vertex of the answer's first polygon from the nearest boundary pixel of the target mask
-    (normalized pixel-edge (x, y) → px); [] for an unparseable answer or an empty mask."""
+def _edge_map(gt_rle: dict):
+    """Per pixel, the distance (px) from the nearest boundary pixel of the target mask (0 on them); None for an empty
+    mask."""
     import cv2
     from pycocotools import mask as mask_utils
 
+    m = mask_utils.decode(gt_rle).astype(np.uint8)
+    if not m.any():
+        return None
+    boundary = m - cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.distanceTransform((boundary == 0).astype(np.uint8), cv2.DIST_L2, 5)
+
+
+def _edge_distances(answer: str, gt_rle: dict, dist=None) -> list[float]:
+    """Distance (px) of each vertex of the answer's first polygon from the nearest boundary pixel of the target mask
+    (normalized pixel-edge (x, y) → px); [] for an unparseable answer or an empty mask. ``dist``: ``_edge_map(gt_rle)``
+    when the caller already has it."""
     from .parse import parse_polygons
 
     r = parse_polygons(answer)
-    m = mask_utils.decode(gt_rle).astype(np.uint8)
-    if not r.valid or not m.any():
+    dist = _edge_map(gt_rle) if dist is None else dist
+    if not r.valid or dist is None:
         return []
-    boundary = m - cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    dist = cv2.distanceTransform((boundary == 0).astype(np.uint8), cv2.DIST_L2, 5)  # 0 on the boundary pixels
-    h, w = m.shape
+    h, w = dist.shape
     out = []
     for x, y in np.asarray(r.polygons[0], float) * [w, h]:
         # a vertex sits on pixel corners: through the nearest of the 4 pixel centres around it (≥ 0.7 px on the edge)
@@ -292,8 +304,9 @@ def exposure_gap(model, processor, samples, batch_size: int = 8, max_new_tokens:
     edge = {"free": [[] for _ in range(12)], "teacher_forced": [[] for _ in range(12)]}
     for s, f, t, ok in zip(samples, free_rows, forced, right):
         if ok:
+            dist = _edge_map(s.gt_rle)  # once per target, for both answers
             for key, text in (("free", f["answer"]), ("teacher_forced", t)):
-                for k, d in enumerate(_edge_distances(text, s.gt_rle)):
+                for k, d in enumerate(_edge_distances(text, s.gt_rle, dist)):
                     edge[key][min(k, 11)].append(d)
     return {"n": len(samples), "teacher_forced_iou": float(tf.mean()), "free_iou": float(fr.mean()),
             "edge_px_by_vertex": {key: [float(np.mean(v)) if v else float("nan") for v in rows]

@@ -75,7 +75,7 @@ class TrainConfig:
     colour_aux: float = 0.0  # weight of a dense colour-map loss on the image tokens (``attach_colour_aux``); 0: off
     box_aux: float = 0.0  # weight of the dense instance-box loss on the image tokens (``BoxAuxHead``); 0: off
     box_target: str = "box"  # what that head is asked for: each object's "box" or its turn, "pose" (data.box_maps)
-    # noisy prefixes (``noisy_prefix``, a lite departure): each answer coordinate the model *reads* is moved by
+    # noisy prefixes (``NoisyPrefix``, a lite departure): each answer coordinate the model *reads* is moved by
     # 1…prefix_noise_steps grid steps with probability prefix_noise; the targets stay exact. 0: off
     prefix_noise: float = 0.0
     prefix_noise_steps: int = 2

@@ -139,6 +139,24 @@ def test_choice_headroom_of_the_committed_policy():
         assert 0 <= r[k] <= 1
 
 
+@pytest.mark.parametrize("rate", [1.0, 0.1])
+def test_outline_headroom_draws_every_coordinate_and_reports_each_scene(rate):
+    """``first=0``: the whole outline is drawn (each coordinate with probability ``rate``); per-scene greedy IoUs are
+    evaluation's own, and each scene's best is at least its mean."""
+    import torch
+
+    from simpleseg_lite.evaluate import evaluate
+    from simpleseg_lite.model import load_model
+
+    model, processor = load_model(SFT, dtype=torch.float32)
+    scenes = list(make_samples(3, 7, SyntheticConfig(), {"polygon": 1.0}, 0.02, decimals=2))
+    r = hr.choice_headroom(model, processor, scenes, first=0, group_size=3, delta=0.25, max_new_tokens=80, rate=rate)
+    rows = evaluate(model, processor, scenes, max_new_tokens=80, dependence=False)["rows"]
+    assert r["per_sample"]["greedy"] == pytest.approx([row["iou"] for row in rows], abs=1e-9)
+    assert all(b >= m for b, m in zip(r["per_sample"]["best"], r["per_sample"]["mean"]))
+    assert r["best_iou"] == pytest.approx(np.mean(r["per_sample"]["best"]))
+
+
 def test_choice_headroom_refuses_a_policy_without_coordinate_tokens():
     from simpleseg_lite.model import build_tiny_model
 

@@ -1,44 +1,39 @@
-"""Headroom of the median sampler (``quantile_rl.QuantileWindow``) on the first N validation scenes: the greedy answer,
-the ground-truth answer (the ceiling of the answer format), and the mean / best of G answers with every coordinate
-drawn at several window half-widths δ (and sparse draws), for single objects and for all scenes.
-Run: python scripts/diagnostics/outline_headroom.py   (validation seed 999, 300 scenes, G 8; LOG session 33)"""
-import sys
+"""Headroom of the median sampler (``quantile_rl.QuantileWindow``) over the whole outline, on the first N validation
+scenes: the greedy answer, the ground-truth answer (the ceiling of the answer format), and the mean / best of G answers
+with every coordinate drawn (``headroom.choice_headroom`` with ``first=0``) at several window half-widths δ, and with
+sparse draws; for single objects and for all scenes.
+Run: python scripts/diagnostics/outline_headroom.py [--model data/checkpoints/lite-sft --n 300 --g 8]
+     (validation seed 999; LOG session 33)"""
+import argparse
 
 import numpy as np
 import torch
 
 from simpleseg_lite.evaluate import checkpoint_settings, eval_samples
-from simpleseg_lite.model import load_model, coordinate_values
-from simpleseg_lite.quantile_rl import QuantileWindow, _batch, window_generate
+from simpleseg_lite.headroom import choice_headroom
+from simpleseg_lite.model import load_model
 from simpleseg_lite.rewards import mask_iou_reward
-torch.set_num_threads(2)
-m = sys.argv[1] if len(sys.argv) > 1 else "data/checkpoints/lite-sft"
-st = checkpoint_settings(m)
-S = [s for s in eval_samples("synthetic", 300, 999, "polygon", st["epsilon"], st["decimals"], st["image_size"])]
-model, proc = load_model(m, dtype=torch.float32); tok = proc.tokenizer
-ids, vals = (torch.tensor(x) for x in coordinate_values(tok))
-gen = torch.Generator().manual_seed(0)
-def run(chunk, rep, win):
-    enc = _batch(proc, [{"prompt": s.prompt, "image": s.load_image()} for s in chunk for _ in range(rep)])
-    seq = window_generate(model, tok, enc, win, 160)
-    return tok.batch_decode(seq[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-G = 8
-res = {"gt": [], "greedy": [], "objects": []}
-arms = [("d0.1", dict(delta=0.1)), ("d0.25", dict(delta=0.25)), ("d0.5", dict(delta=0.5)), ("sparse0.1 d0.5", dict(delta=0.5, rate=0.1))]
-for a, _ in arms: res[a] = []
-for k in range(0, len(S), 8):
-    ch = S[k:k+8]
-    res["gt"] += mask_iou_reward([s.answer for s in ch], [s.gt_rle for s in ch])
-    res["greedy"] += mask_iou_reward(run(ch, 1, QuantileWindow(ids, vals, 0.5, rate=0.0)), [s.gt_rle for s in ch])
-    res["objects"] += [len(s.metadata["objects"]) for s in ch]
-    for a, kw in arms:
-        t = run(ch, G, QuantileWindow(ids, vals, kw["delta"], gen, rate=kw.get("rate", 1.0)))
-        iou = np.array(mask_iou_reward(t, [s.gt_rle for s in ch for _ in range(G)])).reshape(len(ch), G)
-        res[a] += iou.tolist()
 
-obj = np.array(res["objects"])
-for name, msk in (("single objects", obj == 1), ("all", obj > 0)):
-    print(name, msk.sum(), "GT answer ceiling", round(np.mean(np.array(res["gt"])[msk]), 3), "greedy", round(np.mean(np.array(res["greedy"])[msk]), 3))
-    for a, _ in arms:
-        x = np.array(res[a])[msk]
-        print(f"   {a:16} mean {x.mean():.3f} best-of-8 {x.max(1).mean():.3f} best-of-4 {x[:, :4].max(1).mean():.3f} best-of-2 {x[:, :2].max(1).mean():.3f}")
+p = argparse.ArgumentParser()
+p.add_argument("--model", default="data/checkpoints/lite-sft")
+p.add_argument("--n", type=int, default=300)
+p.add_argument("--seed", type=int, default=999)
+p.add_argument("--g", type=int, default=8, help="answers per prompt")
+p.add_argument("--threads", type=int, default=2)
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+st = checkpoint_settings(a.model)
+samples = list(eval_samples("synthetic", a.n, a.seed, "polygon", st["epsilon"], st["decimals"], st["image_size"]))
+model, processor = load_model(a.model, dtype=torch.float32)
+single = np.array([len(s.metadata["objects"]) == 1 for s in samples])
+ceiling = np.array(mask_iou_reward([s.answer for s in samples], [s.gt_rle for s in samples]))
+arms = {f"δ {d}": choice_headroom(model, processor, samples, first=0, group_size=a.g, delta=d, batch_size=8)
+        for d in (0.1, 0.25, 0.5)}
+arms["sparse 0.1, δ 0.5"] = choice_headroom(model, processor, samples, first=0, group_size=a.g, delta=0.5, batch_size=8,
+                                            rate=0.1)
+greedy = np.array(next(iter(arms.values()))["per_sample"]["greedy"])
+for name, m in (("single objects", single), ("all scenes", np.ones_like(single))):
+    print(f"{name} (n {m.sum()}): ground-truth answer {ceiling[m].mean():.3f}, greedy {greedy[m].mean():.3f}")
+    for arm, r in arms.items():
+        mean, best = (np.array(r["per_sample"][k])[m].mean() for k in ("mean", "best"))
+        print(f"   {arm:18} mean of {a.g} {mean:.3f}, best of {a.g} {best:.3f}")
