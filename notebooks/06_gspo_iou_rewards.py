@@ -33,13 +33,15 @@
 # - what a *group* of sampled outlines looks like, and which of them the update pushes up or down;
 # - a lite GSPO run through trl's `GRPOTrainer` with reward and gIoU curves, before/after pictures;
 # - ablations at lite scale: token-level GRPO, no centroid reward, a length penalty — the committed record of every
-#   arm paired with the SFT start (95% intervals, a forest plot), beside short runs you can start yourself.
+#   arm paired with the SFT start (95% intervals, a forest plot), beside short runs you can start yourself;
+# - a positive control: rewards scored against a target moved sideways, to see what the RL loop can learn at all.
 
 # %% tags=["parameters"]
 SMOKE = False  # True: the quick CI run (two steps, a handful of samples)
 INIT = "../data/checkpoints/lite-sft"  # the SFT policy (relative to notebooks/)
 COMMITTED = "../data/checkpoints/lite-gspo"  # the committed GSPO run (16 prompts × 96 steps, from INIT; see its card)
 RL_ARMS = "../data/arms/rl_arms.json"  # committed record of the GSPO arms (scripts/rl_arms.py), read in section 7
+PLANTED = "../data/arms/planted_shift.json"  # committed planted-reward controls (planted_shift.py), section 7
 STEPS = 40  # optimizer steps of the main run (each batch of answers serves two of them); lite ~5 min
 PROMPTS = 8  # prompts per step (the committed lite-gspo used 16 for 96 steps)
 GENERATIONS = 8  # G, sampled answers per prompt
@@ -437,6 +439,45 @@ for name, a in paper.items():  # the paper states its ablations against the full
 # - No arm reaches issue 11's +0.05; none is above the SFT start with an interval that excludes 0.
 
 # %% [markdown]
+# ### A positive control: does the loop learn a signal that *is* there?
+# Every arm above is level or below the SFT start. Is the RL loop able to learn anything at all at this cost? A
+# positive control answers that: the same recipe (96 steps, 16 prompts × 8 answers, lr 4e-5, seed 5), but every
+# reward scored against the target **moved sideways** (`gspo --plant-shift PX`, `rl.planted_target`). No SFT target
+# carries that shift, so whatever the run learns of it, it learned from the reward. With `--plant-split FIELD=V1,V2`
+# the targets whose shape (or colour) is in the list move right and the others left: the policy can follow that only
+# if it *sees* the field. Read out by `scripts/diagnostics/planted_shift.py` on 200 validation scenes (seed 999):
+# the horizontal offset of each right-object answer's centroid from the true target's, before and after.
+
+# %%
+from simpleseg_lite.headroom import planted_table, plot_planted
+
+planted_record = json.loads(Path(PLANTED).read_text())
+display(Markdown(planted_table(planted_record)))
+plot_planted(planted_record)
+plt.show()
+
+# %% [markdown]
+# Reading the controls (session 34; each run ~9 min, 96 steps; validation seed 999, n 200, and replicated on the unseen
+# seed 10000):
+# - **The loop learns a signal that is there, fast and precisely.** Asked for +4 px it moves the outlines +3.5 px
+#   (paired +3.52 [+3.30, +3.73]; unseen +3.47 [+3.29, +3.64]) and raises IoU with the planted target 0.515 → 0.621;
+#   asked for +1 px — a single coordinate step at 112 px — it moves +0.82 [+0.67, +0.97] (unseen +0.96).
+# - **It learns only what the policy sees.** Split by the target's *shape* (circles, squares, triangles right; stars
+#   and crosses left) the two groups part: +3.20 [+2.84, +3.57] and −2.19 [−2.50, −1.86] px (unseen +3.16 / −2.18).
+#   Split by the target's *colour* (red, green, blue right; yellow and white left) both groups move right by the same
+#   +0.86 / +0.78 px (unseen +0.80 / +0.77): the planted shift averaged over colours is ⅗ · 4 − ⅖ · 4 = +0.8 px, the
+#   most a colour-blind policy can do. The lite-sft's image tokens carry shape and not colour (LOG, session 20).
+# - **Each run also costs something.** The +1 px run learned its shift and still ends below the SFT start on its own
+#   reward (IoU with the planted target 0.633 → 0.621): every noisy update spends a little outline quality, the same
+#   0.01–0.03 the arms above lose.
+#
+# So the arms are not level because the loop is broken: with the true reward there is no consistent, *visible* error
+# left for it to learn. The better of 16 draws (8 of the outline sampler, 8 of the first vertex) is +0.137 above greedy
+# on 500 validation scenes (`scripts/diagnostics/headroom_by_kind.py`), but 0.046 of that sits on sentences naming
+# colour, which the control says RL cannot learn here, and the rest is scene-by-scene luck of the draws that 22 arms
+# did not turn into a gain.
+
+# %% [markdown]
 # ### Try it: short ablation runs from the same start
 # Same start, data and steps; one change each: token-level GRPO (ε = 0.2, a ratio per token), no
 # centroid reward, a length penalty past 48 tokens (the lite answers average ~52; the paper found it hurts), and the lite
@@ -546,11 +587,19 @@ else:
 #   (`gspo --expression-mix '{"attribute": 1, "size": 1}' --min-objects 2 --explore-first 2`, almost every group split)
 #   is level and moves no choice (71 → 67 wrong objects of 500). What is left is how precisely the model sees: exact
 #   SFT targets teach that directly, and a scalar reward only through the best of a few draws.
+# - Session 34 checked the loop itself with a positive control (§7): rewards scored against the target moved 4 px
+#   right move every outline +3.5 px in 96 steps; moved by the target's shape, the outlines part by shape; moved by its
+#   colour, they move only by the average, because the policy does not see colour. RL here learns any consistent
+#   error it can see. What the lite-sft still loses is the colour it cannot see and ~2 px of placement noise per vertex
+#   with no direction to it (§4) — nothing a reward can point the whole policy at, so no +0.05 to take.
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that
 #    do to the learning signal? Compare with the headroom table of section 4.
 # 2. *(medium)* Set the centroid weight to 2.0. Does the policy learn to put outlines in the right place
 #    faster, at the cost of their shape?
-# 3. *(hard)* Write the token-level and sequence-level objectives for an answer of 200 tokens whose every
+# 3. *(medium)* Plant a shift by the target's shape and by its colour yourself (`gspo --plant-shift 4 --plant-split
+#    name=circle,square,triangle`, then `colour=red,green,blue`; ~9 min each) and read both with
+#    `scripts/diagnostics/planted_shift.py`. Which split could a reward teach a model that cannot see colour?
+# 4. *(hard)* Write the token-level and sequence-level objectives for an answer of 200 tokens whose every
 #    token ratio is 1.001. Which one clips, and what does that say about long answers?

@@ -375,6 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expression-mix", default=None,
                    help='synthetic prompts: JSON weights of the referring expressions\' kinds (attribute, position, '
                         'size, relation), e.g. \'{"attribute": 1, "size": 1}\' (default: data.SyntheticConfig\'s mix)')
+    p.add_argument("--plant-shift", type=int, default=0, metavar="PX",
+                   help="positive control, not training: score every reward against the target moved PX pixels to "
+                        "the right (rl.planted_target), a signal no SFT target carries; a working RL loop moves its "
+                        "outlines towards it (scripts/diagnostics/planted_shift.py). 0: off")
+    p.add_argument("--plant-split", default=None, metavar="FIELD=V1,V2",
+                   help="with --plant-shift: targets whose FIELD (name or colour) is one of the values move right, "
+                        "the others left, e.g. name=circle,square,triangle — learnable only where the policy sees FIELD")
     p.add_argument("--best-sft", type=float, default=0.0,
                    help="weight of an SFT loss on each group's best answer, beside GSPO (0: plain GSPO)")
     p.add_argument("--beta", type=float, default=0.0,
@@ -644,6 +651,13 @@ def run(args) -> int:
             raise CLIError("--explore-rate needs --quantile-window (it thins the window's draws)")
         if args.explore_first and args.quantile_window is None:
             raise CLIError("--explore-first needs --quantile-window (it picks which of the window's draws are made)")
+        if args.plant_shift < 0:
+            raise CLIError(f"--plant-shift {args.plant_shift}: pixels to the right, ≥ 0")
+        if args.plant_split and not args.plant_shift:
+            raise CLIError("--plant-split needs --plant-shift PX (how far the split targets move)")
+        if args.plant_shift and (args.quantile_window is not None or args.data != "synthetic"):
+            raise CLIError("--plant-shift is a control of the trl path on synthetic scenes; drop --quantile-window / "
+                           "--data refcoco")
         if args.quantile_window is not None:
             from .quantile_rl import QuantileGSPOConfig, train_quantile_gspo
 
@@ -685,10 +699,11 @@ def run(args) -> int:
                          use_vllm=args.vllm, freeze_vision=args.freeze_vision, best_sft=args.best_sft,
                          policy_loss=args.policy_loss, beta=args.beta,
                          clip=tuple(args.clip) if args.clip else None, scale_rewards=args.scale_rewards,
-                         baseline=args.baseline)
+                         baseline=args.baseline, plant_shift=args.plant_shift,
+                         plant_split=args.plant_split)
         try:
             print(f"policy saved in {train_gspo(cfg, resume=args.resume)}")
-        except FileNotFoundError as e:
+        except (FileNotFoundError, ValueError) as e:
             raise CLIError(str(e)) from e
     elif args.command == "eval":
         from .evaluate import run_eval

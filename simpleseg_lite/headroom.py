@@ -208,6 +208,49 @@ def plot_rl_arms(table: dict, split: str = "validation", ax=None):
     return ax
 
 
+def planted_table(record: dict) -> str:
+    """Markdown table of the planted-reward controls (``data/arms/planted_shift.json``; ``gspo --plant-shift``,
+    read out by ``scripts/diagnostics/planted_shift.py``): per run and group of targets, the right-object answers'
+    mean horizontal offset from the true target (px, + = right) before → after with the paired 95% interval, and
+    mean IoU with the planted and with the true target before → after."""
+    lines = ["| run | targets (planted shift) | x offset, px: SFT → run (paired, 95%) | IoU with the planted target | "
+             "IoU with the true target | wall |", "|" + "---|" * 6]
+    for a in record["arms"]:
+        for group, g in a["groups"].items():
+            s0, d = a["start_groups"][group], g["offset_vs_first"]
+            lines.append(f"| {a['label']} | {group} | {s0['x_offset_px']:+.2f} → {g['x_offset_px']:+.2f} "
+                         f"({d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]) | "
+                         f"{s0['iou_planted']:.3f} → {g['iou_planted']:.3f} | {s0['iou_true']:.3f} → {g['iou_true']:.3f} "
+                         f"| {a['wall_min']:.1f} min |")
+    return "\n".join(lines)
+
+
+def plot_planted(record: dict, axes=None):
+    """One panel per planted-reward run: histograms of the right-object answers' horizontal offsets from the true
+    target (px) for the SFT start (grey) and the run (one colour per group of targets), with a dashed line at
+    each group's planted shift. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    arms = record["arms"]
+    if axes is None:
+        axes = plt.subplots(1, len(arms), figsize=(3.4 * len(arms), 2.8), sharey=True, constrained_layout=True)[1]
+    axes = np.atleast_1d(axes)
+    bins = np.arange(-9, 9.5, 0.75)
+    start = np.array([np.nan if v is None else v for v in record["start"]["per_sample_x_offset_px"]], dtype=float)
+    for ax, a in zip(axes, arms):
+        x = np.array([np.nan if v is None else v for v in a["per_sample_x_offset_px"]], dtype=float)
+        ax.hist(start[~np.isnan(start)], bins=bins, color="grey", alpha=0.45, label="SFT")
+        for (group, g), colour in zip(a["groups"].items(), ("tab:blue", "tab:orange")):
+            m = np.array(a["group_of_sample"]) == group if len(a["groups"]) > 1 else np.ones(len(x), bool)
+            ax.hist(x[m & ~np.isnan(x)], bins=bins, histtype="step", lw=2, color=colour,
+                    label=group if len(a["groups"]) > 1 else "after RL")
+            ax.axvline(g["planted_px"], color=colour, ls="--", lw=1)
+        ax.set(title=a["label"], xlabel="answer centroid − target's, px (+ right)")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("answers")
+    return axes
+
+
 def _edge_map(gt_rle: dict):
     """Per pixel, the distance (px) from the nearest boundary pixel of the target mask (0 on them); None for an empty
     mask."""

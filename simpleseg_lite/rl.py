@@ -86,6 +86,13 @@ class GSPOConfig:
     max_objects: int = 3
     min_objects: int = 1  # 2: every prompt has a distractor, so groups differ by *which* object (session 31 arm)
     expression_mix: dict | None = None  # weights over referring.EXPRESSION_KINDS for the prompts; None: the default mix
+    # > 0: a positive control, not a way to train. Every reward is scored against the target mask moved this many
+    # pixels to the right (``planted_target``), a consistent signal no SFT target carries: a working RL loop learns to
+    # move its outlines there (``scripts/diagnostics/planted_shift.py`` measures how far), a stalled one does not
+    plant_shift: int = 0
+    # with plant_shift: "FIELD=V1,V2" (FIELD "name" or "colour" of the target object): those targets move right, every
+    # other one as far left — a signal the policy can only follow where it sees the field (``plant_direction``)
+    plant_split: str | None = None
     lora: bool = False  # LoRA adapters (full path, real Qwen2.5-VL)
     freeze_vision: bool = False  # keep the vision tower (``model.visual``) fixed; only the rest learns (session 16)
     best_sft: float = 0.0  # weight of the SFT loss on each group's best answer (``group_best``; 0: plain GSPO)
@@ -123,13 +130,65 @@ def rl_scenes(cfg, image_size: int):
                                 **extra)
 
 
+def planted_target(sample, shift_px: int):
+    """``sample`` with its target mask (``gt_rle``) moved ``shift_px`` pixels to the right (left when negative) —
+    columns pushed past the edge are dropped, the freed ones are empty — and nothing else changed (prompt, image,
+    answer). The planted-reward control of ``GSPOConfig.plant_shift``: rewards scored against it favour answers drawn
+    beside the object by that much, on every prompt alike."""
+    from dataclasses import replace
+
+    from pycocotools import mask as mask_utils
+
+    from .metrics import mask_to_rle
+
+    mask = mask_utils.decode(sample.gt_rle)
+    w = mask.shape[1]
+    if abs(shift_px) >= w:
+        raise ValueError(f"a planted shift of {shift_px} px would move the target off a {w}-px-wide image")
+    moved = np.zeros_like(mask)
+    if shift_px >= 0:
+        moved[:, shift_px:] = mask[:, : w - shift_px]
+    else:
+        moved[:, :shift_px] = mask[:, -shift_px:]
+    return replace(sample, gt_rle=mask_to_rle(moved))
+
+
+PLANT_FIELDS = ("name", "colour")
+
+
+def plant_direction(sample, split: str | None) -> int:
+    """+1 or −1: which way ``GSPOConfig.plant_split`` ("FIELD=V1,V2", FIELD one of ``PLANT_FIELDS``) moves this
+    sample's planted target — right where the target object's FIELD is one of the values, left otherwise; +1 for
+    every sample when ``split`` is None. Needs a synthetic sample (``metadata["objects"]`` and ``["target"]``)."""
+    if split is None:
+        return 1
+    field_name, _, values = split.partition("=")
+    wanted = {v.strip() for v in values.split(",") if v.strip()}
+    if field_name not in PLANT_FIELDS or not wanted:
+        raise ValueError(f"plant_split must read FIELD=V1,V2 with FIELD one of {PLANT_FIELDS}, got {split!r}")
+    known = data.SHAPES if field_name == "name" else data.COLOURS
+    if wanted - set(known):
+        raise ValueError(f"plant_split {split!r}: unknown {field_name}(s) {sorted(wanted - set(known))}; "
+                         f"known: {sorted(known)}")
+    target = sample.metadata["objects"][sample.metadata["target"]]
+    return 1 if target[field_name] in wanted else -1
+
+
 def training_samples(cfg: GSPOConfig, image_size: int, epsilon: float, decimals: int) -> list:
     """The synthetic text→polygon samples one run consumes (max_steps / num_iterations batches of
-    prompts_per_step), each a pure function of (seed, i), with min_objects..max_objects objects per scene."""
+    prompts_per_step), each a pure function of (seed, i), with min_objects..max_objects objects per scene; with
+    ``plant_shift`` their targets moved (``planted_target``; right, or by ``plant_split`` right or left)."""
     n = -(-cfg.max_steps // cfg.num_iterations) * cfg.prompts_per_step
     scene = rl_scenes(cfg, image_size)
-    return [next(data.make_samples(1, cfg.seed * 10**7 + i, scene, {"polygon": 1.0}, epsilon, decimals=decimals))
-            for i in range(n)]
+    samples = [next(data.make_samples(1, cfg.seed * 10**7 + i, scene, {"polygon": 1.0}, epsilon, decimals=decimals))
+               for i in range(n)]
+    if cfg.plant_shift < 0:
+        raise ValueError(f"plant_shift is a distance in pixels, ≥ 0, got {cfg.plant_shift}")
+    if cfg.plant_split and not cfg.plant_shift:
+        raise ValueError("plant_split says which way the planted shift goes; it needs plant_shift > 0")
+    if not cfg.plant_shift:
+        return samples
+    return [planted_target(s, cfg.plant_shift * plant_direction(s, cfg.plant_split)) for s in samples]
 
 
 def training_rows(cfg: GSPOConfig, image_size: int, epsilon: float, decimals: int) -> list:
@@ -138,6 +197,8 @@ def training_rows(cfg: GSPOConfig, image_size: int, epsilon: float, decimals: in
     if cfg.data == "refcoco":
         from .refcoco import refer_samples
 
+        if cfg.plant_shift:
+            raise ValueError("plant_shift is a control on the synthetic scenes; leave it at 0 for --data refcoco")
         n = -(-cfg.max_steps // cfg.num_iterations) * cfg.prompts_per_step
         samples = refer_samples(Path(cfg.refer_root or ""), "refcoco", "train", epsilon=epsilon)
         return [rl_row(samples[i % len(samples)]) for i in range(n)]

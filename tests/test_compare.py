@@ -231,6 +231,50 @@ def test_the_rl_arms_plot_draws_one_row_per_arm_paired_with_the_start():
     assert [line.get_color() for line in ax.lines[:4:2]] == ["tab:red", "grey"]
 
 
+def _group(offset, planted, true, shift, vs=None):
+    g = {"x_offset_px": offset, "iou_planted": planted, "iou_true": true, "n": 2, "planted_px": shift}
+    return {**g, "offset_vs_first": vs} if vs else g
+
+
+PLANTED = {"seed": 999, "n": 4, "start": {"name": "sft", "per_sample_x_offset_px": [0.2, None, -0.1, 0.4]}, "arms": [
+    {"name": "plant4", "label": "+4 px", "wall_min": 9.0, "shift_px": 4, "split": None,
+     "start_groups": {"all": _group(0.25, 0.51, 0.64, 4)},
+     "groups": {"all": _group(3.75, 0.62, 0.51, 4, {"mean": 3.5, "ci95": [3.3, 3.7]})},
+     "group_of_sample": ["all"] * 4, "per_sample_x_offset_px": [3.9, 3.5, None, 4.1]},
+    {"name": "split", "label": "by shape", "wall_min": 9.5, "shift_px": 4, "split": "name=circle",
+     "start_groups": {"circles": _group(0.3, 0.5, 0.6, 4), "others": _group(0.1, 0.5, 0.6, -4)},
+     "groups": {"circles": _group(2.0, 0.55, 0.5, 4, {"mean": 1.7, "ci95": [1.0, 2.4]}),
+                "others": _group(-1.0, 0.55, 0.5, -4, {"mean": -1.1, "ci95": [-1.6, -0.6]})},
+     "group_of_sample": ["circles", "others", "others", "circles"], "per_sample_x_offset_px": [2.1, -1.0, None, 1.9]},
+]}
+
+
+@pytest.mark.parametrize("label, group, cells", [
+    ("+4 px", "all", ["+0.25 → +3.75 (+3.50 [+3.30, +3.70])", "0.510 → 0.620", "0.640 → 0.510", "9.0 min"]),
+    ("by shape", "others", ["+0.10 → -1.00 (-1.10 [-1.60, -0.60])", "0.500 → 0.550"]),
+])
+def test_the_planted_table_shows_each_group_before_and_after(label, group, cells):
+    from simpleseg_lite.headroom import planted_table
+
+    lines = planted_table(PLANTED).splitlines()
+    assert len(lines) == 2 + 3  # header, rule, one row per run and group
+    row = next(line for line in lines if line.startswith(f"| {label} | {group} |"))
+    for cell in cells:
+        assert cell in row
+
+
+def test_the_planted_plot_draws_a_panel_per_run_with_the_planted_shifts():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from simpleseg_lite.headroom import plot_planted
+
+    axes = plot_planted(PLANTED)
+    assert [ax.get_title() for ax in axes] == ["+4 px", "by shape"]
+    assert sorted(line.get_xdata()[0] for line in axes[1].lines) == [-4, 4]  # a dashed line per group's shift
+    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["SFT", "circles", "others"]
+
+
 @pytest.mark.parametrize("rule", ["median", "argmax"])
 def test_exposure_gap_of_the_committed_policy(rule):
     """The free-running IoUs are evaluation's own; the teacher-forced answers are valid polygons; shares are split

@@ -98,6 +98,96 @@ def test_gspo_cli_passes_and_checks_the_expression_mix(tmp_path, monkeypatch, ca
     assert "needs --data synthetic" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("shift", [0, 3, 20, -5, -90])
+def test_planted_target_moves_only_the_mask(shift):
+    from dataclasses import replace
+
+    from simpleseg_lite.rl import planted_target
+
+    sample = next(make_samples(1, 4, SyntheticConfig(image_size=112), {"polygon": 1.0}, 0.02, decimals=2))
+    mask = np.zeros((112, 112), np.uint8)
+    mask[40:60, 85:105] = 1  # 7 px from the right edge: +20 pushes 13 columns off, −90 pushes 5 off the left
+    sample = replace(sample, gt_rle=mask_utils.encode(np.asfortranarray(mask)))
+    moved = planted_target(sample, shift)
+    got = mask_utils.decode(moved.gt_rle)
+    expected = np.zeros_like(mask)
+    expected[40:60, max(85 + shift, 0) : min(105 + shift, 112)] = 1
+    assert (got == expected).all()
+    assert (moved.prompt, moved.answer, moved.image) == (sample.prompt, sample.answer, sample.image)
+    assert (mask_utils.decode(sample.gt_rle) == mask).all()  # the input is not changed
+
+
+@pytest.mark.parametrize("shift", [112, -112, 500])
+def test_planted_target_refuses_absurd_shifts(shift):
+    from simpleseg_lite.rl import planted_target
+
+    sample = next(make_samples(1, 4, SyntheticConfig(image_size=112), {"polygon": 1.0}, 0.02, decimals=2))
+    with pytest.raises(ValueError, match="off a 112-px-wide image"):
+        planted_target(sample, shift)
+
+
+@pytest.mark.parametrize("split, field", [(None, None), ("name=circle,square", "name"), ("colour=red", "colour"),
+                                          ("name= star , cross", "name")])
+def test_plant_direction_follows_the_target_object(split, field):
+    from simpleseg_lite.rl import plant_direction
+
+    for s in make_samples(30, 11, SyntheticConfig(image_size=112), {"polygon": 1.0}, 0.02, decimals=2):
+        target = s.metadata["objects"][s.metadata["target"]]
+        wanted = {v.strip() for v in split.split("=")[1].split(",")} if split else None
+        assert plant_direction(s, split) == (1 if wanted is None or target[field] in wanted else -1)
+
+
+@pytest.mark.parametrize("split, message", [("shape=circle", "FIELD one of"), ("name=", "FIELD one of"),
+                                            ("name=circel", "unknown name"), ("colour=purple,red", "unknown colour")])
+def test_plant_direction_refuses_bad_splits(split, message):
+    from simpleseg_lite.rl import plant_direction
+
+    sample = next(make_samples(1, 4, SyntheticConfig(image_size=112), {"polygon": 1.0}, 0.02, decimals=2))
+    with pytest.raises(ValueError, match=message):
+        plant_direction(sample, split)
+
+
+@pytest.mark.parametrize("split", [None, "name=circle,square,triangle"])
+def test_plant_shift_scores_the_training_rows_against_the_moved_target(split):
+    from dataclasses import replace
+
+    from simpleseg_lite.rl import plant_direction
+
+    base = GSPOConfig(max_steps=6, num_iterations=1, prompts_per_step=3)
+    plain, planted = training_rows(base, 112, 0.02, 2), training_rows(replace(base, plant_shift=5, plant_split=split),
+                                                                       112, 0.02, 2)
+    directions = [plant_direction(s, split) for s in training_samples(base, 112, 0.02, 2)]
+    assert [r["prompt"] for r in plain] == [r["prompt"] for r in planted]
+    for a, b, d in zip(plain, planted, directions):
+        cols = np.nonzero(mask_utils.decode(a["gt_rle"]).any(axis=0))[0]
+        moved = b["gt_centroid"][0] - a["gt_centroid"][0]
+        if 5 <= cols.min() and cols.max() < 107:  # nothing pushed off the image: the whole mask moved 5 px
+            assert moved == pytest.approx(d * 5 / 112, abs=1e-6)
+        else:  # columns dropped at the edge: the rest still moved that way
+            assert 0 < d * moved <= 5 / 112 + 1e-6
+    assert split is None or set(directions) == {1, -1}  # both ways in 18 scenes
+
+
+@pytest.mark.parametrize("change, message", [({"plant_shift": -3}, "≥ 0"),
+                                             ({"plant_split": "name=circle"}, "needs plant_shift")])
+def test_training_samples_refuse_bad_plants(change, message):
+    with pytest.raises(ValueError, match=message):
+        training_samples(GSPOConfig(max_steps=2, num_iterations=1, prompts_per_step=2, **change), 112, 0.02, 2)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--plant-shift", "-2"], "pixels to the right"),
+    (["--plant-shift", "4", "--quantile-window", "0.5"], "control of the trl path"),
+    (["--plant-shift", "4", "--data", "refcoco"], "control of the trl path"),
+    (["--plant-split", "name=circle"], "needs --plant-shift"),
+])
+def test_gspo_cli_refuses_bad_plant_shifts(tmp_path, capsys, extra, message):
+    from simpleseg_lite.cli import main
+
+    assert main(["gspo", "--out", str(tmp_path / "r"), "--init", str(tmp_path), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_gspo_cli_refuses_bad_object_counts(tmp_path, capsys):
     from simpleseg_lite.cli import main
 
@@ -349,7 +439,7 @@ def test_gspo_cli_passes_its_settings(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(rl, "train_gspo", lambda cfg, resume=False: seen.setdefault("cfg", cfg) and tmp_path)
     argv = ["gspo", "--out", str(tmp_path), "--init", str(tmp_path), "--num-iterations", "1", "--temperature", "0.5",
-            "--steps", "7", "--freeze-vision", "--best-sft", "0.5", "--policy-loss", "0", "--scale-rewards", "batch",
+            "--steps", "7", "--plant-shift", "3", "--freeze-vision", "--best-sft", "0.5", "--policy-loss", "0", "--scale-rewards", "batch",
             "--clip", "0.003", "0.004"]
     assert main(argv) == 0
     cfg = seen["cfg"]
@@ -361,6 +451,7 @@ def test_gspo_cli_passes_its_settings(tmp_path, monkeypatch):
     seen.clear()
     assert main(argv[:-5]) == 0 and seen["cfg"].scale_rewards == "group"  # the paper's per-group std by default
     assert cfg.freeze_vision and (cfg.best_sft, cfg.policy_loss) == (0.5, 0.0)
+    assert cfg.plant_shift == 3 and GSPOConfig().plant_shift == 0  # the control is off unless asked for
 
 
 def test_a_missing_refer_root_fails_before_the_model_loads(tiny_policy, tmp_path, monkeypatch):
