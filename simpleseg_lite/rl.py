@@ -133,7 +133,7 @@ def rl_scenes(cfg, image_size: int):
 def planted_target(sample, shift_px: int):
     """``sample`` with its target mask (``gt_rle``) moved ``shift_px`` pixels to the right (left when negative) —
     columns pushed past the edge are dropped, the freed ones are empty — and nothing else changed (prompt, image,
-    answer). The planted-reward control of ``GSPOConfig.plant_shift``: rewards scored against it favour answers drawn
+    answer; ``gt_box`` too is left as it was: the RL rows read only the mask and its centroid). The planted-reward control of ``GSPOConfig.plant_shift``: rewards scored against it favour answers drawn
     beside the object by that much, on every prompt alike."""
     from dataclasses import replace
 
