@@ -481,9 +481,9 @@ plt.show()
 # reward is IoU with the *mask*, and Douglas–Peucker's chords cut inside the object. At the lite ε 0.02 that costs
 # little; trained on coarser targets it costs more, and then GSPO finds it (session 34; 500 scenes, paired with its own
 # SFT start, validation 999 / unseen 10000): from an ε 0.06 SFT +0.031 [+0.017, +0.043] / +0.021 [+0.007, +0.034] in
-# 96 steps, the outlines growing (area ratio 0.96 → 1.03); from ε 0.04 +0.009 / +0.011 (the same minutes of SFT instead:
-# −0.019 / +0.004). RL's gain grows with the consistent error SFT leaves — but both starts sit below the committed
-# lite-sft, which has almost none.
+# 96 steps, the outlines growing (area ratio 0.96 → 1.03), and +0.039 [+0.025, +0.055] / +0.015 [−0.001, +0.032] above
+# the same minutes of SFT instead; from ε 0.04 +0.009 / +0.011. RL's gain grows with the consistent error SFT leaves —
+# but both starts sit below the committed lite-sft, which has almost none.
 
 # %% [markdown]
 # ### Try it: short ablation runs from the same start
