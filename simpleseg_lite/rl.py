@@ -133,8 +133,9 @@ def rl_scenes(cfg, image_size: int):
 def planted_target(sample, shift_px: int):
     """``sample`` with its target mask (``gt_rle``) moved ``shift_px`` pixels to the right (left when negative) —
     columns pushed past the edge are dropped, the freed ones are empty — and nothing else changed (prompt, image,
-    answer; ``gt_box`` too is left as it was: the RL rows read only the mask and its centroid). The planted-reward control of ``GSPOConfig.plant_shift``: rewards scored against it favour answers drawn
-    beside the object by that much, on every prompt alike."""
+    answer; ``gt_box`` too is left as it was: the RL rows read only the mask and its centroid). The planted-reward
+    control of ``GSPOConfig.plant_shift``: rewards scored against it favour answers drawn beside the object by that
+    much, on every prompt alike."""
     from dataclasses import replace
 
     from pycocotools import mask as mask_utils
@@ -178,14 +179,14 @@ def training_samples(cfg: GSPOConfig, image_size: int, epsilon: float, decimals:
     """The synthetic text→polygon samples one run consumes (max_steps / num_iterations batches of
     prompts_per_step), each a pure function of (seed, i), with min_objects..max_objects objects per scene; with
     ``plant_shift`` their targets moved (``planted_target``; right, or by ``plant_split`` right or left)."""
-    n = -(-cfg.max_steps // cfg.num_iterations) * cfg.prompts_per_step
-    scene = rl_scenes(cfg, image_size)
-    samples = [next(data.make_samples(1, cfg.seed * 10**7 + i, scene, {"polygon": 1.0}, epsilon, decimals=decimals))
-               for i in range(n)]
     if cfg.plant_shift < 0:
         raise ValueError(f"plant_shift is a distance in pixels, ≥ 0, got {cfg.plant_shift}")
     if cfg.plant_split and not cfg.plant_shift:
         raise ValueError("plant_split says which way the planted shift goes; it needs plant_shift > 0")
+    n = -(-cfg.max_steps // cfg.num_iterations) * cfg.prompts_per_step
+    scene = rl_scenes(cfg, image_size)
+    samples = [next(data.make_samples(1, cfg.seed * 10**7 + i, scene, {"polygon": 1.0}, epsilon, decimals=decimals))
+               for i in range(n)]
     if not cfg.plant_shift:
         return samples
     return [planted_target(s, cfg.plant_shift * plant_direction(s, cfg.plant_split)) for s in samples]
