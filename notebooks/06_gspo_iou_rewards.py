@@ -484,6 +484,14 @@ plt.show()
 # 96 steps, the outlines growing (area ratio 0.96 → 1.03), and +0.039 [+0.025, +0.055] / +0.015 [−0.001, +0.032] above
 # the same minutes of SFT instead; from ε 0.04 +0.009 / +0.011. RL's gain grows with the consistent error SFT leaves —
 # but both starts sit below the committed lite-sft, which has almost none.
+#
+# Is that gain just "draw every outline a little bigger"? Session 35 scored the same answers with every outline moved
+# out by a fixed d pixels (`headroom.offset_outlines`, `scripts/diagnostics/outline_offset.py`). The best d for the
+# ε 0.06 start, chosen on the validation seed, is +0.5 px and repairs only +0.006; GSPO beats that rule by +0.022
+# [+0.011, +0.032] (validation 999) and +0.026 [+0.016, +0.035] (unseen 10000), and after GSPO no offset helps. The
+# reward taught placement that depends on the shape, not a constant. Neither a coarser start (ε 0.10: +0.027 / +0.014)
+# nor three times the steps (288: +0.029 on validation, level with 96) nor twice the lr (+0.030) gains more, so this
+# route stays below the lite-sft (−0.010 at best).
 
 # %% [markdown]
 # ### Try it: short ablation runs from the same start
@@ -602,6 +610,10 @@ else:
 #   with no direction to it (§4) — nothing a reward can point the whole policy at, so no +0.05 to take. Given an SFT
 #   on coarser polygons (ε 0.06), whose chords consistently cut inside the mask, the same GSPO recipe gains +0.03 /
 #   +0.02 over that start (intervals excluding 0) — the paper's mechanism, from a weaker start.
+# - Session 35 replicated that gain from a re-made start (+0.028 / +0.029) and measured it against the fixed rule it
+#   could be: moving the start's outlines out by the best constant (+0.5 px) gains +0.006, GSPO +0.022 / +0.026 more
+#   than that rule — shape-dependent placement learned from the reward alone. Longer runs (288 steps), twice the lr and
+#   coarser starts (ε 0.10) do not gain more on the validation seed, so the coarse-ε route ends 0.01 below the lite-sft.
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that
@@ -613,3 +625,6 @@ else:
 #    `scripts/diagnostics/planted_shift.py`. Which split could a reward teach a model that cannot see colour?
 # 4. *(hard)* Write the token-level and sequence-level objectives for an answer of 200 tokens whose every
 #    token ratio is 1.001. Which one clips, and what does that say about long answers?
+# 5. *(medium)* Rescore the greedy answers of section 6 (`[r["answer"] for r in before["rows"]]`) with every outline
+#    moved outwards: `headroom.offset_scores(heldout, answers, offsets=(0, 0.5, 1, 2))`. Which offset d (px) is best
+#    for the SFT start, and for the trained policy? Is the run's gain more than the best constant?

@@ -321,3 +321,61 @@ def test_exposure_gap_refuses_what_it_cannot_measure():
         hr.exposure_gap(model, processor, [scene])
     with pytest.raises(ValueError, match="at least one"):
         hr.exposure_gap(model, processor, [])
+
+
+SQUARE = np.array([[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]])  # 50 × 50 px in a 100 × 100 image
+
+
+@pytest.mark.parametrize("polygons, d, areas_px", [
+    ([SQUARE], 0.0, [2500]),
+    ([SQUARE], 2.0, [54 * 54]),  # mitred corners: the square stays a square
+    ([SQUARE], -2.0, [46 * 46]),
+    ([SQUARE], -30.0, []),  # shrunk away: dropped
+    ([SQUARE, SQUARE[:2]], 1.0, [52 * 52]),  # fewer than 3 vertices: dropped
+    ([np.array([[0.0, 0.0], [0.5, 0.0], [0.5, 0.5], [0.0, 0.5]])], 3.0, [53 * 53]),  # clipped at the image edge
+])
+def test_offset_outlines_moves_every_edge_by_d_pixels(polygons, d, areas_px):
+    from shapely.geometry import Polygon
+
+    out = hr.offset_outlines(polygons, d, 100, 100)
+    assert [round(Polygon(p * 100).area) for p in out] == areas_px
+
+
+@pytest.mark.parametrize("d", [float("nan"), float("inf"), 500.0])
+def test_offset_outlines_refuses_absurd_offsets(d):
+    with pytest.raises(ValueError, match="finite number within"):
+        hr.offset_outlines([SQUARE], d, 100, 100)
+
+
+def test_offset_scores_repair_an_outline_that_cuts_inside():
+    """A 50-px square mask; the answer is the square 1 px inside it, so +1 px restores it exactly, +3 px overshoots,
+    and an unreadable answer scores 0 at every offset."""
+    from types import SimpleNamespace
+
+    from simpleseg_lite.metrics import mask_to_rle
+
+    mask = np.zeros((100, 100), np.uint8)
+    mask[25:75, 25:75] = 1
+    sample = SimpleNamespace(width=100, height=100, gt_rle=mask_to_rle(mask))
+    inside = "[[[0.26, 0.26], [0.74, 0.26], [0.74, 0.74], [0.26, 0.74]]]"
+    s = hr.offset_scores([sample, sample], [inside, "no outline here"], offsets=(0, 1, 3))
+    assert s[0.0][0] == pytest.approx(48 * 48 / 2500) and s[1.0][0] == pytest.approx(1.0)
+    assert s[3.0][0] == pytest.approx(2500 / (54 * 54))  # 2 px past the edge all round
+    assert [v[1] for v in s.values()] == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="one answer per sample"):
+        hr.offset_scores([sample], [inside, inside])
+
+
+def test_offset_scores_at_zero_are_evaluations_own_ious():
+    """Moving the committed policy's outlines by 0 px (shapely's repair of each polygon only) scores what evaluation
+    scores, so the offsets' gains are measured from evaluation's gIoU."""
+    import torch
+
+    from simpleseg_lite.evaluate import eval_samples, evaluate
+    from simpleseg_lite.model import load_model
+
+    model, processor = load_model(SFT, dtype=torch.float32)
+    scenes = eval_samples("synthetic", 6, 1000)
+    rows = evaluate(model, processor, scenes, max_new_tokens=200, dependence=False)["rows"]
+    s = hr.offset_scores(scenes, [r["answer"] for r in rows], offsets=(0,))
+    assert s[0.0] == pytest.approx([r["iou"] for r in rows], abs=0.02)
