@@ -260,18 +260,18 @@ def offset_outlines(polygons, d_px: float, width: int, height: int) -> list[np.n
     learned from sparsified targets cut inside every convex run, and pushing every edge out by a constant repairs
     part of that without any training."""
     from shapely.geometry import Polygon
+    from shapely.validation import make_valid
 
     if not np.isfinite(d_px) or abs(d_px) > max(width, height):
         raise ValueError(f"offset {d_px!r} px is not a finite number within the {width}×{height} image; "
                          "use a few pixels, e.g. 0.5 or -1")
+    polygons = [np.asarray(p, dtype=float) for p in polygons if len(p) >= 3]
+    if not d_px:  # unchanged, so scored exactly as evaluation scores them
+        return polygons
     out = []
     for p in polygons:
-        p = np.asarray(p, dtype=float)
-        if len(p) < 3:
-            continue
-        shape = Polygon(p * (width, height)).buffer(0)  # also repairs self-intersections
-        if d_px:
-            shape = shape.buffer(d_px, join_style="mitre", mitre_limit=3.0)
+        # make_valid keeps both lobes of a self-crossing outline (buffer(0) would drop one)
+        shape = make_valid(Polygon(p * (width, height))).buffer(d_px, join_style="mitre", mitre_limit=3.0)
         for part in getattr(shape, "geoms", [shape]):
             if not part.is_empty and part.area > 0:
                 out.append(np.clip(np.asarray(part.exterior.coords)[:-1] / (width, height), 0.0, 1.0))
@@ -280,18 +280,19 @@ def offset_outlines(polygons, d_px: float, width: int, height: int) -> list[np.n
 
 def offset_scores(samples, answers, offsets=(0.0, 0.5, 1.0)) -> dict[float, np.ndarray]:
     """Per offset ``d`` (pixels), the per-sample IoU of each answer's outlines moved out by ``d``
-    (``offset_outlines``) against its sample's mask. An invalid answer scores 0 at every offset, as in
-    evaluation. ``scripts/diagnostics/outline_offset.py`` runs it over checkpoints (LOG, session 35)."""
+    (``offset_outlines``) against its sample's mask. An invalid answer, or outlines shrunk away, is scored as no
+    polygon at all — exactly as evaluation scores it (``metrics.answer_iou``: 0, or 1 against an empty mask).
+    ``scripts/diagnostics/outline_offset.py`` runs it over checkpoints (LOG, session 35)."""
     from .metrics import parsed_iou
     from .parse import parse_polygons
 
-    parsed = [parse_polygons(a) for a in answers]
-    if len(parsed) != len(samples):
+    if len(answers) != len(samples):
         raise ValueError(f"{len(answers)} answers for {len(samples)} samples: pass one answer per sample")
+    parsed = [parse_polygons(a) for a in answers]
     out = {}
     for d in offsets:
         out[float(d)] = np.array([
-            parsed_iou(offset_outlines(q.polygons, d, s.width, s.height), s.gt_rle) if q.valid else 0.0
+            parsed_iou(offset_outlines(q.polygons, d, s.width, s.height) if q.valid else [], s.gt_rle)
             for q, s in zip(parsed, samples)])
     return out
 

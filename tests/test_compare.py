@@ -379,3 +379,21 @@ def test_offset_scores_at_zero_are_evaluations_own_ious():
     rows = evaluate(model, processor, scenes, max_new_tokens=200, dependence=False)["rows"]
     s = hr.offset_scores(scenes, [r["answer"] for r in rows], offsets=(0,))
     assert s[0.0] == pytest.approx([r["iou"] for r in rows], abs=0.02)
+
+
+@pytest.mark.parametrize("answer, filled", [
+    ("no outline here", False),  # nothing against nothing: 1, as evaluation scores it
+    ("no outline here", True),
+    ("[[[0.26, 0.26], [0.74, 0.26], [0.74, 0.74], [0.26, 0.74]]]", False),
+    ("[[[0.1, 0.1], [0.9, 0.9], [0.1, 0.9], [0.9, 0.1]]]", True),  # self-intersecting: repaired, still scored
+])
+def test_offset_scores_at_zero_agree_with_answer_iou_on_edge_cases(answer, filled):
+    from types import SimpleNamespace
+
+    from simpleseg_lite.metrics import answer_iou, mask_to_rle
+
+    mask = np.zeros((100, 100), np.uint8)
+    mask[25:75, 25:75] = filled
+    sample = SimpleNamespace(width=100, height=100, gt_rle=mask_to_rle(mask))
+    assert hr.offset_scores([sample], [answer], offsets=(0,))[0.0][0] == pytest.approx(
+        answer_iou(answer, sample.gt_rle), abs=0.02)
