@@ -81,6 +81,35 @@ def overlay(image, mask=None, polygons_norm=(), title: str | None = None, ax=Non
     return ax
 
 
+def compare_outlines(image, mask, outlines: dict, ax=None, title: str | None = None, margin: int = 6,
+                     colors=("tab:red", "tab:green", "tab:orange", "tab:purple"), legend: bool = True):
+    """One panel zoomed on the target and the answers: the image, its ground-truth ``mask`` (H, W) in blue, and
+    several answers' normalized polygons ``{label: polygons}`` in ``colors`` (``legend`` names them), cropped to the
+    box around the mask and every drawn vertex plus ``margin`` pixels — so an answer on the wrong object stays in
+    view. Pixel-edge coordinates as everywhere here, so a one-pixel difference between two outlines is visible.
+    With nothing to zoom on (empty mask, no polygons) it shows the whole image."""
+    image, mask = np.asarray(image), np.asarray(mask) != 0
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask {mask.shape} does not match image {image.shape[:2]}: pass the sample's own mask")
+    if len(outlines) > len(colors):
+        raise ValueError(f"{len(outlines)} outlines but {len(colors)} colours: pass more colors")
+    ax = overlay(image, mask, ax=ax, title=title)
+    h, w = mask.shape
+    rows, cols = np.nonzero(mask)
+    xs, ys = [cols.min(), cols.max() + 1] if mask.any() else [], [rows.min(), rows.max() + 1] if mask.any() else []
+    for (label, polygons), color in zip(outlines.items(), colors):
+        show_polygons(ax, polygons, w, h, color=color, order=False, lw=1.2, label=label)
+        for p in polygons:
+            q = np.asarray(p, dtype=np.float64).reshape(-1, 2) * (w, h)
+            xs, ys = [*xs, *q[:, 0]], [*ys, *q[:, 1]]
+    if xs:
+        ax.set_xlim(max(min(xs) - margin, 0), min(max(xs) + margin, w))
+        ax.set_ylim(min(max(ys) + margin, h), max(min(ys) - margin, 0))
+    if legend and any(len(p) for p in outlines.values()):
+        ax.legend(fontsize=7, loc="lower right")
+    return ax
+
+
 def answer_stats(mask, epsilon: float, epsilon_mode: str = "perimeter", ordering: str = "clockwise",
                  decimals: int = 3, seed: int = 0) -> dict:
     """Everything the explorer shows for one setting: polygons, text, vertices, characters,

@@ -112,3 +112,41 @@ def test_pca_rgb_shape_and_range():
     f = np.random.default_rng(0).normal(size=(16, 8, 6))
     rgb = pca_rgb(f)
     assert rgb.shape == (8, 6, 3) and rgb.min() >= 0 and rgb.max() <= 1 + 1e-9
+
+
+SQUARE = [[0.25, 0.2, 0.6, 0.2, 0.6, 0.5, 0.25, 0.5]]  # x 20..48, y 12..30 px on an 80 × 60 image
+
+
+@pytest.mark.parametrize("mask_box, answer, expected_xlim, expected_ylim", [
+    ((10, 30, 20, 50), SQUARE, (14, 56), (36, 4)),  # mask rows 10..29, cols 20..49 hold the answer; margin 6
+    ((0, 5, 0, 5), SQUARE, (0, 54), (36, 0)),        # an answer away from the target stays in view; clipped at 0
+    ((0, 5, 0, 5), [], (0, 11), (11, 0)),            # no answer drawn: the mask alone
+    (None, SQUARE, (14, 54), (36, 6)),               # empty mask: the answer alone
+    (None, [], (0, 80), (60, 0)),                    # nothing to zoom on: the whole image
+])
+def test_compare_outlines_zooms_on_the_target_and_answers(mask_box, answer, expected_xlim, expected_ylim):
+    import matplotlib.pyplot as plt
+
+    from simpleseg_lite.viz import compare_outlines
+
+    mask = np.zeros((60, 80), np.uint8)
+    if mask_box:
+        r0, r1, c0, c1 = mask_box
+        mask[r0:r1, c0:c1] = 1
+    ax = compare_outlines(np.zeros((60, 80, 3), np.uint8), mask, {"before": answer, "after": []})
+    assert ax.get_xlim() == pytest.approx(expected_xlim) and ax.get_ylim() == pytest.approx(expected_ylim)
+    legend = ax.get_legend()
+    assert ([t.get_text() for t in legend.get_texts()] if legend else []) == (["before"] if answer else [])
+    plt.close(ax.figure)
+
+
+@pytest.mark.parametrize("mask_shape, n_outlines, message", [
+    ((50, 80), 1, "does not match image"),
+    ((60, 80), 5, "pass more colors"),
+])
+def test_compare_outlines_rejects_bad_input(mask_shape, n_outlines, message):
+    from simpleseg_lite.viz import compare_outlines
+
+    with pytest.raises(ValueError, match=message):
+        compare_outlines(np.zeros((60, 80, 3), np.uint8), np.zeros(mask_shape, np.uint8),
+                         {f"a{i}": [] for i in range(n_outlines)})
