@@ -51,7 +51,7 @@ LR = 4e-5  # peak; cosine decay to 0
 TEMPERATURE = 0.3  # sampling temperature of the group (papermill_runs/LOG.md: why so low)
 ABLATION_STEPS = 12  # per ablation run
 COARSE_INIT = "../data/checkpoints/lite-sft-eps06"  # SFT on ε 0.06 polygons (see its card): the start RL can sharpen
-COARSE_STEPS = 96  # the committed recipe from that start (16 prompts × 8 answers per step); lite ~6 min
+COARSE_STEPS = 96  # the committed recipe from that start (16 prompts × 8 answers per step); lite ~5 min
 COARSE_PROMPTS = 16
 COARSE_EVAL_N = 300  # held-out scenes (seed 1000) its paired gain is measured on
 HEADROOM_N = 32  # prompts for the headroom measurement of section 4 (GENERATIONS answers each)
@@ -469,17 +469,18 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# What this run measures, and what it does not. On a CPU the run is deterministic: session 36's execution of this cell
+# What this run measures, and what it does not. On a CPU the run is deterministic: session 37's execution of this cell
 # wrote byte-identical weights to the same recipe run from the command line, and printed, on these 300 scenes of seed
-# 1000, **+0.021 [+0.010, +0.031]** over the SFT start (158 better / 98 worse), +0.017 [+0.007, +0.026] over the start's
-# outlines moved out by the best constant (0.5 px, chosen on these very scenes), and −0.036 [−0.054, −0.019] against
-# the lite-sft. Paired on 500 scenes the same weights gain +0.028 [+0.016, +0.039] on the validation seed 999 and +0.029
-# [+0.019, +0.038] on the unseen seed 10000, the outlines growing (area ratio 0.96 → 1.03; the checkpoint's card; LOG
-# sessions 34–36). A fixed rule recovers a fraction of that; GSPO learned *where* to move each vertex. That is the
+# 1000, **+0.021 [+0.010, +0.031]** over the SFT start (162 better / 94 worse), +0.017 [+0.007, +0.027] over the start's
+# outlines moved out by the best constant (0.5 px, chosen on these very scenes), and −0.037 [−0.055, −0.019] against
+# the lite-sft. (Session 36's execution, before the vision tower encoded each group's image once, differed from this
+# one only in float rounding and printed the same three intervals to ±0.001.) Paired on 500 scenes the same weights
+# gain +0.026 [+0.015, +0.037] on the validation seed 999 and +0.032 [+0.022, +0.041] on the unseen seed 10000, the outlines growing (area ratio
+# 0.96 → 1.03; the checkpoint's card; LOG sessions 34–37). A fixed rule recovers a fraction of that; GSPO learned *where* to move each vertex. That is the
 # paper's SFT → RL mechanism at lite scale. It is not the paper's result: the coarse targets cost SFT more than this
 # run wins back, so it ends below the lite-sft, and from the lite-sft itself no arm has gained (§7). Four times the
-# prompts per step (`gspo --prompts 64`, ~32 min alone) takes more — +0.041 / +0.045 over the start, +0.013 / +0.017
-# over this run — and ends level with the lite-sft (+0.000 / −0.007; LOG session 36).
+# prompts per step (`gspo --prompts 64`, 26 min alone in session 37) takes more — +0.040 / +0.045 over the start,
+# +0.014 / +0.013 over this run — and ends level with the lite-sft (−0.001 / −0.008; LOG sessions 36–37).
 
 # %% [markdown]
 # ## 7. Ablations at lite scale
@@ -725,6 +726,10 @@ else:
 #   offset, with byte-identical weights to the command-line run. With four times the prompts per step (64, ~32 min)
 #   the same start gains +0.041 / +0.045 (validation / unseen) and ends level with the lite-sft — RL's noise was part
 #   of the ceiling, but no run has yet gone above the lite-sft.
+# - Session 37 made every RL step cheaper: a GSPO batch holds each image G times, and the lite model now encodes each
+#   distinct image once (`model.repeated_images`; the recipe 362 s → 269 s, the same weights up to float rounding,
+#   still deterministic). Second realizations of both runs gained what the first did (within ±0.003), and twice the
+#   lr at four times the batch is level: the route from the coarse start ends level with the lite-sft.
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that

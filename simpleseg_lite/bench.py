@@ -121,3 +121,53 @@ def answer_latency(model, processor, samples, repeats: int = 3) -> dict:
             "mask_head_s": float(np.median(a[:, 2])), "total_s": float(np.median(a[:, :3].sum(1))),
             "tokens_per_answer": float(np.mean(a[:, 3])), "n": len(samples), "repeats": repeats,
             "threads": torch.get_num_threads()}
+
+
+# --- the RL step's forward and backward, with and without sharing a group's image -------------------------
+def bench_group_step(init: str, prompts: int = 16, generations: int = 8, seed: int = 0, repeats: int = 2) -> dict:
+    """Seconds for one forward + backward over a GRPO/GSPO-shaped batch — ``prompts`` synthetic scenes, each
+    repeated ``generations`` times with its ground-truth answer as the completion — with the vision tower
+    encoding each distinct image once (``SimpleSegLiteModel.share_repeated_images``, the default) and once per
+    row (the stock behaviour). Also the largest difference of the loss and of any gradient between the two
+    (floating-point summation order only). Median of ``repeats``; threads: whatever ``torch`` is set to."""
+    import torch
+
+    from .evaluate import checkpoint_settings, eval_samples
+    from .model import collate_sft, load_model
+
+    st = checkpoint_settings(init)
+    model, processor = load_model(init)
+    samples = eval_samples("synthetic", prompts, seed, epsilon=st["epsilon"], decimals=st["decimals"],
+                           image_size=st["image_size"])
+    rows = [{"image": s.load_image(), "prompt": s.prompt, "answer": s.answer} for s in samples
+            for _ in range(generations)]
+    batch = collate_sft(rows, processor)
+
+    def step(share: bool):
+        model.model.share_repeated_images = share
+        model.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        loss = model(**batch).loss
+        loss.backward()
+        seconds = time.perf_counter() - start
+        return seconds, float(loss.detach()), {n: p.grad.detach().clone() for n, p in model.named_parameters()
+                                      if p.grad is not None}
+
+    times = {True: [], False: []}
+    out = {}
+    for _ in range(repeats):
+        for share in (True, False):
+            seconds, loss, grads = step(share)
+            times[share].append(seconds)
+            out[share] = (loss, grads)
+    model.model.share_repeated_images = True
+    g_shared, g_each = out[True][1], out[False][1]
+    return {
+        "shared_s": float(np.median(times[True])), "each_row_s": float(np.median(times[False])),
+        "speedup": float(np.median(times[False]) / np.median(times[True])),
+        "loss_diff": abs(out[True][0] - out[False][0]),
+        "grad_max_abs_diff": max(float((g_shared[n] - g_each[n]).abs().max()) for n in g_each),
+        "grad_max_abs": max(float(g.abs().max()) for g in g_each.values()),
+        "rows": len(rows), "images": prompts, "repeats": repeats, "threads": torch.get_num_threads(),
+        "init": str(init),
+    }

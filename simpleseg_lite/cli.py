@@ -5,6 +5,7 @@
     simpleseg-lite score --pred FILE --gt MASK.png
     simpleseg-lite fidelity MASK.png ... [--epsilon E] [--epsilon-mode M] [--json]
     simpleseg-lite bench geometry [--json]
+    simpleseg-lite bench group-step [--init PATH] [--prompts 16] [--generations 8] [--json]
     simpleseg-lite reproduce --preset smoke|lite|full [--out DIR] [--resume]
     simpleseg-lite segment --model PATH --image IMG --expression TEXT [--out overlay.png] [--json]
 
@@ -459,9 +460,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("bench", help="speed benchmarks")
-    p.add_argument("what", choices=["geometry"])
+    p.add_argument("what", choices=["geometry", "group-step"],
+                   help="geometry: mask→polygon, parse, reward (one thread); group-step: an RL batch's forward + "
+                        "backward with each image encoded once per group vs once per row")
     p.add_argument("--epsilon", type=float, default=0.0015, help="ε of the benchmark masks (~60 vertices)")
     p.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    p.add_argument("--init", default="data/checkpoints/lite-sft", help="group-step: the checkpoint")
+    p.add_argument("--prompts", type=int, default=16, help="group-step: distinct scenes in the batch")
+    p.add_argument("--generations", type=int, default=8, help="group-step: rows per scene (the group G)")
+    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true")
     return ap
 
@@ -743,9 +750,15 @@ def run(args) -> int:
     elif args.command == "segment":
         _segment(args)
     elif args.command == "bench":
-        from .bench import bench_geometry
+        from .bench import bench_geometry, bench_group_step
 
-        result = bench_geometry(epsilon=args.epsilon, min_seconds=args.seconds)
+        if args.what == "group-step":
+            import torch
+
+            torch.set_num_threads(args.threads)
+            result = bench_group_step(args.init, args.prompts, args.generations)
+        else:
+            result = bench_geometry(epsilon=args.epsilon, min_seconds=args.seconds)
         print(json.dumps(result, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
     return 0
 

@@ -1,6 +1,7 @@
 """The CLI contract: names, JSON keys, exit codes and messages."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -66,6 +67,21 @@ def test_bench_geometry_keys(capsys):
     out = json.loads(capsys.readouterr().out)
     assert {"mask2poly_per_s", "reward_per_s", "parse_per_s", "masks"} <= set(out)
     assert out["iou_mean"] > 0.9
+
+
+def test_bench_group_step_on_the_lite_sft(capsys):
+    """An RL-shaped batch (2 scenes × 3 rows) on the committed lite-sft: the two ways of encoding agree."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(["bench", "group-step", "--json", "--init", str(Path(__file__).parents[1] / "data" / "checkpoints"
+                     / "lite-sft"), "--prompts", "2", "--generations", "3", "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"] == 6 and out["images"] == 2 and out["shared_s"] > 0 and out["each_row_s"] > 0
+    assert out["loss_diff"] < 1e-5 and out["grad_max_abs_diff"] <= 1e-4 * out["grad_max_abs"]
 
 
 def test_train_with_missing_init_is_clear(tmp_path, capsys):

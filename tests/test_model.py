@@ -470,3 +470,81 @@ def test_add_colour_skip_to_a_trained_model_is_seeded_and_saves(tmp_path):
         add_colour_skip(again, 4)
     with pytest.raises(ValueError, match="detectors"):
         add_colour_skip(build_tiny_model(SMALL, seed=0)[0], 0)
+
+
+@pytest.mark.parametrize("images, first, inverse", [
+    ("ab", None, None),  # every image distinct: nothing to share
+    ("a", None, None),
+    ("aab", [0, 2], [0, 0, 1]),
+    ("baab", [0, 1], [0, 1, 1, 0]),  # first occurrences in batch order, whatever the pixel values sort to
+    ("aaaa", [0], [0, 0, 0, 0]),
+])
+def test_repeated_images_finds_the_copies_in_batch_order(tiny, images, first, inverse):
+    from simpleseg_lite.model import repeated_images
+
+    _, processor = tiny
+    pictures = {"a": square(), "b": square(60, 5, 30, colour=(0, 0, 255))}
+    enc = processor.image_processor(images=[pictures[c] for c in images], return_tensors="pt")
+    got = repeated_images(enc["pixel_values"], enc["image_grid_thw"])
+    if first is None:
+        assert got is None
+    else:
+        assert got[0].tolist() == first and got[1].tolist() == inverse
+
+
+@pytest.mark.parametrize("grid", [None, [[1, 4, 4], [1, 4, 8]]])
+def test_repeated_images_leaves_unequal_sizes_alone(grid):
+    from simpleseg_lite.model import repeated_images
+
+    pixels = torch.zeros(48 if grid else 32, 6)
+    assert repeated_images(pixels, None if grid is None else torch.tensor(grid)) is None
+
+
+@pytest.mark.parametrize("colour_skip", [0, 8])
+def test_sharing_a_groups_image_keeps_loss_and_gradients(colour_skip):
+    """A GRPO batch repeats each prompt G times: the tower encodes each distinct image once, and the loss and
+    every gradient equal those of encoding each row's copy (up to float summation order)."""
+    from dataclasses import replace
+
+    model, processor = build_tiny_model(replace(SMALL, colour_skip=colour_skip), seed=0)
+    rows = [{"image": square(), "prompt": "Where is the square?", "answer": "[0.27, 0.36]"},
+            {"image": square(50, 10, 30, colour=(0, 200, 0)), "prompt": "Where is the green square?",
+             "answer": "[0.58, 0.22]"}]
+    batch = collate_sft([rows[i] for i in (0, 1, 0, 0, 1, 1)], processor)
+    seen = []
+    hook = model.model.visual.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[0]))
+    results = {}
+    try:
+        for share in (True, False):
+            model.model.share_repeated_images = share
+            model.zero_grad(set_to_none=True)
+            loss = model(**batch).loss
+            loss.backward()
+            results[share] = (float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters()
+                                                     if p.grad is not None})
+    finally:
+        hook.remove()
+    patches = batch["image_grid_thw"].prod(-1)
+    assert seen == [int(patches[:2].sum()), int(patches.sum())]  # 2 images encoded, then all 6
+    assert results[True][0] == pytest.approx(results[False][0], rel=1e-6)
+    shared, each = results[True][1], results[False][1]
+    assert shared.keys() == each.keys() and any(n.startswith("model.visual") for n in each)
+    for name, grad in each.items():
+        torch.testing.assert_close(shared[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_sharing_a_groups_image_is_deterministic(tiny):
+    """Two backward passes over the same RL-shaped batch give bit-identical gradients (a plain `[inverse]` gather
+    would not: its CPU backward adds repeated rows with parallel atomics)."""
+    model, processor = tiny
+    images = [square(5 + 20 * i, 10 + 15 * i, 20 + 5 * i) for i in range(4)]
+    order = torch.randperm(64, generator=torch.Generator().manual_seed(0)) % 4  # 16 answers per image, shuffled
+    batch = collate_sft([{"image": images[int(k)], "prompt": "Where is the square?",
+                          "answer": f"[0.{10 + j}, 0.{50 - j}]"} for j, k in enumerate(order)], processor)
+    assert model.model.share_repeated_images
+    grads = []
+    for _ in range(3):
+        model.zero_grad(set_to_none=True)
+        model(**batch).loss.backward()
+        grads.append(model.model.visual.patch_embed.proj.weight.grad.clone())
+    assert all(torch.equal(grads[0], g) for g in grads[1:])
