@@ -135,8 +135,13 @@ def bench_group_step(init: str, prompts: int = 16, generations: int = 8, seed: i
     from .evaluate import checkpoint_settings, eval_samples
     from .model import collate_sft, load_model
 
+    from .model import SimpleSegLiteModel
+
     st = checkpoint_settings(init)
     model, processor = load_model(init)
+    if not isinstance(model.model, SimpleSegLiteModel):
+        raise ValueError(f"{init} loads as a stock Qwen2.5-VL, which encodes every row's image; group-step measures "
+                         "the lite model's sharing (pass a simpleseg-lite checkpoint, e.g. data/checkpoints/lite-sft)")
     samples = eval_samples("synthetic", prompts, seed, epsilon=st["epsilon"], decimals=st["decimals"],
                            image_size=st["image_size"])
     rows = [{"image": s.load_image(), "prompt": s.prompt, "answer": s.answer} for s in samples

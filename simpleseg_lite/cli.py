@@ -756,7 +756,10 @@ def run(args) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-            result = bench_group_step(args.init, args.prompts, args.generations)
+            try:
+                result = bench_group_step(args.init, args.prompts, args.generations)
+            except (ValueError, FileNotFoundError, OSError) as e:
+                raise CLIError(str(e)) from e
         else:
             result = bench_geometry(epsilon=args.epsilon, min_seconds=args.seconds)
         print(json.dumps(result, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))

@@ -84,6 +84,17 @@ def test_bench_group_step_on_the_lite_sft(capsys):
     assert out["loss_diff"] < 1e-5 and out["grad_max_abs_diff"] <= 1e-4 * out["grad_max_abs"]
 
 
+def test_bench_group_step_with_a_missing_checkpoint_is_clear(tmp_path, capsys):
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(["bench", "group-step", "--init", str(tmp_path / "nope"), "--threads", "1"]) == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert "nope" in capsys.readouterr().err
+
+
 def test_train_with_missing_init_is_clear(tmp_path, capsys):
     assert main(["train", "--stage", "sft", "--init", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
                  "--steps", "1"]) == 2

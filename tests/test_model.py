@@ -138,6 +138,10 @@ def test_load_model_detects_a_stock_qwen_checkpoint(tmp_path):
     assert type(loaded) is Qwen2_5_VLForConditionalGeneration  # no position embedding to expect
     before, after = model.state_dict(), loaded.state_dict()
     assert set(before) == set(after) and all(torch.equal(before[k], after[k]) for k in before)
+    from simpleseg_lite.bench import bench_group_step
+
+    with pytest.raises(ValueError, match="stock Qwen2.5-VL"):  # it has no image sharing to measure
+        bench_group_step(str(tmp_path), prompts=1, generations=2)
 
 
 def test_sft_trainer_runs_with_collate_sft(tiny, tmp_path):
