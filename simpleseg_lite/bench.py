@@ -133,9 +133,7 @@ def bench_group_step(init: str, prompts: int = 16, generations: int = 8, seed: i
     import torch
 
     from .evaluate import checkpoint_settings, eval_samples
-    from .model import collate_sft, load_model
-
-    from .model import SimpleSegLiteModel
+    from .model import SimpleSegLiteModel, collate_sft, load_model
 
     st = checkpoint_settings(init)
     model, processor = load_model(init)
