@@ -127,19 +127,16 @@ def answer_latency(model, processor, samples, repeats: int = 3) -> dict:
 def bench_group_step(init: str, prompts: int = 16, generations: int = 8, seed: int = 0, repeats: int = 2) -> dict:
     """Seconds for one forward + backward over a GRPO/GSPO-shaped batch — ``prompts`` synthetic scenes, each
     repeated ``generations`` times with its ground-truth answer as the completion — with the vision tower
-    encoding each distinct image once (``SimpleSegLiteModel.share_repeated_images``, the default) and once per
-    row (the stock behaviour). Also the largest difference of the loss and of any gradient between the two
-    (floating-point summation order only). Median of ``repeats``; threads: whatever ``torch`` is set to."""
+    encoding each distinct image once (``model.share_image_encoding``, which ``load_model`` sets up for the lite
+    and the stock Qwen2.5-VL classes) and once per row (the stock behaviour). Also the largest difference of the
+    loss and of any gradient between the two (floating-point summation order only). Median of ``repeats``; threads: whatever ``torch`` is set to."""
     import torch
 
     from .evaluate import checkpoint_settings, eval_samples
-    from .model import SimpleSegLiteModel, collate_sft, load_model
+    from .model import collate_sft, load_model
 
     st = checkpoint_settings(init)
-    model, processor = load_model(init)
-    if not isinstance(model.model, SimpleSegLiteModel):
-        raise ValueError(f"{init} loads as a stock Qwen2.5-VL, which encodes every row's image; group-step measures "
-                         "the lite model's sharing (pass a simpleseg-lite checkpoint, e.g. data/checkpoints/lite-sft)")
+    model, processor = load_model(init)  # shares repeated images, lite or stock (`model.share_image_encoding`)
     samples = eval_samples("synthetic", prompts, seed, epsilon=st["epsilon"], decimals=st["decimals"],
                            image_size=st["image_size"])
     rows = [{"image": s.load_image(), "prompt": s.prompt, "answer": s.answer} for s in samples

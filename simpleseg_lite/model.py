@@ -115,6 +115,9 @@ Where the tiny model departs from stock Qwen2.5-VL, and why:
   forward + backward) 3.4 s against 3.9 s; the GSPO recipe (96 steps × 16 prompts) 269 s against 362 s. Runs are
   not bit-identical to runs made before it (RL turns float differences into other samples); switched off, the stock
   path rewrites session 35's GSPO weights byte for byte.
+  `load_model` gives a stock Qwen2.5-VL (the full path) the same sharing (`share_image_encoding`, session 38): it
+  binds `encode_each_image_once` to the loaded instance, so the class and the saved checkpoint stay stock, and
+  images of different sizes (native resolution) are compared only with images of the same grid.
 
 Taught in notebooks/05_sft.py
 """
@@ -123,6 +126,7 @@ from __future__ import annotations
 
 import re
 import string
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -502,17 +506,7 @@ class SimpleSegLiteModel(Qwen2_5_VLModel):
         repeats = (repeated_images(pixel_values, image_grid_thw)
                    if self.share_repeated_images and self._query is None else None)
         if repeats is not None:  # RL: a group's G answers share one image; encode each image once
-            first, inverse = repeats
-            outputs = self.get_image_features(pixel_values.reshape(len(inverse), -1, pixel_values.shape[-1])[first]
-                                              .flatten(0, 1), image_grid_thw[first], **kwargs)
-            # index_select, not `[inverse]`: the latter's backward (index_put_ with accumulate) adds a CPU batch's
-            # repeated rows with parallel atomics, in an order that changes from run to run (LOG session 37)
-            outputs.pooler_output = tuple(torch.stack(outputs.pooler_output).index_select(0, inverse).unbind(0))
-            if outputs.last_hidden_state is not None:
-                hidden = outputs.last_hidden_state
-                outputs.last_hidden_state = (hidden.view(len(first), -1, hidden.shape[-1]).index_select(0, inverse)
-                                             .flatten(0, 1))
-            return outputs
+            return encode_each_image_once(self.get_image_features, pixel_values, image_grid_thw, *repeats, **kwargs)
         hook = None
         if self._query is not None:  # query_vision: each image's patches get its prompt's vector
             counts = image_grid_thw.prod(-1)
@@ -540,30 +534,89 @@ class SimpleSegLiteModel(Qwen2_5_VLModel):
 
 def repeated_images(pixel_values: torch.Tensor, image_grid_thw: torch.LongTensor | None
                     ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Which images of a batch are copies: ``(first, inverse)`` with ``pixel_values`` of image ``i`` equal to
-    those of image ``first[inverse[i]]``, or None when every image is distinct (or the sizes differ).
+    """Which images of a batch are copies: ``(first, inverse)`` with image ``i`` equal to image
+    ``first[inverse[i]]`` (the same grid ``(t, h, w)`` and the same patches), ``first`` in batch order; or None when
+    every image is distinct.
 
-    GRPO/GSPO batches hold each prompt ``G`` times, so the vision tower would encode every image ``G`` times;
-    encoding ``first`` once and gathering by ``inverse`` gives the same tokens, and the gather sums the ``G``
-    gradients into the one encoding. Only the lite model's fixed-size images (equal patch counts) are compared.
+    ``pixel_values`` is the processor's flat patch list, (sum of t·h·w over the images, patch length), image after
+    image. Sizes may differ (a real Qwen2.5-VL at native resolution); only images of equal grid can be copies.
+    GRPO/GSPO batches hold each prompt ``G`` times, so the vision tower would encode every image ``G`` times.
     """
     if image_grid_thw is None or len(image_grid_thw) < 2:
         return None
+    counts = image_grid_thw.prod(-1).tolist()
+    if pixel_values.shape[0] != sum(counts):
+        return None
+    chunks = pixel_values.detach().split(counts)
+    sums = torch.stack([c.sum() for c in chunks]).tolist()  # one host sync; only images with equal keys are compared
+    candidates: dict[tuple, list[int]] = {}
+    first: list[int] = []
+    inverse: list[int] = []
+    for i, (chunk, grid, total) in enumerate(zip(chunks, image_grid_thw.tolist(), sums)):
+        bucket = candidates.setdefault((*grid, total), [])
+        match = next((k for k in bucket if torch.equal(chunks[first[k]], chunk)), None)
+        if match is None:
+            match = len(first)
+            bucket.append(match)
+            first.append(i)
+        inverse.append(match)
+    if len(first) == len(chunks):
+        return None
+    device = image_grid_thw.device
+    return torch.tensor(first, device=device), torch.tensor(inverse, device=device)
+
+
+def gather_rows(pieces, inverse: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``pieces[inverse[i]]`` for every ``i``, through one ``index_select``: its backward sums the gradients of the
+    repeated pieces into one in a fixed order. (A ``[inverse]`` gather would not: its CPU backward adds repeated
+    rows with parallel atomics, in an order that changes from run to run, LOG session 37.)"""
+    if all(p.shape == pieces[0].shape for p in pieces):
+        return tuple(torch.stack(tuple(pieces)).index_select(0, inverse).unbind(0))
+    sizes = [len(p) for p in pieces]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    picked = inverse.tolist()
+    index = torch.from_numpy(np.concatenate([np.arange(starts[j], starts[j] + sizes[j]) for j in picked]))
+    flat = torch.cat(tuple(pieces)).index_select(0, index.to(pieces[0].device))
+    return tuple(flat.split([sizes[j] for j in picked]))
+
+
+def encode_each_image_once(encode, pixel_values: torch.Tensor, image_grid_thw: torch.LongTensor,
+                           first: torch.Tensor, inverse: torch.Tensor, **kwargs):
+    """``encode`` (a model's ``get_image_features``) run on the distinct images ``first`` only, its outputs then
+    given to every image of the batch (``repeated_images`` gives ``first`` and ``inverse``): the same tokens as
+    encoding each copy, and their gradients summed into the one encoding."""
     counts = image_grid_thw.prod(-1)
-    if bool((counts != counts[0]).any()) or pixel_values.shape[0] != int(counts.sum()):
-        return None
-    flat = pixel_values.detach().reshape(len(counts), -1)
-    _, inverse = torch.unique(flat, dim=0, return_inverse=True)
-    if int(inverse.max()) + 1 == len(counts):
-        return None
-    # first occurrence of each distinct image, in batch order, and inverse renumbered to index it
-    n, device = len(counts), inverse.device
-    order = torch.full((int(inverse.max()) + 1,), n, dtype=torch.long, device=device)
-    order = order.scatter_reduce(0, inverse, torch.arange(n, device=device), reduce="amin")
-    first, rank = torch.sort(order)
-    renumber = torch.empty_like(rank)
-    renumber[rank] = torch.arange(len(rank), device=device)
-    return first, renumber[inverse]
+    chunks = pixel_values.split(counts.tolist())
+    outputs = encode(torch.cat([chunks[i] for i in first.tolist()]), image_grid_thw[first], **kwargs)
+    outputs.pooler_output = gather_rows(outputs.pooler_output, inverse)
+    if outputs.last_hidden_state is not None:  # the tower's patch states, image after image
+        hidden = outputs.last_hidden_state.split(counts[first].tolist())
+        outputs.last_hidden_state = torch.cat(gather_rows(hidden, inverse))
+    return outputs
+
+
+def _stock_image_features_once(self, pixel_values: torch.Tensor, image_grid_thw: torch.LongTensor | None = None,
+                               **kwargs):
+    """`Qwen2_5_VLModel.get_image_features`, encoding each distinct image of the batch once (`share_image_encoding`)."""
+    stock = type(self).get_image_features.__get__(self)
+    repeats = repeated_images(pixel_values, image_grid_thw) if self.share_repeated_images else None
+    if repeats is None:
+        return stock(pixel_values, image_grid_thw, **kwargs)
+    return encode_each_image_once(stock, pixel_values, image_grid_thw, *repeats, **kwargs)
+
+
+def share_image_encoding(model) -> bool:
+    """Make a loaded Qwen2.5-VL encode each distinct image of a batch once (`repeated_images`); returns whether
+    the model has a Qwen2.5-VL inside. The lite model does it by default; a stock one (the full path) gets
+    `_stock_image_features_once` bound to its inner `Qwen2_5_VLModel` instance — the class and the saved
+    checkpoint stay stock — and `model.model.share_repeated_images = False` turns it off again."""
+    inner = next((m for m in model.modules() if isinstance(m, Qwen2_5_VLModel)), None)
+    if inner is None:
+        return False
+    inner.share_repeated_images = True
+    if not isinstance(inner, SimpleSegLiteModel):  # (a bound method survives copy.deepcopy, rebound to the copy)
+        inner.get_image_features = types.MethodType(_stock_image_features_once, inner)
+    return True
 
 
 class SimpleSegLiteForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
@@ -803,6 +856,7 @@ def load_model(path_or_hub_id: str | Path, lora: LoraSettings | None = None, dty
     # use_kernels=False: transformers ≥ 5.2x swaps layers for Hub kernels by default when `kernels` is installed,
     # which on a GPU downloads code at load (and fails offline); this project runs no downloaded code unasked
     model = cls.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code, use_kernels=False)
+    share_image_encoding(model)  # RL batches repeat each image G times: encode it once (stock classes too)
     extra = {} if image_size is None else {"image_size": image_size}
     processor = SimpleSegLiteProcessor.from_pretrained(source, trust_remote_code=trust_remote_code, **extra)
     if lora is not None:

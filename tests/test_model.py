@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from transformers import Qwen2_5_VLForConditionalGeneration
+from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLModel
 
 from simpleseg_lite.model import (
     IM_END,
@@ -140,8 +140,9 @@ def test_load_model_detects_a_stock_qwen_checkpoint(tmp_path):
     assert set(before) == set(after) and all(torch.equal(before[k], after[k]) for k in before)
     from simpleseg_lite.bench import bench_group_step
 
-    with pytest.raises(ValueError, match="stock Qwen2.5-VL"):  # it has no image sharing to measure
-        bench_group_step(str(tmp_path), prompts=1, generations=2)
+    result = bench_group_step(str(tmp_path), prompts=2, generations=3, repeats=1)  # the stock class shares too
+    assert result["rows"] == 6 and result["loss_diff"] < 1e-5
+    assert result["grad_max_abs_diff"] <= 1e-4 * result["grad_max_abs"]
 
 
 def test_sft_trainer_runs_with_collate_sft(tiny, tmp_path):
@@ -496,42 +497,133 @@ def test_repeated_images_finds_the_copies_in_batch_order(tiny, images, first, in
         assert got[0].tolist() == first and got[1].tolist() == inverse
 
 
-@pytest.mark.parametrize("grid", [None, [[1, 4, 4], [1, 4, 8]]])
-def test_repeated_images_leaves_unequal_sizes_alone(grid):
+def _patches(spec: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat patches and grids for images named by letters: a/b are 4×4-patch images (different pixels), w a 4×8 one
+    and t a 8×4 one holding w's very patches (same numbers, another grid)."""
+    g = torch.Generator().manual_seed(0)
+    a, b, w = torch.rand(16, 6, generator=g), torch.rand(16, 6, generator=g), torch.rand(32, 6, generator=g)
+    table = {"a": (a, [1, 4, 4]), "b": (b, [1, 4, 4]), "w": (w, [1, 4, 8]), "t": (w, [1, 8, 4])}
+    return torch.cat([table[c][0] for c in spec]), torch.tensor([table[c][1] for c in spec])
+
+
+@pytest.mark.parametrize("spec, first, inverse", [
+    ("aw", None, None),  # sizes differ, nothing repeats
+    ("wt", None, None),  # the same numbers on another grid are another image
+    ("awaw", [0, 1], [0, 1, 0, 1]),  # a native-resolution batch: copies found among images of other sizes
+    ("wabwa", [0, 1, 2], [0, 1, 2, 0, 1]),
+    ("tww", [0, 1], [0, 1, 1]),
+])
+def test_repeated_images_compares_images_of_any_size(spec, first, inverse):
     from simpleseg_lite.model import repeated_images
 
-    pixels = torch.zeros(48 if grid else 32, 6)
+    got = repeated_images(*_patches(spec))
+    if first is None:
+        assert got is None
+    else:
+        assert got[0].tolist() == first and got[1].tolist() == inverse
+
+
+@pytest.mark.parametrize("pixels, grid", [
+    (torch.zeros(32, 6), None),  # no grid: nothing to compare
+    (torch.zeros(16, 6), [[1, 4, 4]]),  # one image
+    (torch.zeros(40, 6), [[1, 4, 4], [1, 4, 4]]),  # patch count does not match the grids
+])
+def test_repeated_images_leaves_what_it_cannot_split_alone(pixels, grid):
+    from simpleseg_lite.model import repeated_images
+
     assert repeated_images(pixels, None if grid is None else torch.tensor(grid)) is None
 
 
-@pytest.mark.parametrize("colour_skip", [0, 8])
-def test_sharing_a_groups_image_keeps_loss_and_gradients(colour_skip):
-    """A GRPO batch repeats each prompt G times: the tower encodes each distinct image once, and the loss and
-    every gradient equal those of encoding each row's copy (up to float summation order)."""
-    from dataclasses import replace
-
-    model, processor = build_tiny_model(replace(SMALL, colour_skip=colour_skip), seed=0)
-    rows = [{"image": square(), "prompt": "Where is the square?", "answer": "[0.27, 0.36]"},
-            {"image": square(50, 10, 30, colour=(0, 200, 0)), "prompt": "Where is the green square?",
-             "answer": "[0.58, 0.22]"}]
-    batch = collate_sft([rows[i] for i in (0, 1, 0, 0, 1, 1)], processor)
-    seen = []
+def _shared_and_per_row(model, forward):
+    """Run ``forward()`` (→ (loss, extras)) and its backward with the tower's image sharing on, then off. Returns the
+    patch count of every tower call and, per setting, (loss, extras, gradients)."""
+    seen, results = [], {}
     hook = model.model.visual.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[0]))
-    results = {}
     try:
         for share in (True, False):
             model.model.share_repeated_images = share
             model.zero_grad(set_to_none=True)
-            loss = model(**batch).loss
+            loss, extras = forward()
             loss.backward()
-            results[share] = (float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters()
-                                                     if p.grad is not None})
+            results[share] = (float(loss.detach()), extras, {n: q.grad.clone() for n, q in model.named_parameters()
+                                                             if q.grad is not None})
     finally:
         hook.remove()
+        model.model.share_repeated_images = True
+    return seen, results
+
+
+def test_a_stock_tower_shares_images_of_different_sizes():
+    """The full path's stock Qwen2.5-VL at native resolution: images of two sizes, each repeated; the tower
+    encodes the two distinct ones, and the tokens, their order and every gradient equal encoding each copy."""
+    from simpleseg_lite.model import share_image_encoding
+
+    model, _ = build_tiny_model(TinyConfig(**{**SMALL.__dict__, "position_fix": False}), seed=0)
+    assert type(model.model) is Qwen2_5_VLModel and share_image_encoding(model)
+    p = model.config.vision_config.patch_size
+    width = 3 * p * p * model.config.vision_config.temporal_patch_size
+    g = torch.Generator().manual_seed(1)
+    small, wide = torch.randn(16, width, generator=g), torch.randn(32, width, generator=g)
+    pixels = torch.cat([small, wide, wide, small, wide])
+    grid = torch.tensor([[1, 4, 4], [1, 4, 8], [1, 4, 8], [1, 4, 4], [1, 4, 8]])
+    weights = torch.randn(int(grid.prod(-1).sum()) // 4, model.config.vision_config.out_hidden_size, generator=g)
+
+    def forward():
+        out = model.model.get_image_features(pixels, grid)
+        return (torch.cat(out.pooler_output) * weights).sum(), ([t.detach() for t in out.pooler_output],
+                                                               out.last_hidden_state.detach())
+
+    seen, results = _shared_and_per_row(model, forward)
+    assert seen == [48, 128]  # the two distinct images, then all five
+    (_, (tok_s, hid_s), grad_s), (_, (tok_e, hid_e), grad_e) = results[True], results[False]
+    assert [t.shape[0] for t in tok_s] == [4, 8, 8, 4, 8]
+    for a, b in zip(tok_s, tok_e):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(hid_s, hid_e)
+    for name, grad in grad_e.items():
+        torch.testing.assert_close(grad_s[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_stock_model_loads_with_sharing_and_saves_stock(tmp_path):
+    """`load_model` binds the sharing to the loaded instance only: the class and the checkpoint it writes stay
+    stock, and a deep copy (a trainer's reference model) encodes with its own tower."""
+    import copy
+
+    model, processor = build_tiny_model(TinyConfig(**{**SMALL.__dict__, "position_fix": False}))
+    model.save_pretrained(tmp_path / "a")
+    processor.save_pretrained(tmp_path / "a")
+    loaded, _ = load_model(tmp_path / "a")
+    assert loaded.model.share_repeated_images and "get_image_features" in vars(loaded.model)
+    assert "get_image_features" not in vars(Qwen2_5_VLModel(loaded.config))  # the class is untouched
+    twin = copy.deepcopy(loaded)
+    assert twin.model.get_image_features.__self__ is twin.model
+    loaded.save_pretrained(tmp_path / "b")
+    processor.save_pretrained(tmp_path / "b")
+    again, _ = load_model(tmp_path / "b")
+    assert type(again) is Qwen2_5_VLForConditionalGeneration
+    before, after = model.state_dict(), again.state_dict()
+    assert set(before) == set(after) and all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("colour_skip, position_fix", [(0, True), (8, True), (0, False)])  # False: stock class
+def test_sharing_a_groups_image_keeps_loss_and_gradients(colour_skip, position_fix):
+    """A GRPO batch repeats each prompt G times: the tower encodes each distinct image once, and the loss and
+    every gradient equal those of encoding each row's copy (up to float summation order)."""
+    from dataclasses import replace
+
+    from simpleseg_lite.model import share_image_encoding
+
+    model, processor = build_tiny_model(replace(SMALL, colour_skip=colour_skip, position_fix=position_fix), seed=0)
+    assert share_image_encoding(model)
+    rows = [{"image": square(), "prompt": "Where is the square?", "answer": "[0.27, 0.36]"},
+            {"image": square(50, 10, 30, colour=(0, 200, 0)), "prompt": "Where is the green square?",
+             "answer": "[0.58, 0.22]"}]
+    batch = collate_sft([rows[i] for i in (0, 1, 0, 0, 1, 1)], processor)
+    seen, results = _shared_and_per_row(model, lambda: (model(**batch).loss, None))
     patches = batch["image_grid_thw"].prod(-1)
     assert seen == [int(patches[:2].sum()), int(patches.sum())]  # 2 images encoded, then all 6
     assert results[True][0] == pytest.approx(results[False][0], rel=1e-6)
-    shared, each = results[True][1], results[False][1]
+    shared, each = results[True][2], results[False][2]
     assert shared.keys() == each.keys() and any(n.startswith("model.visual") for n in each)
     for name, grad in each.items():
         torch.testing.assert_close(shared[name], grad, rtol=1e-4, atol=1e-6, msg=name)

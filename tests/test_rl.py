@@ -523,3 +523,34 @@ def test_gspo_cli_passes_the_baseline(tmp_path, monkeypatch):
     assert seen["cfg"].baseline == "greedy"
     seen.clear()
     assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path)]) == 0 and seen["cfg"].baseline == "group"
+
+
+def test_a_gspo_step_on_a_stock_qwen_encodes_each_image_once(tmp_path, monkeypatch):
+    """The full path's class (a stock `Qwen2_5_VLForConditionalGeneration`, loaded by `load_model`) through trl:
+    every tower call of a step — generation's prefill, the old log-probabilities, the training pass — gets each
+    prompt's image once, not once per answer of its group (`model.share_image_encoding`)."""
+    from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as qwen
+
+    from simpleseg_lite.model import TinyConfig
+
+    folder = tmp_path / "stock"
+    model, processor = build_tiny_model(TinyConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1,
+                                                   intermediate_size=128, vision_hidden_size=32, vision_depth=2,
+                                                   vision_heads=2, vision_intermediate_size=64,
+                                                   position_fix=False), seed=0)
+    assert type(model) is qwen.Qwen2_5_VLForConditionalGeneration
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    images_per_call = []
+    tower = qwen.Qwen2_5_VisionTransformerPretrainedModel.forward
+
+    def counting(self, hidden_states, grid_thw, **kwargs):
+        images_per_call.append(len(grid_thw))
+        return tower(self, hidden_states, grid_thw, **kwargs)
+
+    monkeypatch.setattr(qwen.Qwen2_5_VisionTransformerPretrainedModel, "forward", counting)
+    cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(folder), max_steps=1, prompts_per_step=2,
+                     num_generations=4, max_completion_length=8, threads=1, eval_steps=0, save_steps=100)
+    out = train_gspo(cfg)
+    assert len(images_per_call) >= 3 and set(images_per_call) == {2}  # 8 rows, 2 images, in every call
+    assert np.isfinite(read_history(out / "history.jsonl")["loss"][1]).all()
