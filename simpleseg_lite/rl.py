@@ -411,6 +411,12 @@ def build_trainer(cfg: GSPOConfig):
     image_size, epsilon, decimals = settings["image_size"], settings["epsilon"], settings["decimals"]
     rows = training_rows(cfg, image_size, epsilon, decimals)  # before the model: a bad data path fails fast
     model, processor = load_model(cfg.init, lora=LoraSettings() if cfg.lora else None, dtype=dtype)
+    # trl pads the prompts left when it generates, then calls the processor again, with the tokenizer's own padding
+    # side, for the image inputs of its scoring forwards, whose `mm_token_type_ids` must line up with those prompt ids.
+    # With a tokenizer that pads right (a fresh tiny model, notebook 05's SFT; the committed lite checkpoints happen to
+    # pad left) every shorter prompt of a batch had its image marked k tokens early: the policy was scored and trained
+    # with other 3D (mRoPE) positions than it sampled with, and a batch mixing image sizes crashed (LOG session 38)
+    processor.tokenizer.padding_side = "left"
     if cfg.freeze_vision and not cfg.lora:  # (LoRA trains only language-model adapters: the tower is fixed anyway)
         for p in model.model.visual.parameters():
             p.requires_grad_(False)

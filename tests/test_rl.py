@@ -279,10 +279,15 @@ def trl_and_policy_logps(trainer, temperature):
     mask = torch.cat([out["prompt_mask"], out["completion_mask"]], 1)
     k = out["completion_ids"].shape[1]
     images = {key: out[key] for key in ("pixel_values", "image_grid_thw", "mm_token_type_ids")}
+    # the image tokens' own places, not trl's `mm_token_type_ids`: those came from a second processor call and must
+    # line up with the (left-padded) prompt ids the answers were sampled after
+    marks = (ids == trainer.model.config.image_token_id).to(out["mm_token_type_ids"].dtype)
+    assert out["prompt_mask"].sum(1).unique().numel() > 1  # prompts of different lengths: some rows are padded
     with torch.no_grad():
         trl_lp = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, k, num_images=out["num_images"],
                                                             **images)[0]
-        logits = trainer.model(input_ids=ids, attention_mask=mask, **images).logits[:, -k - 1:-1] / temperature
+        logits = trainer.model(input_ids=ids, attention_mask=mask, **{**images, "mm_token_type_ids": marks}
+                               ).logits[:, -k - 1:-1] / temperature
         own_lp = torch.log_softmax(logits.float(), -1).gather(-1, out["completion_ids"][..., None])[..., 0]
     keep = out["completion_mask"].bool()
     return trl_lp[keep], own_lp[keep]
@@ -525,13 +530,18 @@ def test_gspo_cli_passes_the_baseline(tmp_path, monkeypatch):
     assert main(["gspo", "--out", str(tmp_path), "--init", str(tmp_path)]) == 0 and seen["cfg"].baseline == "group"
 
 
-def test_a_gspo_step_on_a_stock_qwen_encodes_each_image_once(tmp_path, monkeypatch):
+@pytest.mark.parametrize("data", ["synthetic", "refcoco"])  # refcoco: native resolution, grids differ per image
+def test_a_gspo_step_on_a_stock_qwen_encodes_each_image_once(tmp_path, monkeypatch, data):
     """The full path's class (a stock `Qwen2_5_VLForConditionalGeneration`, loaded by `load_model`) through trl:
     every tower call of a step — generation's prefill, the old log-probabilities, the training pass — gets each
-    prompt's image once, not once per answer of its group (`model.share_image_encoding`)."""
+    prompt's image once, not once per answer of its group (`model.share_image_encoding`); with REFER images at
+    native resolution the batch mixes image sizes."""
+    from pathlib import Path
+
+    from transformers import Qwen2VLImageProcessorPil
     from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as qwen
 
-    from simpleseg_lite.model import TinyConfig
+    from simpleseg_lite.model import SimpleSegLiteProcessor, TinyConfig
 
     folder = tmp_path / "stock"
     model, processor = build_tiny_model(TinyConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1,
@@ -539,18 +549,29 @@ def test_a_gspo_step_on_a_stock_qwen_encodes_each_image_once(tmp_path, monkeypat
                                                    vision_heads=2, vision_intermediate_size=64,
                                                    position_fix=False), seed=0)
     assert type(model) is qwen.Qwen2_5_VLForConditionalGeneration
+    if data == "refcoco":  # no fixed size: Qwen's own resize, at least 112² px, so the fixture's 64×48, 48×64 and
+        # 64×64 photos get three different grids
+        images = Qwen2VLImageProcessorPil(merge_size=2, size={"shortest_edge": 112 * 112, "longest_edge": 168 * 168})
+        processor = SimpleSegLiteProcessor(images, processor.tokenizer, chat_template=processor.chat_template)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
-    images_per_call = []
+    calls = []
     tower = qwen.Qwen2_5_VisionTransformerPretrainedModel.forward
 
     def counting(self, hidden_states, grid_thw, **kwargs):
-        images_per_call.append(len(grid_thw))
+        calls.append([tuple(g) for g in grid_thw.tolist()])
         return tower(self, hidden_states, grid_thw, **kwargs)
 
     monkeypatch.setattr(qwen.Qwen2_5_VisionTransformerPretrainedModel, "forward", counting)
-    cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(folder), max_steps=1, prompts_per_step=2,
-                     num_generations=4, max_completion_length=8, threads=1, eval_steps=0, save_steps=100)
+    # refcoco: the fixture's train split is 4 sentences on 2 photos (64×48 and 48×64), so 3 prompts span both
+    cfg = GSPOConfig(out=str(tmp_path / "run"), init=str(folder), max_steps=1,
+                     prompts_per_step=2 if data == "synthetic" else 3, num_generations=4, max_completion_length=8,
+                     threads=1, eval_steps=0, save_steps=100, data=data,
+                     refer_root=str(Path(__file__).parent / "fixtures" / "refer") if data == "refcoco" else None)
     out = train_gspo(cfg)
-    assert len(images_per_call) >= 3 and set(images_per_call) == {2}  # 8 rows, 2 images, in every call
+    assert len(calls) >= 3 and all(1 <= len(grids) <= 2 for grids in calls)  # 8 or 12 rows, ≤ 2 images a call
+    if data == "synthetic":
+        assert all(len(grids) == 2 for grids in calls)
+    else:
+        assert any(len(set(grids)) == 2 for grids in calls)  # two sizes in one batch
     assert np.isfinite(read_history(out / "history.jsonl")["loss"][1]).all()
