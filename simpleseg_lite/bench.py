@@ -129,7 +129,8 @@ def bench_group_step(init: str, prompts: int = 16, generations: int = 8, seed: i
     repeated ``generations`` times with its ground-truth answer as the completion — with the vision tower
     encoding each distinct image once (``model.share_image_encoding``, which ``load_model`` sets up for the lite
     and the stock Qwen2.5-VL classes) and once per row (the stock behaviour). Also the largest difference of the
-    loss and of any gradient between the two (floating-point summation order only). Median of ``repeats``; threads: whatever ``torch`` is set to."""
+    loss and of any gradient between the two (floating-point summation order only). Median of ``repeats``;
+    threads: whatever ``torch`` is set to."""
     import torch
 
     from .evaluate import checkpoint_settings, eval_samples
