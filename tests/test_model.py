@@ -534,6 +534,25 @@ def test_repeated_images_leaves_what_it_cannot_split_alone(pixels, grid):
     assert repeated_images(pixels, None if grid is None else torch.tensor(grid)) is None
 
 
+@pytest.mark.parametrize("sizes, inverse", [
+    ([3, 3], [0, 1, 0, 0, 1]),  # equal sizes: one stacked index_select
+    ([2, 5, 1], [2, 0, 1, 1, 0, 2]),  # mixed sizes: a per-token index
+    ([4], [0, 0, 0]),
+])
+def test_gather_rows_is_indexing_with_summed_gradients(sizes, inverse):
+    from simpleseg_lite.model import gather_rows
+
+    g = torch.Generator().manual_seed(0)
+    pieces = [torch.randn(n, 3, generator=g, requires_grad=True) for n in sizes]
+    out = gather_rows(pieces, torch.tensor(inverse))
+    assert len(out) == len(inverse) and all(torch.equal(o, pieces[j]) for o, j in zip(out, inverse))
+    weights = [torch.randn(o.shape, generator=g) for o in out]
+    sum((o * w).sum() for o, w in zip(out, weights)).backward()
+    for j, piece in enumerate(pieces):  # each piece's gradient: the sum of its copies' upstream gradients
+        want = sum((w for w, k in zip(weights, inverse) if k == j), torch.zeros_like(piece))
+        torch.testing.assert_close(piece.grad, want)
+
+
 def _shared_and_per_row(model, forward):
     """Run ``forward()`` (→ (loss, extras)) and its backward with the tower's image sharing on, then off. Returns the
     patch count of every tower call and, per setting, (loss, extras, gradients)."""
