@@ -746,6 +746,7 @@ def build_tiny_model(cfg: TinyConfig | None = None, seed: int = 0):
     model = cls(config)
     model.generation_config.update(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                                    bos_token_id=tok.pad_token_id)
+    share_image_encoding(model)  # as `load_model` does: the stock class (position_fix=False) shares too
     return model, processor
 
 
