@@ -134,10 +134,13 @@ def bench_group_step(init: str, prompts: int = 16, generations: int = 8, seed: i
     import torch
 
     from .evaluate import checkpoint_settings, eval_samples
-    from .model import collate_sft, load_model
+    from .model import collate_sft, load_model, share_image_encoding
 
     st = checkpoint_settings(init)
     model, processor = load_model(init)  # shares repeated images, lite or stock (`model.share_image_encoding`)
+    if not share_image_encoding(model):  # else the flag below would switch nothing and both timings be one path
+        raise ValueError(f"{init} has no Qwen2.5-VL inside: group-step measures its image sharing (pass a "
+                         "simpleseg-lite or Qwen2.5-VL checkpoint, e.g. data/checkpoints/lite-sft)")
     samples = eval_samples("synthetic", prompts, seed, epsilon=st["epsilon"], decimals=st["decimals"],
                            image_size=st["image_size"])
     rows = [{"image": s.load_image(), "prompt": s.prompt, "answer": s.answer} for s in samples

@@ -604,6 +604,19 @@ def test_a_stock_tower_shares_images_of_different_sizes():
         torch.testing.assert_close(grad_s[name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
+def test_bench_group_step_refuses_a_model_without_a_qwen_inside(tmp_path, monkeypatch):
+    """Nothing to share: the benchmark would time one path twice, so it says so instead."""
+    import simpleseg_lite.model as model_module
+    from simpleseg_lite.bench import bench_group_step
+    from simpleseg_lite.model import share_image_encoding
+
+    assert not share_image_encoding(torch.nn.Linear(2, 2))
+    _, processor = build_tiny_model(SMALL)
+    monkeypatch.setattr(model_module, "load_model", lambda *_a, **_k: (torch.nn.Linear(2, 2), processor))
+    with pytest.raises(ValueError, match="no Qwen2.5-VL inside"):
+        bench_group_step(str(tmp_path), prompts=1, generations=2)
+
+
 def test_a_stock_model_loads_with_sharing_and_saves_stock(tmp_path):
     """`load_model` binds the sharing to the loaded instance only: the class and the checkpoint it writes stay
     stock, and a deep copy (a trainer's reference model) encodes with its own tower."""
