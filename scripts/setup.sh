@@ -15,7 +15,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 VPY="$ROOT/.venv/bin/python"
 stamp=".venv/.simpleseg-installed"
-want="$(sha256sum pyproject.toml | cut -c1-16)"
+want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)-${SIMPLESEG_UNPINNED:-0}"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VPY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
@@ -27,8 +27,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
       "$VPY" -m pip install -q torch==2.13.0
     fi
   fi
-  echo "[setup] installing simpleseg-lite and its dependencies into .venv"
-  "$VPY" -m pip install -q -e ".[test]"
+  # constraints.txt: the versions the tests last passed with (see its header); SIMPLESEG_UNPINNED=1 skips it.
+  if [ "${SIMPLESEG_UNPINNED:-0}" = 1 ]; then
+    echo "[setup] installing simpleseg-lite and the newest dependencies pyproject.toml allows (SIMPLESEG_UNPINNED=1;"
+    echo "[setup] packages already in .venv keep their versions: remove .venv first for all-new ones)"
+    "$VPY" -m pip install -q -e ".[test]"
+  else
+    echo "[setup] installing simpleseg-lite and its dependencies at the tested versions (constraints.txt) into .venv"
+    if ! "$VPY" -m pip install -q -e ".[test]" -c constraints.txt; then
+      echo "[setup] WARNING: the tested versions in constraints.txt cannot be installed with $("$VPY" --version);"
+      echo "[setup]          installing the newest versions pyproject.toml allows instead (numbers may differ slightly)"
+      "$VPY" -m pip install -q -e ".[test]"
+    fi
+  fi
   if "$VPY" -c "import torchvision" >/dev/null 2>&1 && ! "$VPY" -c "import torchvision.ops" >/dev/null 2>&1; then
     echo "[setup] WARNING: a broken torchvision is installed (see README, 'torchvision trap'); removing it"
     "$VPY" -m pip uninstall -y -q torchvision
