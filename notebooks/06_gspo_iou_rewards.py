@@ -660,6 +660,13 @@ else:
 
 # %% [markdown]
 # ## Summary
+# - Three rule rewards turn "how good is this outline" into numbers; malformed answers score 0 and never
+#   stop training.
+# - GSPO compares each answer with its siblings (group advantage) and moves the whole sequence's
+#   likelihood with one clipped ratio; two optimizer steps per batch make the ratio differ from 1.
+# - At lite scale RL is fragile: each noisy update spends some outline quality (a reward of pure noise costs −0.15
+#   in 120 steps), visible as outlines that grow; larger batches and a cosine-decayed lr keep that cost small.
+#
 # **Where an RL gain over SFT comes from, and whether the lite world leaves any to take.** In the paper RL adds ~10
 # gIoU on top of SFT. Each row is a reason RL can beat SFT; the lite setting removes most of them by construction, and
 # what is left was measured (validation seed 999, unseen seeds as cited; LOG.md, the sessions named):
@@ -677,79 +684,10 @@ else:
 # faster: the same ten minutes of SFT gain +0.017 [+0.007, +0.027] on validation (+0.005 unseen), none of the 22 RL
 # arms from it in `data/arms/rl_arms.json` (§7) has an interval above 0, nor has four times the batch (+0.001), and
 # issue 11's target of +0.05 over the lite-sft is not met.
-# Where the second row puts a gap back, GSPO closes it with intervals that exclude 0 on both seeds (§6). The
-# chronology of what was tried:
+# Where the second row puts a gap back, GSPO closes it with intervals that exclude 0 on both seeds (§6).
 #
-# - Three rule rewards turn "how good is this outline" into numbers; malformed answers score 0 and never
-#   stop training.
-# - GSPO compares each answer with its siblings (group advantage) and moves the whole sequence's
-#   likelihood with one clipped ratio.
-# - At lite scale RL is fragile: a constant learning rate or too few prompts per step lowers gIoU; the
-#   committed `data/checkpoints/lite-gspo` (`simpleseg-lite gspo`, 96 steps from today's lite-sft, see its model
-#   card) leaves gIoU at or a little below where SFT put it (−0.022 [−0.035, −0.009] on the unseen seed 9800, n 500) — far from the
-#   paper's +10 points. Since session 15 the SFT start above is the coordinate-token lite-sft, and
-#   GSPO from it (32 and 96 steps, validation seed 999) has stayed inside the noise too: −0.000 [−0.007, +0.007]
-#   and +0.002 [−0.011, +0.016] (LOG, sessions 14–15). From the session-16 lite-sft the best of 8 samples at T 0.3
-#   is +0.16 IoU above the greedy answer, yet every run from it lowered greedy gIoU: lr 2e-4 at T 0.5 (0.368 → 0.326
-#   held-out in 100 steps, ~70% of sequences clipped on each batch's second pass), and at T 0.3 lr 1.4e-4 (paired
-#   −0.029 [−0.046, −0.011]) and 7e-5 (−0.012 [−0.026, +0.001]) over 120 steps (validation seed; LOG, session 16).
-# - Why those runs lose (session 17, same validation seed, n 200): *noise*. GSPO with a reward of pure noise and
-#   everything else equal costs −0.151 in 120 steps; the real rewards end at −0.022 — a strong signal (+0.13 against
-#   the control) that does not quite pay for the damage each noisy update does. Its visible symptom is inflation:
-#   the greedy answer's median area grows from 0.89× the target's to 1.05–1.30× (`area_ratio_median`, in every
-#   evaluation), since a bigger polygon earns more expected IoU where the position is uncertain. A size reward
-#   (lite, `rewards.size_reward`) or sampling coordinates around the median (`gspo --quantile-window`) remove the
-#   inflation but not the loss; the same answers in 4× larger batches (64 prompts × 30 steps) end level, −0.005
-#   [−0.019, +0.009]; groups of 4 instead of 8 double the loss (−0.043), groups of 16 do not help (−0.027, −0.022).
-#   Whether more large-batch steps would gain is untested: 20 CPU-minutes buy about 30 of them (LOG, session 17).
-# - A KL term to the start policy (`gspo --beta`) removes the damage, as the noise reading predicts: β 0.2 ends
-#   level (−0.001 [−0.012, +0.010]; area ratio 0.94), and β 0.04 beats the same run without it by +0.016
-#   [+0.001, +0.031] on the same samples — but neither is above the SFT model (validation seed; LOG, session 18).
-# - The samples' mean is below the greedy answer (section 4), so a group-mean baseline pushes up samples that are
-#   worse than what evaluation writes. Measuring each answer against the greedy answer's reward instead (ReMax's
-#   baseline, `GSPOConfig(baseline="greedy")`, `gspo --baseline greedy`) is level too: −0.000 [−0.007, +0.006]
-#   after 96 steps, with less inflation (area ratio 1.01 against the group-mean run's 1.04; validation seed, n 500;
-#   LOG, session 28).
-# - Session 31 changed what the groups disagree about instead of the knobs: prompts with a distractor in every scene
-#   (`gspo --min-objects 2`: −0.025 [−0.034, −0.015]), single objects only (+0.003 [−0.005, +0.010]), and *sparse
-#   exploration* on the quantile path (`--explore-rate 0.1`: only ~2 coordinates of an answer are drawn, so each reward
-#   is credited to them) measured against the group, the greedy answer, or only the draws that beat it (−0.014,
-#   −0.026, −0.010). None beat SFT on 500 validation scenes; all moved the outlines outwards (area ratio 0.95 → 1.00–1.04).
-#   Scaling the SFT answers up by 2% (area ratio 0.95 → 1.00) gains only +0.003 [+0.002, +0.004], so the inflation
-#   is not what costs RL its 0.01–0.03: it is a symptom beside damage to position and shape (LOG, session 31).
-# - Session 32 measured the paper's three ablations from today's lite-sft with intervals (section 7's table): token-level
-#   GRPO level with GSPO, no centroid reward and a length penalty worse on the unseen seed (the paper's direction),
-#   all at or below SFT. Drawing only the first vertex (the choice of object, where §4 finds the largest headroom)
-#   lost too. The same minutes of plain SFT gain +0.017 [+0.007, +0.027]: here RL is not the cheapest way up.
-# - Session 33 asked where the lite-sft's remaining loss lies and whether it is the kind RL can reach. The wrong
-#   object is chosen only when the sentence names the target by colour, shape or size (those kinds are at chance;
-#   position and relation sentences almost never miss; `scripts/diagnostics/failure_kinds.py`) — a matter of what the
-#   image tokens carry, not of exploring. The outlines do not drift along the answer (§4: each vertex ~2 px from the
-#   edge, the first as much as the last), so on-policy training has no carried error to remove; SFT on noisy prefixes,
-#   which would remove one, is level with plain SFT (+0.005). RL aimed only at the sentences where the choice is lost
-#   (`gspo --expression-mix '{"attribute": 1, "size": 1}' --min-objects 2 --explore-first 2`, almost every group split)
-#   is level and moves no choice (71 → 67 wrong objects of 500). What is left is how precisely the model sees: exact
-#   SFT targets teach that directly, and a scalar reward only through the best of a few draws.
-# - Session 34 checked the loop itself with a positive control (§7): rewards scored against the target moved 4 px
-#   right move every outline +3.5 px in 96 steps; moved by the target's shape, the outlines part by shape; moved by its
-#   colour, they move only by the average, because the policy does not see colour. RL here learns any consistent
-#   error it can see. What the lite-sft still loses is the colour it cannot see and ~2 px of placement noise per vertex
-#   with no direction to it (§4) — nothing a reward can point the whole policy at, so no +0.05 to take. Given an SFT
-#   on coarser polygons (ε 0.06), whose chords consistently cut inside the mask, the same GSPO recipe gains +0.03 /
-#   +0.02 over that start (intervals excluding 0) — the paper's mechanism, from a weaker start.
-# - Session 35 replicated that gain from a re-made start (+0.028 / +0.029) and measured it against the fixed rule it
-#   could be: moving the start's outlines out by the best constant (+0.5 px) gains +0.006, GSPO +0.022 / +0.026 more
-#   than that rule — shape-dependent placement learned from the reward alone. Longer runs (288 steps), twice the lr and
-#   coarser starts (ε 0.10) do not gain more on the validation seed, so the coarse-ε route ends 0.01 below the lite-sft.
-# - Session 36 committed that ε 0.06 start (`data/checkpoints/lite-sft-eps06`), so §6 now runs the recipe from it
-#   here (~6 min): +0.021 [+0.010, +0.031] over its start on 300 scenes of seed 1000, +0.017 over the best fixed
-#   offset, with byte-identical weights to the command-line run. With four times the prompts per step (64, ~32 min)
-#   the same start gains +0.041 / +0.045 (validation / unseen) and ends level with the lite-sft — RL's noise was part
-#   of the ceiling, but no run has yet gone above the lite-sft.
-# - Session 37 made every RL step cheaper: a GSPO batch holds each image G times, and the lite model now encodes each
-#   distinct image once (`model.repeated_images`; the recipe 362 s → 269 s, the same weights up to float rounding,
-#   still deterministic). Second realizations of both runs gained what the first did (within ±0.003), and twice the
-#   lr at four times the batch is level: the route from the coarse start ends level with the lite-sft.
+# Every GSPO run of the project, in the order we tried them and with its paired numbers, is in
+# [`docs/rl_lite.md`](../docs/rl_lite.md); commands and wall times are in `papermill_runs/LOG.md`.
 #
 # ## Exercises
 # 1. *(easy)* Set `TEMPERATURE = 1.0`. How do the sampled IoUs in section 3 change, and what does that
