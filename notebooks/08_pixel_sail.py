@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -50,7 +50,8 @@ TEXT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"  # full path: a qwen2 / qwen2_5_vl che
 REFER_ROOT = None  # full path: the REFER layout (<root>/refcoco/refs(unc).p, instances.json, images)
 FULL_STEPS = 2000  # full path: training steps (batch FULL_BATCH, 448-px images)
 FULL_BATCH = 8
-FULL_OUT = "runs/full-pixelsail"
+FULL_OUT = "runs/full-pixelsail"  # relative to notebooks/ (the full preset puts it in the run folder)
+REFER_SPLITS = [["refcoco", "val"], ["refcoco", "testA"], ["refcoco", "testB"]]  # full path: evaluated after training
 
 # %%
 import json
@@ -482,13 +483,14 @@ if FULL:
                                        eval_steps=max(FULL_STEPS // 4, 1), save_steps=max(FULL_STEPS // 10, 1),
                                        threads=THREADS)
     full_path = ps.train_pixelsail(full_cfg, resume=(Path(FULL_OUT) / "checkpoints").is_dir())
-    full = {split: evaluate_checkpoint(full_path, "refcoco", 10**9, SEED, root=REFER_ROOT, split=split)
-            for split in ("val", "testA", "testB")}
-    for split, r in full.items():
-        print(f"full Pixel-SAIL, refcoco {split}: gIoU {r['gIoU']:.3f}, cIoU {r['cIoU']:.3f}, "
+    full = {f"{dataset} {split}": evaluate_checkpoint(full_path, "refcoco", 10**9, SEED, root=REFER_ROOT,
+                                                       dataset=dataset, split=split)
+            for dataset, split in REFER_SPLITS}
+    for name, r in full.items():
+        print(f"full Pixel-SAIL, {name}: gIoU {r['gIoU']:.3f}, cIoU {r['cIoU']:.3f}, "
               f"Prec@0.5 {r['prec_at_0.5']:.3f} (n {r['n']})")
     save_notebook_metrics(RUN_DIR, "08_pixel_sail_full", {"eval": {f"08 full: Pixel-SAIL ({TEXT_MODEL})": {
-        f"refcoco {k}": {m: v for m, v in r.items() if m != "rows"} for k, r in full.items()}}})
+        name: {m: v for m, v in r.items() if m != "rows"} for name, r in full.items()}}})
 else:
     print("FULL=False: the full path trains where a GPU, a language model and RefCOCO are (presets/full.yaml)")
 

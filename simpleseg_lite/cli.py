@@ -6,7 +6,7 @@
     simpleseg-lite fidelity MASK.png ... [--epsilon E] [--epsilon-mode M] [--json]
     simpleseg-lite bench geometry [--json]
     simpleseg-lite bench group-step [--init PATH] [--prompts 16] [--generations 8] [--json]
-    simpleseg-lite reproduce --preset smoke|lite|full [--out DIR] [--resume]
+    simpleseg-lite reproduce --preset smoke|lite|full [--out DIR] [--resume] [--set NB.NAME=VALUE] [--only 05,06]
     simpleseg-lite segment --model PATH --image IMG --expression TEXT [--out overlay.png] [--json]
 
 A mask PNG is any image whose nonzero pixels are the object. Errors go to stderr with what to do, and
@@ -446,6 +446,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="lite", help="smoke | lite | full (papermill_runs/presets/*.yaml)")
     p.add_argument("--out", default=None, help="run folder (default papermill_runs/runs/<date>-<preset>)")
     p.add_argument("--resume", action="store_true", help="continue a run, skipping finished notebooks")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NOTEBOOK.NAME=VALUE",
+                   help="override one parameter of the preset (VALUE read as YAML); NOTEBOOK is a stem, its "
+                   "number (05) or * (every notebook that has NAME), e.g. --set '*.REFER_ROOT=/data/refer' "
+                   "--set 05.FULL_MODEL=/models/Qwen2.5-VL-3B-Instruct; repeatable")
+    p.add_argument("--only", default=None, help="comma-separated notebooks to run (stems or numbers: 05,06)")
 
     p = sub.add_parser("segment", help="segment what an expression refers to, with a (released) checkpoint")
     p.add_argument("--model", required=True, help="checkpoint folder (Hugging Face layout) or Hub id")
@@ -740,11 +745,14 @@ def run(args) -> int:
             raise CLIError(str(e)) from e
         print(json.dumps(jsonable(c), indent=1) if args.json else comparison_text(c))
     elif args.command == "reproduce":
-        from .reproduce import reproduce
+        from .reproduce import load_preset, parse_overrides, reproduce
 
         try:
-            out = reproduce(args.preset, args.out, args.resume)
-        except (FileNotFoundError, RuntimeError) as e:
+            stems = list(load_preset(args.preset))
+            overrides = parse_overrides(args.overrides, stems)
+            only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
+            out = reproduce(args.preset, args.out, args.resume, overrides=overrides, only=only)
+        except (FileNotFoundError, RuntimeError, ValueError) as e:
             raise CLIError(str(e)) from e
         print(f"run folder: {out}")
     elif args.command == "segment":

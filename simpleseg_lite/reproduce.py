@@ -8,7 +8,10 @@ executed notebooks, ``environment.json`` (versions, hardware), ``timings.json`` 
 notebook's ``parameters`` cell. A notebook whose parameters cell defines ``RUN_DIR`` also gets
 ``RUN_DIR`` = the run folder (unless the preset sets it), and may save its numbers there with
 ``report.save_notebook_metrics``; after each notebook they are merged into ``metrics.json`` and
-``summary.md`` (keys documented in ``report``).
+``summary.md`` (keys documented in ``report``). ``{run}`` in a string parameter stands for the run folder, so one
+notebook can read what an earlier one of the same run wrote (the full preset: 06 trains from ``{run}/full-sft``).
+``overrides`` (``--set NOTEBOOK.NAME=VALUE``) change single parameters without editing a preset, and ``only``
+(``--only``) runs a subset of its notebooks.
 
 The run folder is also a book (``book``): after each notebook its widget views are replaced by their
 static snapshots, it is rendered to ``<stem>.html``, and ``index.html`` links the pages in order with
@@ -105,14 +108,73 @@ def parameter_names(stem: str) -> set[str]:
     return set(re.findall(r"^([A-Za-z_]\w*)\s*=", source, flags=re.MULTILINE))
 
 
-def reproduce(preset: str, out: str | Path | None = None, resume: bool = False, kernel: str = "python3") -> Path:
-    """Run every notebook of a preset; return the run folder. Raises ``RuntimeError`` on failure."""
+RUN_PLACEHOLDER = "{run}"
+
+
+def with_run_folder(value, run: str | Path):
+    """``value`` with ``{run}`` replaced by the run folder in every string, inside dicts and lists too."""
+    if isinstance(value, str):
+        return value.replace(RUN_PLACEHOLDER, str(run))
+    if isinstance(value, dict):
+        return {k: with_run_folder(v, run) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_run_folder(v, run) for v in value]
+    return value
+
+
+def _stems_named(name: str, stems: list[str]) -> list[str]:
+    """``"*"`` → every stem; ``"05"`` or ``"05_sft"`` → that notebook. Unknown names raise with the choices."""
+    if name == "*":
+        return list(stems)
+    hits = [s for s in stems if s == name or s.split("_", 1)[0] == name]
+    if not hits:
+        raise ValueError(f"no notebook {name!r} in this preset; choose from {stems} (or a number like 05, or *)")
+    return hits
+
+
+def parse_overrides(items: list[str], stems: list[str]) -> dict[str, dict]:
+    """``["05_sft.FULL_MODEL=/models/qwen", "*.REFER_ROOT=/data/refer"]`` → ``{stem: {NAME: value}}``.
+
+    VALUE is read as YAML (``10`` is an int, ``true`` a bool, ``{a: 1}`` a dict, anything else a string).
+    NOTEBOOK is a stem, its number (``05``), or ``*``: every notebook whose parameters cell defines NAME. A name
+    that no chosen notebook defines raises (papermill would inject it and the notebook would ignore it)."""
+    import yaml
+
+    out: dict[str, dict] = {}
+    for item in items:
+        target, eq, raw = item.partition("=")
+        notebook, dot, name = target.partition(".")
+        if not eq or not dot or not name.isidentifier():
+            raise ValueError(f"--set {item!r}: expected NOTEBOOK.NAME=VALUE, e.g. 05_sft.SFT_STEPS=200 or "
+                             f"*.REFER_ROOT=/data/refer")
+        chosen = _stems_named(notebook, stems)
+        having = [s for s in chosen if name in parameter_names(s)]
+        if not having:
+            known = sorted(set().union(*(parameter_names(s) for s in chosen)))
+            raise ValueError(f"--set {item!r}: no parameter {name} in {chosen}; its parameters are {known}")
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        for stem in having:
+            out.setdefault(stem, {})[name] = value
+    return out
+
+
+def reproduce(preset: str, out: str | Path | None = None, resume: bool = False, kernel: str = "python3",
+              overrides: dict[str, dict] | None = None, only: list[str] | None = None) -> Path:
+    """Run every notebook of a preset (or those in ``only``); return the run folder. ``overrides`` maps a
+    notebook stem to parameters that replace the preset's. Raises ``RuntimeError`` on failure."""
     import papermill as pm
     from tqdm.std import tqdm
 
     from . import book
 
     plan = load_preset(preset)
+    for stem, params in (overrides or {}).items():
+        if stem not in plan:
+            raise ValueError(f"override for {stem!r}, which is not in the {preset} preset ({list(plan)})")
+        plan[stem] = {**(plan[stem] or {}), **params}
+    if only is not None:
+        keep = {s for name in only for s in _stems_named(name, list(plan))}
+        plan = {stem: params for stem, params in plan.items() if stem in keep}
     if out is None:
         if resume:
             runs = sorted((ROOT / "papermill_runs" / "runs").glob(f"*-{preset}"))
@@ -135,7 +197,7 @@ def reproduce(preset: str, out: str | Path | None = None, resume: bool = False, 
             continue
         bar.set_postfix_str(stem)
         executed = out / f"{stem}.ipynb"
-        params = dict(params or {})
+        params = with_run_folder(dict(params or {}), out.resolve())
         (out / "metrics" / f"{stem}.json").unlink(missing_ok=True)  # this notebook's numbers start afresh
         start = time.perf_counter()
         saved_env = {k: os.environ.get(k) for k in KERNEL_ENV}

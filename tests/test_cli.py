@@ -50,6 +50,10 @@ def test_fidelity_json(mask_png, capsys):
         ("corrupt", ["mask2poly", "{d}/x.png"], "not a readable image"),  # a corrupt image
         ("empty", ["mask2poly", "{d}/x.png"], "empty"),  # an empty mask
         (None, ["parse", "{d}/missing.txt"], "no such file"),  # a missing answer file
+        (None, ["reproduce", "--preset", "full", "--set", "05.NOT_A_PARAMETER=1"], "no parameter NOT_A_PARAMETER"),
+        (None, ["reproduce", "--preset", "full", "--set", "REFER_ROOT"], "NOTEBOOK.NAME=VALUE"),
+        (None, ["reproduce", "--preset", "smoke", "--only", "42"], "no notebook '42'"),
+        (None, ["reproduce", "--preset", "nope"], "known presets"),
     ],
 )
 def test_errors_are_clear(tmp_path, capsys, setup, args, message):

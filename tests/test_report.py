@@ -187,3 +187,89 @@ def test_training_curve_and_cost_to_reach(tmp_path, threshold, reached, minutes,
     assert [r["eval_gIoU"] for r in curve] == [0.35, 0.4, 0.65, 0.7] and curve[0]["skipped"]
     got = report.cost_to_reach(curve, threshold)
     assert got["reached"] == reached and got["minutes"] == pytest.approx(minutes) and got["samples"] == samples
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("{run}/full-sft", "/r/full-sft"),
+    ("Qwen/Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct"),
+    ({"SFT": "{run}/a", "GSPO": ["{run}/b", 3]}, {"SFT": "/r/a", "GSPO": ["/r/b", 3]}),
+    (2000, 2000),
+    (None, None),
+])
+def test_run_placeholder_becomes_the_run_folder(value, expected):
+    from simpleseg_lite.reproduce import with_run_folder
+
+    assert with_run_folder(value, "/r") == expected
+
+
+STEMS = ["05_sft", "06_gspo_iou_rewards", "07_evaluation"]
+
+
+@pytest.mark.parametrize("items, expected", [
+    (["05_sft.SFT_STEPS=10"], {"05_sft": {"SFT_STEPS": 10}}),
+    (["05.FULL=true"], {"05_sft": {"FULL": True}}),
+    (["06.FULL_MODEL=/models/qwen"], {"06_gspo_iou_rewards": {"FULL_MODEL": "/models/qwen"}}),
+    (["*.REFER_ROOT=/data/refer"], {s: {"REFER_ROOT": "/data/refer"} for s in STEMS}),
+    (["07.CHECKPOINTS={a: x}"], {"07_evaluation": {"CHECKPOINTS": {"a": "x"}}}),
+    (["*.FULL_MODEL=m"], {"05_sft": {"FULL_MODEL": "m"}, "06_gspo_iou_rewards": {"FULL_MODEL": "m"}}),  # 07 has none
+])
+def test_overrides_are_parsed_per_notebook(items, expected):
+    from simpleseg_lite.reproduce import parse_overrides
+
+    assert parse_overrides(items, STEMS) == expected
+
+
+@pytest.mark.parametrize("item, message", [
+    ("05_sft.SFT_STEPS", "NOTEBOOK.NAME=VALUE"),
+    ("SFT_STEPS=3", "NOTEBOOK.NAME=VALUE"),
+    ("09.SMOKE=true", "no notebook '09'"),
+    ("05.NO_SUCH=1", "no parameter NO_SUCH"),
+])
+def test_bad_overrides_say_what_to_write(item, message):
+    from simpleseg_lite.reproduce import parse_overrides
+
+    with pytest.raises(ValueError, match=message):
+        parse_overrides([item], STEMS)
+
+
+def test_reproduce_applies_overrides_only_and_the_run_folder(tmp_path, monkeypatch):
+    import shutil
+
+    import papermill
+
+    import simpleseg_lite.reproduce as rp
+
+    seen = {}
+
+    def fake_execute(source, executed, parameters, **kw):
+        shutil.copy(source, executed)
+        seen[Path(executed).stem] = dict(parameters)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    monkeypatch.setattr(rp, "load_preset", lambda name: {
+        "05_sft": {"FULL": True, "FULL_MODEL": "hub/model"},
+        "06_gspo_iou_rewards": {"FULL": True, "FULL_MODEL": "{run}/full-sft"},
+        "07_evaluation": {"CHECKPOINTS": {"GSPO": "{run}/full-gspo"}}})
+    out = tmp_path / "run"
+    rp.reproduce("full", out=out, overrides={"05_sft": {"FULL_MODEL": "/models/tiny"}}, only=["05", "07"])
+    assert set(seen) == {"05_sft", "07_evaluation"}  # 06 not run
+    assert seen["05_sft"]["FULL_MODEL"] == "/models/tiny" and seen["05_sft"]["FULL"] is True
+    assert seen["07_evaluation"]["CHECKPOINTS"] == {"GSPO": f"{out.resolve()}/full-gspo"}
+    with pytest.raises(ValueError, match="not in the full preset"):
+        rp.reproduce("full", out=out, overrides={"09_x": {"A": 1}})
+
+
+def test_the_full_preset_chains_its_checkpoints_through_the_run_folder():
+    """What 05 writes is what 06 trains from, and what 05 and 06 write is what 07 evaluates (before "{run}"
+    these were paths relative to notebooks/ that no notebook wrote, so 07 skipped them silently)."""
+    import re
+
+    from simpleseg_lite.reproduce import NOTEBOOKS, load_preset
+
+    full = load_preset("full")
+    writes = {stem: re.findall(r'run_dir / "(full-[\w-]+)"', (NOTEBOOKS / f"{stem}.py").read_text())
+              for stem in ("05_sft", "06_gspo_iou_rewards")}
+    assert writes == {"05_sft": ["full-sft"], "06_gspo_iou_rewards": ["full-gspo"]}
+    assert full["06_gspo_iou_rewards"]["FULL_MODEL"] == "{run}/full-sft"
+    assert set(full["07_evaluation"]["CHECKPOINTS"].values()) == {"{run}/full-sft", "{run}/full-gspo"}
+    assert full["08_pixel_sail"]["FULL_OUT"].startswith("{run}/")
