@@ -153,6 +153,8 @@ def parse_overrides(items: list[str], stems: list[str]) -> dict[str, dict]:
             known = sorted(set().union(*(parameter_names(s) for s in chosen)))
             raise ValueError(f"--set {item!r}: no parameter {name} in {chosen}; its parameters are {known}")
         value = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string; a learning rate means a number
         for stem in having:
             out.setdefault(stem, {})[name] = value
     return out

@@ -208,6 +208,7 @@ STEMS = ["05_sft", "06_gspo_iou_rewards", "07_evaluation"]
 @pytest.mark.parametrize("items, expected", [
     (["05_sft.SFT_STEPS=10"], {"05_sft": {"SFT_STEPS": 10}}),
     (["05.FULL=true"], {"05_sft": {"FULL": True}}),
+    (["05.LR=1e-4", "05.INIT=1e-4x"], {"05_sft": {"LR": 1e-4, "INIT": "1e-4x"}}),  # YAML alone: LR "1e-4", a string
     (["06.FULL_MODEL=/models/qwen"], {"06_gspo_iou_rewards": {"FULL_MODEL": "/models/qwen"}}),
     (["*.REFER_ROOT=/data/refer"], {s: {"REFER_ROOT": "/data/refer"} for s in STEMS}),
     (["07.CHECKPOINTS={a: x}"], {"07_evaluation": {"CHECKPOINTS": {"a": "x"}}}),
