@@ -135,7 +135,8 @@ def _stems_named(name: str, stems: list[str]) -> list[str]:
 def parse_overrides(items: list[str], stems: list[str]) -> dict[str, dict]:
     """``["05_sft.FULL_MODEL=/models/qwen", "*.REFER_ROOT=/data/refer"]`` → ``{stem: {NAME: value}}``.
 
-    VALUE is read as YAML (``10`` is an int, ``true`` a bool, ``{a: 1}`` a dict, anything else a string).
+    VALUE is read as YAML (``10`` is an int, ``true`` a bool, ``{a: 1}`` a dict, anything else a string), except
+    that ``1e-4`` is a float (YAML 1.1 wants ``1.0e-4``).
     NOTEBOOK is a stem, its number (``05``), or ``*``: every notebook whose parameters cell defines NAME. A name
     that no chosen notebook defines raises (papermill would inject it and the notebook would ignore it)."""
     import yaml
