@@ -301,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the targets stay exact (sft.NoisyPrefix; coord_tokens polygon models; 0: off)")
     p.add_argument("--prefix-noise-steps", type=int, default=2,
                    help="--prefix-noise moves a coordinate by 1…N grid steps either way (default 2)")
+    p.add_argument("--scene-pool", type=int, default=0,
+                   help="train on N synthetic scenes, read again and again (example i uses scene i mod N), as a "
+                        "finite data set is; 0: a fresh scene every example (default)")
     p.add_argument("--optimizer", choices=["adamw", "muon"], default="adamw",
                    help="muon: Muon on hidden weight matrices, AdamW on the rest (the paper's optimizer; polygon models)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -572,7 +575,8 @@ def run(args) -> int:
                           mark_loss=args.mark_loss, mark_layer=args.mark_layer,
                           read_loss=args.read_loss, read_layer=args.read_layer, read_layers=args.read_layers,
                           read_heads=args.read_heads, colour_skip=args.colour_skip,
-                          prefix_noise=args.prefix_noise, prefix_noise_steps=args.prefix_noise_steps)
+                          prefix_noise=args.prefix_noise, prefix_noise_steps=args.prefix_noise_steps,
+                          scene_pool=args.scene_pool)
         try:
             print(f"model saved in {train(cfg, resume=args.resume)}")
         except (FileNotFoundError, ValueError) as e:  # a bad --init path or REFER root, a switch the model refuses

@@ -79,6 +79,10 @@ class TrainConfig:
     # 1…prefix_noise_steps grid steps with probability prefix_noise; the targets stay exact. 0: off
     prefix_noise: float = 0.0
     prefix_noise_steps: int = 2
+    # a finite training set (synthetic data): example i uses scene i mod scene_pool, so the run sees scene_pool scenes
+    # over and over, as a real data set's epochs do; 0: a fresh scene every example. With seed and a polygon-only mix
+    # equal to a GSPO run's seed, its scenes are the ones that run's prompts show (``rl.training_samples``)
+    scene_pool: int = 0
     prompt_order: str | None = None  # "text_first" / "image_first": set it (model.set_prompt_order); None: keep init's
     pointer_loss: float = 0.0  # weight of the pointer term (``PointerHead``: which image tokens the target covers)
     mark_loss: float = 0.0  # weight of the mark term (``MarkHead``: the LM's image states single out the target)
@@ -113,6 +117,8 @@ class SyntheticStream(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, i: int) -> dict:
+        if self.cfg.scene_pool:
+            i %= self.cfg.scene_pool  # a finite set, read again every scene_pool examples
         task = self.tasks[np.random.default_rng((self.seed, i)).choice(len(self.tasks), p=self.p)]
         sample_seed = self.seed * 10**7 + i  # disjoint from evaluation seeds (< 10**7)
         if task.startswith("grounding_"):
@@ -746,6 +752,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     for name, why in synthetic_only.items():
         if getattr(cfg, name) and cfg.data != "synthetic":
             raise ValueError(f"{name} needs synthetic data ({why}); set {name}=0 for RefCOCO")
+    if cfg.scene_pool < 0 or (cfg.scene_pool and cfg.data != "synthetic"):
+        raise ValueError(f"scene_pool is a number of synthetic scenes ≥ 0 (RefCOCO is finite already), got "
+                         f"{cfg.scene_pool} with data={cfg.data!r}")
     if cfg.box_target not in data.BOX_TARGETS:
         raise ValueError(f"box_target must be one of {data.BOX_TARGETS} (what the box head is asked for), "
                          f"got {cfg.box_target!r}")

@@ -24,6 +24,34 @@ def test_stream_is_deterministic_and_mixes_tasks():
     assert len(prompts) > 2  # several tasks
 
 
+@pytest.mark.parametrize("pool, n, distinct", [(0, 12, 12), (4, 12, 4), (12, 12, 12), (5, 12, 5)])
+def test_scene_pool_repeats_a_finite_set(pool, n, distinct):
+    stream = SyntheticStream(n, {"polygon": 1.0}, 3, TrainConfig(scene_pool=pool))
+    rows = [(stream[i]["prompt"], stream[i]["answer"]) for i in range(n)]
+    assert len(set(rows)) == distinct
+    if pool:
+        assert all(rows[i] == rows[i % pool] for i in range(n))
+
+
+def test_scene_pool_with_a_gspo_runs_seed_holds_its_prompts():
+    """SFT with seed s, scene_pool N and a polygon-only mix trains on the very scenes (and polygon answers) that a
+    GSPO run with seed s shows as its N prompts — the finite-data comparison of the two at equal data."""
+    from simpleseg_lite.rl import GSPOConfig, training_samples
+
+    gspo = GSPOConfig(out="unused", seed=5, max_steps=4, num_iterations=2, prompts_per_step=3)
+    prompts = training_samples(gspo, 112, 0.02, 2)
+    cfg = TrainConfig(seed=5, scene_pool=len(prompts), epsilon=0.02, decimals=2, image_size=112)
+    stream = SyntheticStream(2 * len(prompts), {"polygon": 1.0}, cfg.seed, cfg)
+    assert [stream[i]["answer"] for i in range(len(prompts))] == [s.answer for s in prompts]
+    assert [stream[i]["prompt"] for i in range(len(prompts), 2 * len(prompts))] == [s.prompt for s in prompts]
+
+
+@pytest.mark.parametrize("data, pool", [("synthetic", -1), ("refcoco", 10)])
+def test_scene_pool_refuses_what_it_cannot_mean(tmp_path, data, pool):
+    with pytest.raises(ValueError, match="scene_pool"):
+        train(TrainConfig(out=str(tmp_path), data=data, scene_pool=pool, max_steps=1))
+
+
 @pytest.mark.parametrize("mix, shape_free, kinds, shapes_named", [
     (None, 0.0, {"attribute", "position", "size", "relation"}, True),  # the default stream
     ({"attribute": 1}, 1.0, {"attribute"}, False),  # the colour stage: "the red shape", never a shape name
