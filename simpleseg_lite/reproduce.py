@@ -71,6 +71,7 @@ def environment() -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "packages": {p: v(p) for p in ("simpleseg-lite", "torch", "transformers", "trl", "peft", "pycocotools",
                                        "opencv-python-headless", "numpy", "papermill", "jupytext")},
@@ -79,9 +80,25 @@ def environment() -> dict:
         import torch
 
         env["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        # the widest vector kernels torch picked (e.g. AVX2, AVX512): runs trained under different ones round
+        # differently, so their weights drift apart within noise (README, "Same machine, same bytes")
+        env["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     except ImportError:
-        env["cuda"] = None
+        env["cuda"] = env["torch_cpu_capability"] = None
     return env
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's marketing name ("AMD EPYC 7B13", "Intel(R) Xeon(R) Processor"): the first "model name" line of
+    ``cpuinfo`` on Linux, else ``platform.processor()``, else "unknown"."""
+    try:
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _notebook_source(stem: str, folder: Path) -> Path:

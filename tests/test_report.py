@@ -274,3 +274,25 @@ def test_the_full_preset_chains_its_checkpoints_through_the_run_folder():
     assert full["06_gspo_iou_rewards"]["FULL_MODEL"] == "{run}/full-sft"
     assert set(full["07_evaluation"]["CHECKPOINTS"].values()) == {"{run}/full-sft", "{run}/full-gspo"}
     assert full["08_pixel_sail"]["FULL_OUT"].startswith("{run}/")
+
+
+@pytest.mark.parametrize("cpuinfo, expected", [
+    ("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n\nprocessor\t: 1\n"
+     "model name\t: AMD EPYC 7B13\n", "AMD EPYC 7B13"),
+    ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n", "Intel(R) Xeon(R) Processor"),
+    ("processor\t: 0\nmodel name\t:\nflags\t: fpu\n", None),  # empty name: fall back
+    ("processor\t: 0\nFeatures\t: fp asimd\n", None),  # no model name (some ARM kernels): fall back
+    (None, None),  # no such file (macOS, Windows): fall back
+])
+def test_environment_names_the_cpu_whose_rounding_a_run_carries(tmp_path, cpuinfo, expected):
+    import platform
+
+    from simpleseg_lite.reproduce import cpu_model, environment
+
+    path = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        path.write_text(cpuinfo)
+    assert cpu_model(str(path)) == (expected or platform.processor() or "unknown")
+    env = environment()
+    assert isinstance(env["cpu_model"], str) and env["cpu_model"]
+    assert isinstance(env["torch_cpu_capability"], str) and env["torch_cpu_capability"]  # "AVX2", "AVX512", …
