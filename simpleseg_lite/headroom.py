@@ -199,11 +199,12 @@ def plot_rl_arms(table: dict, split: str = "validation", ax=None):
         ax.plot(d["mean"], y, "o", color=colour)
     ax.axvline(0, color="black", lw=0.8)
     ax.axvline(0.05, color="tab:green", ls="--", lw=0.8)
-    ax.text(0.049, len(arms) - 0.7, "target +0.05 ", color="tab:green", fontsize=8, ha="right")
+    ax.text(0.05, 1.0, "target +0.05", color="tab:green", fontsize=8, ha="center", va="bottom",
+            transform=ax.get_xaxis_transform())  # above the top row, clear of every interval
     ax.set_yticks(range(len(arms)), [a.get("label", a["name"]) for a in arms], fontsize=8)
     ax.invert_yaxis()
     ax.set(xlabel=f"gIoU − SFT's, same {table[split]['n']} scenes (seed {table[split]['seed']}), 95% interval",
-           title="GSPO arms from the lite-sft, paired with it")
+           title="RL arms and SFT controls from the lite-sft, paired with it\n")
     ax.tick_params(axis="x", labelsize=8)
     return ax
 
