@@ -744,17 +744,18 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     from .model import LoraSettings, build_tiny_model, load_model
     from .muon import build_optimizer
 
-    synthetic_only = {  # training-only terms whose targets only the synthetic scenes provide
+    synthetic_only = {  # training-only switches that only the synthetic scenes give a meaning to
         "vision_aux": "its target is each pixel's shape class", "colour_aux": "its target is each pixel's colour",
         "box_aux": "its target is each object pixel's box",
         "pointer_loss": "the lite model's image tokens", "read_loss": "its target is the referred object's mask",
-        "mark_loss": "its target is the referred object's mask"}
+        "mark_loss": "its target is the referred object's mask",
+        "scene_pool": "it makes the endless scene stream finite; RefCOCO is finite already"}
     for name, why in synthetic_only.items():
         if getattr(cfg, name) and cfg.data != "synthetic":
             raise ValueError(f"{name} needs synthetic data ({why}); set {name}=0 for RefCOCO")
-    if cfg.scene_pool < 0 or (cfg.scene_pool and cfg.data != "synthetic"):
-        raise ValueError(f"scene_pool is a number of synthetic scenes ≥ 0 (RefCOCO is finite already), got "
-                         f"{cfg.scene_pool} with data={cfg.data!r}")
+    if cfg.scene_pool < 0:
+        raise ValueError(f"scene_pool is a number of synthetic scenes ≥ 0 (0: a fresh scene every example), got "
+                         f"{cfg.scene_pool}")
     if cfg.box_target not in data.BOX_TARGETS:
         raise ValueError(f"box_target must be one of {data.BOX_TARGETS} (what the box head is asked for), "
                          f"got {cfg.box_target!r}")
