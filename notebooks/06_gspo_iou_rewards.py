@@ -406,7 +406,7 @@ if Path(COMMITTED, "history.jsonl").is_file():
 from pycocotools import mask as mask_utils
 
 from simpleseg_lite.headroom import offset_scores
-from simpleseg_lite.metrics import paired_difference
+from simpleseg_lite.metrics import paired_difference, paired_row
 from simpleseg_lite.viz import compare_outlines
 
 coarse_cfg = GSPOConfig(**{**vars(main_cfg), "out": str(run_dir / "gspo-eps06"), "init": COARSE_INIT,
@@ -633,9 +633,7 @@ paired_rows = {"GSPO from ε 0.06 − its SFT start": gain, f"the same − the s
 save_notebook_metrics(RUN_DIR, "06_gspo_iou_rewards", {
     "eval": {**{f"06: {name}": {"synthetic": res} for name, res in runs.items()},
              **{f"06: {name}": {"synthetic": coarse_runs[name]} for name in ("SFT ε 0.06", "+GSPO from ε 0.06")}},
-    "rl_gain_eps06 (paired, seed 1000)": {row: {"mean": d["mean"], "ci95 low": d["ci95"][0], "ci95 high": d["ci95"][1],
-                                               "better": d["better"], "worse": d["worse"], "n": d["n"]}
-                                         for row, d in paired_rows.items()},
+    "rl_gain_eps06 (paired, seed 1000)": {row: paired_row(d) for row, d in paired_rows.items()},
     "rl_ablation": ablation, "gspo_steps": STEPS, "ablation_steps": ABLATION_STEPS, "coarse_gspo_steps": COARSE_STEPS})
 
 # %% [markdown]

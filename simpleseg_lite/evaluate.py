@@ -369,6 +369,38 @@ def sample_scores(rows) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
+def sample_keys(samples) -> list:
+    """What makes two evaluations' samples the same: each sample's expression and target mask (its RLE
+    counts, so the same scene at another image size is a different sample). ``stage_gains`` pairs on them."""
+    keys = []
+    for s in samples:
+        counts = s.gt_rle["counts"]
+        keys.append((s.expression, counts.decode() if isinstance(counts, bytes) else str(counts)))
+    return keys
+
+
+def stage_gains(scores: dict, pairs, keys: dict | None = None, resamples: int = 2000) -> dict:
+    """The paired gain of model ``b`` over model ``a`` for each ``(a, b)`` in ``pairs``, on every data set
+    both were scored on: ``{"b − a, data": metrics.paired_row(...)}``.
+
+    ``scores[label][data]`` holds one ``sample_scores`` value per sample, in sample order. ``keys[label][data]``
+    (``sample_keys``) proves the samples are the same; pairs scored on different samples raise ``ValueError``.
+    Pairs naming a model that was not scored are left out (a checkpoint that is missing is skipped upstream)."""
+    from .metrics import paired_row
+
+    rows = {}
+    for a, b in pairs:
+        for data_name in scores.get(a, {}):
+            if data_name not in scores.get(b, {}):
+                continue
+            if keys is not None and keys[a][data_name] != keys[b][data_name]:
+                raise ValueError(f"{a!r} and {b!r} were scored on different {data_name} samples (another image "
+                                 "size, ε or seed?): a paired gain needs the same samples for both")
+            d = paired_difference(scores[a][data_name], scores[b][data_name], resamples=resamples)
+            rows[f"{b} − {a}, {data_name}"] = paired_row(d)
+    return rows
+
+
 def compare_checkpoints(a, b, data_name: str = "synthetic", n: int = 500, seed: int = 3000, task: str = "polygon",
                         max_objects: int = 3, root: str | None = None, dataset: str = "refcoco", split: str = "val",
                         batch_size: int = 32, max_new_tokens: int = 256, resamples: int = 2000,

