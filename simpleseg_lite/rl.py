@@ -389,6 +389,7 @@ def build_trainer(cfg: GSPOConfig):
 
     from .evaluate import checkpoint_settings
     from .model import LoraSettings, load_model
+    from .sft import checkpointing_arg
 
     if cfg.best_sft < 0 or cfg.policy_loss < 0 or not (cfg.best_sft or cfg.policy_loss):
         raise ValueError(f"best_sft and policy_loss must be ≥ 0 and not both 0, got {cfg.best_sft}, {cfg.policy_loss}")
@@ -439,10 +440,10 @@ def build_trainer(cfg: GSPOConfig):
         epsilon=eps_low, epsilon_high=eps_high, num_iterations=cfg.num_iterations,
         reward_weights=weights, scale_rewards=cfg.scale_rewards, mask_truncated_completions=False,
         logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, report_to=[],
-        use_cpu=not cuda, bf16=bool(cuda and torch.cuda.is_bf16_supported()), gradient_checkpointing=cuda and cfg.lora,
+        use_cpu=not cuda, bf16=bool(cuda and torch.cuda.is_bf16_supported()), **checkpointing_arg(cuda and cfg.lora),
         use_vllm=cfg.use_vllm, shuffle_dataset=False, dataloader_num_workers=0, remove_unused_columns=False,
     )
-    with warnings.catch_warnings():  # transformers 5 renamed gradient_checkpointing; trl reads the old name
+    with warnings.catch_warnings():  # trl reads model.is_gradient_checkpointing, renamed in transformers 5
         warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
         trainer_class = best_sft_trainer(cfg, processor.tokenizer) if cfg.best_sft else GRPOTrainer
         if cfg.baseline == "greedy":

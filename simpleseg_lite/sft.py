@@ -196,6 +196,16 @@ def heldout_samples(cfg: TrainConfig, n: int | None = None, seed: int | None = N
                                   decimals=cfg.decimals))
 
 
+def checkpointing_arg(on: bool) -> dict:
+    """Activation (gradient) checkpointing as a ``TrainingArguments`` keyword, under the name the installed
+    transformers reads: ``activation_checkpointing`` where it exists (later 5.x; ``gradient_checkpointing`` then
+    warns and goes in 6, and mirrors the new name, which is what trl reads), else ``gradient_checkpointing``."""
+    from transformers import TrainingArguments
+
+    new = "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+    return {"activation_checkpointing" if new else "gradient_checkpointing": bool(on)}
+
+
 def history_callback(model_ref, processor, heldout, every: int, path: Path, at_start: bool = False):
     """A trainer callback that appends the trainer's logs and, every ``every`` steps (and at step 0 when
     ``at_start``), greedy held-out gIoU on ``heldout`` to ``history.jsonl`` (the notebooks' curves)."""
@@ -593,10 +603,10 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
             logits = outputs.logits
             ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
                                                    ignore_index=-100)
-            loss, terms = ce, {"ce_loss": float(ce)}
+            loss, terms = ce, {"ce_loss": float(ce.detach())}
             if digit_weight:
                 ordinal = ordinal_loss(logits, labels, inputs["input_ids"])
-                loss, terms["digit_loss"] = loss + digit_weight * ordinal, float(ordinal)
+                loss, terms["digit_loss"] = loss + digit_weight * ordinal, float(ordinal.detach())
             for name, weight, maps, key in (("vision_aux", vision_weight, shape_labels, "shape_labels"),
                                             ("colour_aux", colour_weight, colour_labels, "colour_labels"),
                                             ("box_aux", box_weight, inputs.get("box_maps"), "box_maps")):
@@ -605,11 +615,11 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
                         raise ValueError(f"{name} needs rows with {key} (synthetic data)")
                     head = getattr(model, f"lite_{name}")
                     dense = head.loss(head(head.tokens), maps.to(logits.device))
-                    loss, terms[f"{name}_loss"] = loss + weight * dense, float(dense)
+                    loss, terms[f"{name}_loss"] = loss + weight * dense, float(dense.detach())
             gate = getattr(getattr(getattr(model, "model", None), "image_positions", None), "gate", None)
             if gate is not None and shape_labels is not None:  # the object gate learns from its own term only
                 term = gate_loss(model.model.image_positions.gate_logits, shape_labels)
-                loss, terms["gate_loss"] = loss + term, float(term)
+                loss, terms["gate_loss"] = loss + term, float(term.detach())
             if pointer_weight:
                 if cells is None:
                     raise ValueError("pointer_loss needs rows with target_mask (synthetic data)")
@@ -618,21 +628,21 @@ def lite_loss_trainer(base, tokenizer, digit_weight: float = 0.0, vision_weight:
                 state = outputs.hidden_states[-1][torch.arange(len(labels)), before]
                 tokens = head.tokens.reshape(len(labels), -1, head.tokens.shape[-1])
                 point = head.loss(head(state, tokens), cells.to(logits.device))
-                loss, terms["pointer_loss"] = loss + pointer_weight * point, float(point)
+                loss, terms["pointer_loss"] = loss + pointer_weight * point, float(point.detach())
             if mark_weight:
                 if cells is None:
                     raise ValueError("mark_loss needs rows with target_mask (synthetic data)")
                 head = model.lite_mark
                 states = head.image_states(outputs.hidden_states, inputs["input_ids"], model.config.image_token_id)
                 mark = PointerHead.loss(head(states), cells.to(logits.device))
-                loss, terms["mark_loss"] = loss + mark_weight * mark, float(mark)
+                loss, terms["mark_loss"] = loss + mark_weight * mark, float(mark.detach())
             if read_weight:
                 if cells is None:
                     raise ValueError("read_loss needs rows with target_mask (synthetic data)")
                 read = sum(read_out_loss(outputs.attentions[layer - 1][:, head], labels, inputs["input_ids"],
                                          model.config.image_token_id, cells.to(logits.device))
                            for layer, head in read_at) / len(read_at)
-                loss, terms["read_loss"] = loss + read_weight * read, float(read)
+                loss, terms["read_loss"] = loss + read_weight * read, float(read.detach())
             self._lite_terms = terms
             return (loss, outputs) if return_outputs else loss
 
@@ -797,7 +807,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         learning_rate=cfg.lr, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_steps,
         weight_decay=cfg.weight_decay, adam_beta2=cfg.adam_beta2, max_grad_norm=1.0,
         logging_steps=10, save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, report_to=[],
-        use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(), gradient_checkpointing=cuda and cfg.lora,
+        use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(), **checkpointing_arg(cuda and cfg.lora),
         remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True}, dataloader_num_workers=0,
     )
     history = out / "history.jsonl"

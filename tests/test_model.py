@@ -149,6 +149,8 @@ def test_sft_trainer_runs_with_collate_sft(tiny, tmp_path):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from simpleseg_lite.sft import checkpointing_arg
+
     model, processor = tiny
     dataset = Dataset.from_list([{"image": square(10 * i, 5 * i), "prompt": "Where?", "answer": f"[0.{i}, 0.5]"}
                                  for i in range(4)])
@@ -158,7 +160,7 @@ def test_sft_trainer_runs_with_collate_sft(tiny, tmp_path):
         remove_unused_columns=False,  # else trl drops the "answer" column before the collator sees it
         dataset_kwargs={"skip_prepare_dataset": True},  # collate_sft tokenizes; trl must not
         use_cpu=True, bf16=False,  # trl defaults to bf16, which errors without a GPU (and is slow on AVX2 CPUs)
-        gradient_checkpointing=False,  # trl's default; needless for a tiny model
+        **checkpointing_arg(False),  # trl's default; needless for a tiny model
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
                          data_collator=lambda examples: collate_sft(examples, processor))
@@ -447,7 +449,7 @@ def test_colour_skip_reads_colour_per_token_past_the_tower():
 
     model, processor = build_tiny_model(replace(SMALL, colour_skip=8), seed=0)
     skip = model.model.colour_skip
-    assert float(skip.proj.weight.abs().sum()) > 0  # a small random map (model docstring: why not zero)
+    assert float(skip.proj.weight.detach().abs().sum()) > 0  # a small random map (model docstring: why not zero)
     with torch.no_grad():
         red = skip(collate_sft([scene((220, 45, 45))], processor)["pixel_values"])
         blue = skip(collate_sft([scene((55, 95, 235))], processor)["pixel_values"])

@@ -9,11 +9,24 @@ import torch
 from simpleseg_lite.data import SyntheticConfig
 from simpleseg_lite.evaluate import centre_square, image_dependence, score_answers
 from simpleseg_lite.model import TinyConfig
-from simpleseg_lite.sft import PRETRAIN_MIX, SyntheticStream, TrainConfig, heldout_samples, train
+from simpleseg_lite.sft import PRETRAIN_MIX, SyntheticStream, TrainConfig, checkpointing_arg, heldout_samples, train
 
 
 def _samples(n=4):
     return heldout_samples(TrainConfig(), n=n, seed=5)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_checkpointing_arg_uses_the_name_transformers_reads(on):
+    import warnings
+
+    from trl import GRPOConfig, SFTConfig
+
+    for config in (SFTConfig, GRPOConfig):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)  # the deprecated name would warn here
+            args = config(output_dir="unused", use_cpu=True, report_to=[], **checkpointing_arg(on))
+        assert args.gradient_checkpointing is on  # the name trl reads mirrors it
 
 
 def test_stream_is_deterministic_and_mixes_tasks():
