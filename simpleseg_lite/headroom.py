@@ -187,25 +187,15 @@ def rl_arms_table(table: dict, split: str = "validation") -> str:
 def plot_rl_arms(table: dict, split: str = "validation", ax=None):
     """Forest plot: each arm's paired gIoU difference with the SFT start and its 95% interval (grey: the interval
     holds 0; red: below; green: above), one row per arm; the dashed line is the issue's +0.05 target."""
-    import matplotlib.pyplot as plt
+    from .viz import paired_forest
 
     arms = _ordered([a for a in table["arms"] if split in a and "vs_sft" in a[split]])
-    ax = ax or plt.subplots(figsize=(7, 0.32 * len(arms) + 1.2), constrained_layout=True)[1]
-    for y, a in enumerate(arms):
-        d = a[split]["vs_sft"]
-        lo, hi = d["ci95"]
-        colour = "tab:green" if lo > 0 else "tab:red" if hi < 0 else "grey"
-        ax.plot([lo, hi], [y, y], color=colour, lw=2)
-        ax.plot(d["mean"], y, "o", color=colour)
-    ax.axvline(0, color="black", lw=0.8)
+    rows = [(a.get("label", a["name"]), a[split]["vs_sft"]["mean"], *a[split]["vs_sft"]["ci95"]) for a in arms]
+    ax = paired_forest(rows, ax, xlabel=f"gIoU − SFT's, same {table[split]['n']} scenes (seed {table[split]['seed']}), "
+                                        "95% interval", title="RL arms and SFT controls from the lite-sft, paired with it\n")
     ax.axvline(0.05, color="tab:green", ls="--", lw=0.8)
     ax.text(0.05, 1.0, "target +0.05", color="tab:green", fontsize=8, ha="center", va="bottom",
             transform=ax.get_xaxis_transform())  # above the top row, clear of every interval
-    ax.set_yticks(range(len(arms)), [a.get("label", a["name"]) for a in arms], fontsize=8)
-    ax.invert_yaxis()
-    ax.set(xlabel=f"gIoU − SFT's, same {table[split]['n']} scenes (seed {table[split]['seed']}), 95% interval",
-           title="RL arms and SFT controls from the lite-sft, paired with it\n")
-    ax.tick_params(axis="x", labelsize=8)
     return ax
 
 

@@ -152,6 +152,23 @@ def plot_coordinate_histograms(pred_xy, gt_xy, ax=None, title: str | None = None
     return ax
 
 
+def paired_forest(rows, ax=None, xlabel: str = "b − a per sample, mean and 95% interval", title: str | None = None):
+    """Forest plot of paired differences: ``rows`` = [(label, mean, ci95 low, ci95 high)], one line per row from the
+    top (green: the interval is above 0; red: below; grey: it holds 0), a black line at 0. Returns the axes."""
+    rows = list(rows)
+    ax = ax or plt.subplots(figsize=(7, 0.32 * len(rows) + 1.2), constrained_layout=True)[1]
+    for y, (_, mean, lo, hi) in enumerate(rows):
+        colour = "tab:green" if lo > 0 else "tab:red" if hi < 0 else "grey"
+        ax.plot([lo, hi], [y, y], color=colour, lw=2)
+        ax.plot(mean, y, "o", color=colour)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(rows)), [label for label, *_ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel=xlabel, title=title)
+    ax.tick_params(axis="x", labelsize=8)
+    return ax
+
+
 # Colours of the explorers: no synthetic object is magenta or cyan (data.COLOURS: red, green, blue,
 # yellow, white), so the outline never disappears into the object it traces.
 ANSWER_COLOUR = "#ff00ff"  # magenta: the polygon written as text (the answer)

@@ -260,6 +260,23 @@ def test_the_rl_arms_plot_draws_one_row_per_arm_paired_with_the_start():
     assert [line.get_color() for line in ax.lines[:4:2]] == ["tab:red", "grey"]
 
 
+@pytest.mark.parametrize("rows, colours", [
+    ([("gain", 0.36, 0.32, 0.40), ("loss", -0.03, -0.05, -0.02), ("level", 0.0, -0.01, 0.01)],
+     ["tab:green", "tab:red", "grey"]),
+    ([("touching 0", 0.01, 0.0, 0.02)], ["grey"]),  # an interval that reaches 0 resolves nothing
+])
+def test_paired_forest_colours_each_row_by_its_interval(rows, colours):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from simpleseg_lite.viz import paired_forest
+
+    ax = paired_forest(rows)
+    assert [t.get_text() for t in ax.get_yticklabels()] == [r[0] for r in rows]
+    assert [line.get_color() for line in ax.lines[: 2 * len(rows): 2]] == colours
+    assert [tuple(line.get_xdata()) for line in ax.lines[: 2 * len(rows): 2]] == [r[2:] for r in rows]
+
+
 def _group(offset, planted, true, shift, vs=None):
     g = {"x_offset_px": offset, "iou_planted": planted, "iou_true": true, "n": 2, "planted_px": shift}
     return {**g, "offset_vs_first": vs} if vs else g
