@@ -124,9 +124,11 @@ Taught in notebooks/05_sft.py
 
 from __future__ import annotations
 
+import contextlib
 import re
 import string
 import types
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -863,9 +865,19 @@ def load_model(path_or_hub_id: str | Path, lora: LoraSettings | None = None, dty
     if lora is not None:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                 target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+        with quiet_checkpointing_rename():
+            model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                     target_modules=lora.target_modules, task_type="CAUSAL_LM"))
     return model, processor
+
+
+@contextlib.contextmanager
+def quiet_checkpointing_rename():
+    """Silence one warning, here only: trl and peft read ``model.is_gradient_checkpointing``, which transformers 5
+    renamed and which warns on every read, so each GSPO batch or LoRA wrap would print a warning no user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 
 def build_messages(prompt: str, system: str | None = None) -> list[dict]:

@@ -35,7 +35,6 @@ Taught in ``notebooks/06_gspo_iou_rewards.py``.
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -388,7 +387,7 @@ def build_trainer(cfg: GSPOConfig):
     from trl import GRPOConfig, GRPOTrainer
 
     from .evaluate import checkpoint_settings
-    from .model import LoraSettings, load_model
+    from .model import LoraSettings, load_model, quiet_checkpointing_rename
     from .sft import checkpointing_arg
 
     if cfg.best_sft < 0 or cfg.policy_loss < 0 or not (cfg.best_sft or cfg.policy_loss):
@@ -443,8 +442,7 @@ def build_trainer(cfg: GSPOConfig):
         use_cpu=not cuda, bf16=bool(cuda and torch.cuda.is_bf16_supported()), **checkpointing_arg(cuda and cfg.lora),
         use_vllm=cfg.use_vllm, shuffle_dataset=False, dataloader_num_workers=0, remove_unused_columns=False,
     )
-    with warnings.catch_warnings():  # trl reads model.is_gradient_checkpointing, renamed in transformers 5
-        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
+    with quiet_checkpointing_rename():
         trainer_class = best_sft_trainer(cfg, processor.tokenizer) if cfg.best_sft else GRPOTrainer
         if cfg.baseline == "greedy":
             trainer_class = greedy_baseline_trainer(cfg, trainer_class)
@@ -460,6 +458,7 @@ def build_trainer(cfg: GSPOConfig):
 def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
     """Run the RL stage; returns the folder holding the final policy (``cfg.out``)."""
     from .evaluate import eval_samples
+    from .model import quiet_checkpointing_rename
     from .sft import history_callback, run_and_save
 
     trainer, processor = build_trainer(cfg)
@@ -473,9 +472,10 @@ def train_gspo(cfg: GSPOConfig, resume: bool = False) -> Path:
                if cfg.eval_steps and cfg.data == "synthetic" else [])
     trainer.add_callback(history_callback(lambda: trainer.model, processor, heldout, cfg.eval_steps, history,
                                           at_start=True))
-    return run_and_save(trainer, processor, out, resume, cfg.lora, {
-        "config": {**asdict(cfg), "stage": "gspo", **st, "ordering": "clockwise"},
-        "task_mix": {"polygon": 1.0}, "steps": cfg.max_steps, "torch_threads": cfg.threads})
+    with quiet_checkpointing_rename():  # trl reads it once per batch
+        return run_and_save(trainer, processor, out, resume, cfg.lora, {
+            "config": {**asdict(cfg), "stage": "gspo", **st, "ordering": "clockwise"},
+            "task_mix": {"polygon": 1.0}, "steps": cfg.max_steps, "torch_threads": cfg.threads})
 
 
 def read_history(path: str | Path) -> dict[str, np.ndarray]:

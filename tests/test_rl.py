@@ -416,6 +416,7 @@ def test_large_batches_are_split_for_memory(tiny_policy, tmp_path, prompts, gene
                                                                                                     accumulation)
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # a run prints nothing a user cannot act on (deprecated names)
 def test_a_gspo_run_resumes(tiny_policy, tmp_path):
     out = tmp_path / "run"
     cfg = GSPOConfig(out=str(out), init=str(tiny_policy), max_steps=2, prompts_per_step=2, num_generations=2,
