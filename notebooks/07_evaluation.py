@@ -100,7 +100,7 @@ for label, path in found.items():
             r = evaluate_pixelsail(model, processor, samples, keep_masks=True)
             r.update(shape_metrics(samples, r.pop("masks")))  # boundary F of its masks; masks have no vertices
         else:
-            r = evaluate_checkpoint(path, data_name, n, SEED, model=model, processor=processor)
+            r = evaluate_checkpoint(path, data_name, n, SEED, model=model, processor=processor, samples=samples)
             texts = [row["answer"] for row in r["rows"]]
             r.update(shape_metrics(samples, texts))
             answers.setdefault(data_name, {})[label] = texts
@@ -266,16 +266,16 @@ explorer
 
 # %%
 if FULL:
-    full_scores, full_keys = {}, {}
-    for label, path in found.items():
-        for dataset, split in REFER_SPLITS:
-            r = evaluate_checkpoint(path, "refcoco", 10**9, SEED, root=REFER_ROOT, dataset=dataset, split=split)
+    full_scores = {}
+    for dataset, split in REFER_SPLITS:
+        refer = eval_samples("refcoco", 10**9, SEED, root=REFER_ROOT, dataset=dataset, split=split)  # all of it
+        for label, path in found.items():
+            r = evaluate_checkpoint(path, "refcoco", 10**9, SEED, samples=refer)
             results[label][f"{dataset} {split}"] = {k: v for k, v in r.items() if k != "rows"}
             full_scores.setdefault(label, {})[f"{dataset} {split}"] = sample_scores(r["rows"])
-            full_keys.setdefault(label, {})[f"{dataset} {split}"] = sample_keys(
-                eval_samples("refcoco", 10**9, SEED, root=REFER_ROOT, dataset=dataset, split=split))
             print(label, dataset, split, {k: round(r[k], 3) for k in ("gIoU", "cIoU", "prec_at_0.5")})
-    full_gains = stage_gains(full_scores, PAIRS, full_keys)  # e.g. SFT+GSPO (full) − SFT (full): the paper's RL gain
+    # every model answered the same `refer` samples; e.g. SFT+GSPO (full) − SFT (full), the paper's RL gain
+    full_gains = stage_gains(full_scores, PAIRS)
     for name, g in full_gains.items():
         print(f"{name}: {g['mean']:+.4f} [{g['ci95 low']:+.4f}, {g['ci95 high']:+.4f}], better {g['better']}, "
               f"worse {g['worse']} of {g['n']}")

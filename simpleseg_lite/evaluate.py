@@ -312,11 +312,12 @@ def checkpoint_settings(path) -> dict:
 def evaluate_checkpoint(path, data_name: str = "synthetic", n: int = 200, seed: int = 1000, task: str = "polygon",
                         root: str | None = None, dataset: str = "refcoco", split: str = "val", batch_size: int = 32,
                         max_new_tokens: int = 256, model=None, processor=None, max_objects: int = 3,
-                        decoding: str | None = None) -> dict:
+                        decoding: str | None = None, samples=None) -> dict:
     """What ``simpleseg-lite eval`` prints, as a function (notebook 07 calls it, so its tables match the
     CLI): load ``path`` (unless ``model``/``processor`` are given), build the samples with the checkpoint's
     own settings, evaluate. ``decoding`` overrides the checkpoint's greedy coordinate rule
-    (``model.set_coord_decoding``); None keeps the one in its config."""
+    (``model.set_coord_decoding``); None keeps the one in its config. ``samples``: score these instead of
+    building them (``eval_samples`` with the same arguments), so a caller that pairs models builds them once."""
     import torch
 
     from .model import load_model
@@ -329,9 +330,10 @@ def evaluate_checkpoint(path, data_name: str = "synthetic", n: int = 200, seed: 
         from .model import set_coord_decoding
 
         set_coord_decoding(model, processor, decoding)
-    st = checkpoint_settings(path)
-    samples = eval_samples(data_name, n, seed, task, st["epsilon"], st["decimals"], st["image_size"], root,
-                           dataset, split, max_objects)
+    if samples is None:
+        st = checkpoint_settings(path)
+        samples = eval_samples(data_name, n, seed, task, st["epsilon"], st["decimals"], st["image_size"], root,
+                               dataset, split, max_objects)
     if not samples:
         raise FileNotFoundError(f"no {data_name} samples to evaluate")
     result = evaluate(model, processor, samples, batch_size=batch_size, max_new_tokens=max_new_tokens)
@@ -393,7 +395,8 @@ def stage_gains(scores: dict, pairs, keys: dict | None = None, resamples: int = 
         for data_name in scores.get(a, {}):
             if data_name not in scores.get(b, {}):
                 continue
-            if keys is not None and keys[a][data_name] != keys[b][data_name]:
+            same_keys = keys is None or keys[a][data_name] == keys[b][data_name]
+            if not same_keys or len(scores[a][data_name]) != len(scores[b][data_name]):
                 raise ValueError(f"{a!r} and {b!r} were scored on different {data_name} samples (another image "
                                  "size, ε or seed?): a paired gain needs the same samples for both")
             d = paired_difference(scores[a][data_name], scores[b][data_name], resamples=resamples)

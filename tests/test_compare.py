@@ -63,6 +63,22 @@ def test_stage_gains_refuses_different_samples():
     other = {"SFT": {"synthetic": sample_keys(samples)}, "SFT+GSPO": {"synthetic": sample_keys(bigger)}}
     with pytest.raises(ValueError, match="different synthetic samples"):
         stage_gains(scores, [["SFT", "SFT+GSPO"]], other)
+    with pytest.raises(ValueError, match="different synthetic samples"):  # no keys, but not even as many
+        stage_gains({"SFT": {"synthetic": [0.5] * 3}, "SFT+GSPO": {"synthetic": [0.6] * 2}}, [["SFT", "SFT+GSPO"]])
+
+
+def test_evaluate_checkpoint_scores_the_samples_it_is_given():
+    from simpleseg_lite.evaluate import checkpoint_settings, eval_samples, evaluate_checkpoint
+
+    st = checkpoint_settings(SFT)
+    samples = eval_samples("synthetic", 3, 1000, "polygon", st["epsilon"], st["decimals"], st["image_size"])
+    built = evaluate_checkpoint(SFT, "synthetic", 3, 1000)
+    given = evaluate_checkpoint(SFT, "synthetic", 3, 1000, samples=samples)
+    assert [r["answer"] for r in given["rows"]] == [r["answer"] for r in built["rows"]]
+    assert given["gIoU"] == built["gIoU"]
+    assert evaluate_checkpoint(SFT, samples=samples[:1])["n"] == 1  # these, not n of its own
+    with pytest.raises(FileNotFoundError, match="no synthetic samples"):
+        evaluate_checkpoint(SFT, samples=[])
 
 
 def test_compare_cli_pairs_two_checkpoints(capsys):
